@@ -21,3 +21,13 @@ __all__ = [
     "RepairResult", "Violation", "get_hardware", "greedy_repair", "layered_dag", "list_graphs",
     "list_presets", "load_graph", "repair",
 ]
+
+
+def _register() -> None:
+    import gymnasium as gym
+
+    if "MCMPartition-v0" not in gym.registry:
+        gym.register(id="MCMPartition-v0", entry_point="mcm_gym.env:MCMPartitionEnv")
+
+
+_register()

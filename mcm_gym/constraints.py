@@ -51,6 +51,9 @@ class PlacementState:
         self.assign = np.full(graph.n, -1, dtype=np.int64)
         self.mem_used = np.zeros(k)
         self.max_used = -1
+        # Memory of each node and all its descendants (bytes): under dataflow they all go on or after
+        # the node's chip, so the free SRAM there must hold them.
+        self.desc_demand = graph.reach.astype(np.float64) @ mem_demand
 
     def place(self, v: int, chip: int) -> None:
         self.assign[v] = chip
@@ -112,14 +115,24 @@ class Memory(Constraint):
         return (mem > hw.sram_bytes[None, :]).sum(axis=1)
 
     def explain(self, g, hw, p, mem):
-        return [Violation(self.name, f"chip {c} holds {mem[c]:.6g} bytes > SRAM {hw.sram_bytes[c]:.6g} bytes")
-                for c in np.flatnonzero(mem > hw.sram_bytes)]
+        out = []
+        for c in np.flatnonzero(mem > hw.sram_bytes):
+            names = tuple(g.names[v] for v in np.flatnonzero(p == c))
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} nodes)" if len(names) > 8 else "")
+            out.append(Violation(self.name, f"chip {c} holds {mem[c]:.6g} bytes > SRAM "
+                                 f"{hw.sram_bytes[c]:.6g} bytes: {shown}", names))
+        return out
 
     def encode(self, enc):
         enc.add_memory()
 
     def mask(self, st, v):
-        return st.mem_used + st.mem_demand[v] <= st.hardware.sram_bytes
+        sram = st.hardware.sram_bytes
+        ok = st.mem_used + st.mem_demand[v] <= sram
+        if st.hardware.constraints.dataflow:
+            free_after = np.cumsum((sram - st.mem_used)[::-1])[::-1]  # free bytes on chips c..K-1
+            ok &= free_after >= st.desc_demand[v] * (1 - 1e-12)
+        return ok
 
 
 class Contiguous(Constraint):

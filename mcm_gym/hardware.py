@@ -327,12 +327,28 @@ class Hardware:
             if path.suffix in (".yaml", ".yml"):
                 import yaml
 
-                doc = yaml.safe_load(text)
+                doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
             else:
                 doc = json.loads(text)
         except Exception as exc:  # noqa: BLE001 - parse errors of either library
             raise HardwareError(f"{path}: cannot parse: {exc}") from None
         return cls.from_dict(doc, source=str(path))
+
+
+def _yaml_loader() -> Any:
+    """A ``yaml.SafeLoader`` that also reads ``1e12`` and ``1.0e12`` as floats (YAML 1.2 style);
+    plain PyYAML follows YAML 1.1 and reads them as strings."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+                   r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
+        list("-+0123456789."))
+    return Loader
 
 
 def _snake(cols: int, k: int) -> tuple[int, int]:
@@ -367,14 +383,15 @@ def _standard_links(topology: str, k: int, grid: tuple[int, int] | None, bw: flo
 # Figures are illustrative unless a source is given; each preset says which.
 MiB = 1 << 20
 
-RING_CHIP = Chip(peak_flops=32e12, sram_bytes=48 * MiB, mem_bw=1.0e12)
+RING_CHIP = Chip(peak_flops=32e12, sram_bytes=45 * MiB, mem_bw=1.0e12)
 RING_LINK_BW = 25e9  # bytes/s
 RING_LINK_LAT = 500e-9  # s
 RING_SOURCE = (
     "Paper-like (Xie et al., MLSys 2022: chips on a 1D ring, limited SRAM per chip, low-bandwidth "
     "links). Figures are illustrative, not the paper's: 32 TFLOP/s bf16 and 1 TB/s SRAM bandwidth "
-    "per chip, 48 MiB SRAM per chip (so BERT-base's word-embedding table, 46.9 MB at bf16, fits one "
-    "chip and its weights fill ~54% of ring-8's SRAM), 25 GB/s and 500 ns per link."
+    "per chip, 45 MiB SRAM per chip (BERT-base's word-embedding table, 46.9 MB at bf16, just fits one "
+    "chip; its weights fill 58% of ring-8's SRAM, the most a ring of 8 equal chips allows while that "
+    "table fits), 25 GB/s and 500 ns per link."
 )
 
 SIMBA_CHIP = Chip(peak_flops=4e12, sram_bytes=48 * MiB, mem_bw=0.5e12)

@@ -11,7 +11,8 @@ partition ``p`` that changes the fewest nodes (``p[v] != c[v]``), with a status:
 Encoding (pseudo-Boolean, no integers): an order encoding ``y[v][c] = (p[v] <= c)`` per node from which
 the one-hot ``x[v][c] = y[v][c] and not y[v][c-1]`` is derived. Precedence constraints become binary
 clauses over ``y``, memory is one ``PbLe`` per chip over ``x``, minimality is MaxSAT over soft
-``x[v][c[v]]``. Preprocessing bounds every node to ``[lo[v], hi[v]]``: under ``dataflow``, all ancestors
+``x[v][c[v]]``, solved by core-guided search (MSU3) on Z3's incremental SAT solver (``QF_FD``); Z3's
+own ``Optimize`` gives the same optima but costs several times more per call here. Preprocessing bounds every node to ``[lo[v], hi[v]]``: under ``dataflow``, all ancestors
 of ``v`` share chips ``0..p[v]`` with it, so their weights must fit there (and symmetrically for
 descendants). Variables outside the bounds do not exist. Byte weights are divided by their GCD and, if
 still above 2^20 units, rounded (weights up, capacities down) so Z3 keeps to its fast PB solver;
@@ -26,6 +27,7 @@ each call builds its own solver, so call this inside worker processes, not acros
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from functools import reduce
@@ -97,61 +99,67 @@ def node_bounds(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------ encoding
 class Encoding:
-    """Z3 order encoding of a partition, restricted to per-node chip bounds."""
+    """Z3 order encoding of a partition, restricted to per-node chip bounds.
+
+    The formula is written as SMT-LIB2 text and parsed by Z3 in one call: building it through Z3's
+    Python expression API costs several times the solve itself on BERT-size graphs. Literals are
+    ``True``/``False`` (folded away) or SMT-LIB strings.
+    """
 
     def __init__(self, problem: Problem, lo: np.ndarray, hi: np.ndarray, pb_units: int,
                  relaxed: bool = False) -> None:
-        import z3
-
-        self.z3 = z3
         self.problem = problem
         self.graph = problem.graph
         self.k = problem.hardware.num_chips
         self.lo, self.hi = lo.tolist(), hi.tolist()
         self.pb_units = pb_units
         self.relaxed = relaxed
-        self.clauses: list[Any] = []
-        n = self.graph.n
-        # y[v][c] for lo <= c < hi  ("p[v] <= c"); constants outside.
-        self.y: list[dict[int, Any]] = []
-        for v in range(n):
-            self.y.append({c: z3.Bool(f"y{v}_{c}") for c in range(self.lo[v], self.hi[v])})
         self.exact_memory = True
-        for v in range(n):
-            yv = self.y[v]
-            for c in range(self.lo[v] + 1, self.hi[v]):
-                self.clauses.append(z3.Or(z3.Not(yv[c - 1]), yv[c]))
+        self.decls: list[str] = []
+        self.asserts: list[str] = []
+        for v in range(self.graph.n):
+            lo_v, hi_v = self.lo[v], self.hi[v]
+            for c in range(lo_v, hi_v):  # y{v}_{c} = (p[v] <= c)
+                self.decls.append(f"(declare-const y{v}_{c} Bool)")
+                if c > lo_v:
+                    self.asserts.append(f"(assert (or (not y{v}_{c - 1}) y{v}_{c}))")
+            for c in range(lo_v, hi_v + 1):  # x{v}_{c} = (p[v] == c), defined from y
+                self.decls.append(f"(declare-const x{v}_{c} Bool)")
+                yc, yp = self.Y(v, c), self.Y(v, c - 1)
+                self._clause([f"(not x{v}_{c})", yc])
+                self._clause([f"(not x{v}_{c})", self._neg(yp)])
+                self._clause([self._neg(yc), yp, f"x{v}_{c}"])
 
-    def Y(self, v: int, c: int) -> Any:  # noqa: N802 - math notation
+    def Y(self, v: int, c: int) -> bool | str:  # noqa: N802 - math notation
         """The literal ``p[v] <= c`` (a constant outside ``v``'s bounds)."""
         if c < self.lo[v]:
             return False
         if c >= self.hi[v]:
             return True
-        return self.y[v][c]
+        return f"y{v}_{c}"
 
-    def X(self, v: int, c: int) -> Any:  # noqa: N802
-        """The literal ``p[v] == c``."""
-        z3 = self.z3
+    def X(self, v: int, c: int) -> bool | str:  # noqa: N802
+        """The literal ``p[v] == c`` (False outside ``v``'s bounds)."""
         if c < self.lo[v] or c > self.hi[v]:
             return False
-        a, b = self.Y(v, c), self.Y(v, c - 1)
-        if b is False:
-            return a
-        if a is True:
-            return z3.Not(b)
-        return z3.And(a, z3.Not(b))
+        return f"x{v}_{c}"
 
-    def _clause(self, lits: list[Any]) -> None:
+    @staticmethod
+    def _neg(lit: bool | str) -> bool | str:
+        if isinstance(lit, bool):
+            return not lit
+        return lit[5:-1] if lit.startswith("(not ") else f"(not {lit})"
+
+    def _clause(self, lits: list[bool | str]) -> None:
         if any(lit is True for lit in lits):
             return
-        lits = [lit for lit in lits if lit is not False]
-        self.clauses.append(self.z3.Or(lits) if lits else self.z3.BoolVal(False))
-
-    def _neg(self, lit: Any) -> Any:
-        if lit is True or lit is False:
-            return not lit
-        return self.z3.Not(lit)
+        kept = [lit for lit in lits if lit is not False]
+        if not kept:
+            self.asserts.append("(assert false)")
+        elif len(kept) == 1:
+            self.asserts.append(f"(assert {kept[0]})")
+        else:
+            self.asserts.append(f"(assert (or {' '.join(kept)}))")  # type: ignore[arg-type]
 
     def add_leq(self, u: int, v: int, d: int) -> None:
         """``p[u] <= p[v] + d``: for every c, ``p[v] <= c`` implies ``p[u] <= c + d``."""
@@ -164,37 +172,39 @@ class Encoding:
             self._clause([self._neg(self.X(v, j)), self._neg(self.Y(u, j - 1)), self.Y(w, j)])
 
     def add_memory(self) -> None:
-        z3 = self.z3
         hw = self.problem.hardware
-        dem = self.problem.mem_demand
-        cap = hw.sram_bytes
-        weights, caps, exact = _scale(dem, cap, self.pb_units, relaxed=self.relaxed)
+        weights, caps, exact = _scale(self.problem.mem_demand, hw.sram_bytes, self.pb_units,
+                                      relaxed=self.relaxed)
         self.exact_memory = exact
         for c in range(self.k):
-            terms = [(self.X(v, c), weights[v]) for v in range(self.graph.n)
+            terms = [(f"x{v}_{c}", weights[v]) for v in range(self.graph.n)
                      if weights[v] > 0 and self.lo[v] <= c <= self.hi[v]]
             if not terms or sum(w for _, w in terms) <= caps[c]:
                 continue
-            self.clauses.append(z3.PbLe(terms, caps[c]))
+            coeffs = " ".join(str(w) for _, w in terms)
+            lits = " ".join(x for x, _ in terms)
+            self.asserts.append(f"(assert ((_ pble {caps[c]} {coeffs}) {lits}))")
 
     def add_contiguous(self) -> None:
-        z3 = self.z3
-        used = [z3.Bool(f"used{c}") for c in range(self.k)]
         for c in range(self.k):
-            on_c = [self.X(v, c) for v in range(self.graph.n) if self.lo[v] <= c <= self.hi[v]]
+            self.decls.append(f"(declare-const used{c} Bool)")
+            on_c = [f"x{v}_{c}" for v in range(self.graph.n) if self.lo[v] <= c <= self.hi[v]]
             for lit in on_c:
-                self._clause([self._neg(lit), used[c]])
-            self._clause([z3.Not(used[c])] + on_c)
+                self._clause([f"(not {lit})", f"used{c}"])
+            self._clause([f"(not used{c})", *on_c])
             if c + 1 < self.k:
-                self._clause([z3.Not(used[c + 1]), used[c]])
+                self._clause([f"(not used{c + 1})", f"used{c}"])
+
+    def text(self) -> str:
+        return "\n".join(self.decls + self.asserts)
 
     def decode(self, model: Any) -> np.ndarray:
-        p = np.empty(self.graph.n, dtype=np.int64)
-        for v in range(self.graph.n):
-            c = self.lo[v]
-            while c < self.hi[v] and not model.eval(self.y[v][c], model_completion=True):
-                c += 1
-            p[v] = c
+        # One call for the whole model: iterating Z3 model objects from Python is slow.
+        true = set(re.findall(r"\(define-fun (x\d+_\d+) \(\) Bool\s+true\)", model.sexpr()))
+        p = np.array(self.lo, dtype=np.int64)  # a node with a single allowed chip may be absent
+        for name in true:
+            v, c = name[1:].split("_")
+            p[int(v)] = int(c)
         return p
 
 
@@ -291,6 +301,63 @@ def repair(problem: Problem, candidate: np.ndarray, config: RepairConfig | None 
                         res.exact_memory if res else True, info)
 
 
+def _check(solver: Any, assumptions: list[Any]) -> int:
+    """``solver.check(*assumptions)`` as 1 (sat), -1 (unsat), 0 (unknown), through the C API: the
+    Python wrapper re-casts every assumption on every call."""
+    from z3 import z3core
+
+    arr = (z3core.Ast * len(assumptions))()
+    for i, a in enumerate(assumptions):
+        arr[i] = a.as_ast()
+    return int(z3core.Z3_solver_check_assumptions(solver.ctx.ref(), solver.solver, len(assumptions), arr))
+
+
+def _msu3(hard: str, soft: list[str], cfg: RepairConfig, t0: float) -> tuple[str, Any, int, int]:
+    """Unweighted partial MaxSAT by core-guided linear search from below (MSU3).
+
+    Keep every soft literal as an assumption; each unsat core moves its soft literals to the relaxed
+    set R and raises the lower bound ``lam`` by one; a cardinality constraint "at most ``lam`` of R
+    false" (behind a fresh guard literal) is assumed. The first satisfiable call is optimal with cost
+    ``lam``. Returns (status, model, cost, solver calls); status is ``sat``, ``infeasible`` or
+    ``unknown`` (budget exhausted).
+    """
+    import z3
+
+    s = z3.SolverFor("QF_FD")
+    s.set("rlimit", int(cfg.rlimit))
+    s.set("timeout", max(1, int(cfg.timeout * 1000)))
+    s.from_string(hard)
+    lits = [z3.Bool(name) for name in soft]
+    index = {lit.get_id(): i for i, lit in enumerate(lits)}
+    active = [True] * len(lits)
+    relaxed: list[int] = []
+    lam, calls = 0, 0
+    guard: Any = None
+    while True:
+        if time.perf_counter() - t0 > cfg.timeout:
+            return "unknown", None, lam, calls
+        assumptions = [lit for lit, a in zip(lits, active, strict=True) if a]
+        if guard is not None:
+            assumptions.append(guard)
+        calls += 1
+        r = _check(s, assumptions)
+        if r == 1:
+            return "sat", s.model(), lam, calls
+        if r == 0:
+            return "unknown", None, lam, calls
+        core = [index.get(x.get_id()) for x in s.unsat_core()]
+        newly = sorted(i for i in core if i is not None and active[i])
+        if not newly and lam >= len(relaxed):
+            return "infeasible", None, lam, calls  # the hard clauses alone are unsatisfiable
+        for i in newly:
+            active[i] = False
+        relaxed += newly
+        lam += 1
+        guard = z3.Bool(f"__card_{calls}")
+        if lam < len(relaxed):
+            s.add(z3.Implies(guard, z3.AtLeast(*[lits[i] for i in relaxed], len(relaxed) - lam)))
+
+
 def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, cfg: RepairConfig,
            t0: float) -> RepairResult:
     import z3
@@ -298,37 +365,32 @@ def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, c
     enc = Encoding(problem, lo, hi, cfg.pb_units)
     for c in problem.constraints:
         c.encode(enc)
-    opt = z3.Optimize()
-    opt.set("timeout", max(1, int(cfg.timeout * 1000)))
-    opt.set("rlimit", int(cfg.rlimit))
-    opt.add(enc.clauses)
-    forced = 0
-    for v in range(problem.graph.n):
-        c = int(cand[v])
-        if lo[v] <= c <= hi[v]:
-            opt.add_soft(enc.X(v, c), 1)
-        else:
-            forced += 1
-    r = opt.check()
-    info: dict[str, Any] = {"forced_changes": forced, "z3": str(r)}
-    if r == z3.sat:
-        p = enc.decode(opt.model())
+    soft = [f"x{v}_{c}" for v, c in enumerate(cand.tolist()) if lo[v] <= c <= hi[v]]
+    forced = problem.graph.n - len(soft)
+    status, model, cost, calls = _msu3(enc.text(), soft, cfg, t0)
+    info: dict[str, Any] = {"forced_changes": forced, "solver_calls": calls}
+    if status == "sat":
+        p = enc.decode(model)
         if not problem.is_valid(p):  # defensive: the encoding must agree with the checker
             raise AssertionError("Z3 repair produced an invalid partition; please report this bug")
-        return RepairResult(p, "optimal", int((p != cand).sum()), time.perf_counter() - t0, "z3",
-                            enc.exact_memory, info)
-    if r == z3.unsat:
+        changes = int((p != cand).sum())
+        if changes != cost + forced:  # MSU3's bound and the decoded solution must agree
+            raise AssertionError(f"repair cost mismatch ({changes} != {cost + forced}); please report")
+        return RepairResult(p, "optimal", changes, time.perf_counter() - t0, "z3", enc.exact_memory, info)
+    if status == "infeasible":
         if enc.exact_memory:
             return RepairResult(None, "infeasible", None, time.perf_counter() - t0, "z3", True, info)
         # Rounded memory sizes: only an over-approximation can prove infeasibility.
         relaxed = Encoding(problem, lo, hi, cfg.pb_units, relaxed=True)
         for c in problem.constraints:
             c.encode(relaxed)
-        s = z3.Solver()
-        s.set("timeout", max(1, int(cfg.timeout * 1000)))
+        s = z3.SolverFor("QF_FD")
         s.set("rlimit", int(cfg.rlimit))
-        s.add(relaxed.clauses)
+        s.set("timeout", max(1, int(cfg.timeout * 1000)))
+        s.from_string(relaxed.text())
         if s.check() == z3.unsat:
             return RepairResult(None, "infeasible", None, time.perf_counter() - t0, "z3", False, info)
-    info["reason"] = opt.reason_unknown() if r == z3.unknown else "rounded memory sizes"
+        info["reason"] = "unsatisfiable only with memory sizes rounded"
+    else:
+        info["reason"] = "solver budget exhausted"
     return RepairResult(None, "unknown", None, time.perf_counter() - t0, "z3", enc.exact_memory, info)
