@@ -12,7 +12,8 @@ For a partition ``p`` (chip index per node):
   ``hardware.serialize_comm``, max over chips of compute time + the time of the links it drives;
 * throughput = 1 / bottleneck (samples/s); latency = sum of chip and link times (seconds, the time
   one sample takes when stages and transfers run one after another);
-* lower bound = ``max(sum_v min_k t_v(k) / K, max_v min_k t_v(k))`` (seconds): no partition beats it;
+* lower bound = ``max(sum_v min_k t_v(k) / K, total FLOPs / sum_k peak_flops[k],
+  total traffic / sum_k mem_bw[k], max_v min_k t_v(k))`` (seconds): no partition beats it;
 * score = lower_bound / bottleneck in [0, 1]; 1 means the physical limit is reached.
 
 Everything works on a batch: ``partitions`` is an integer array of shape ``(B, n)``.
@@ -76,7 +77,11 @@ class CostModel:
                            traffic[:, None] / hardware.mem_bw[None, :])
         self.node_time: np.ndarray = np.nan_to_num(t, nan=0.0)  # (n, K) s
         tmin = self.node_time.min(axis=1)
-        self.lower_bound: float = float(max(tmin.sum() / k, tmin.max()))
+        # Total work over the aggregate speed (FLOPs and, where every chip models it, memory traffic;
+        # tighter on heterogeneous chips), the mean of the per-node minima, the largest node.
+        aggregate = max(graph.total_flops / float(hardware.peak_flops.sum()),
+                        float(traffic.sum()) / float(hardware.mem_bw.sum()))
+        self.lower_bound: float = float(max(tmin.sum() / k, aggregate, tmin.max()))
         self.mem_demand: np.ndarray = graph.weight_bytes + (
             graph.out_bytes if hardware.constraints.activation_memory else 0.0)
         self._src = graph.edge_src

@@ -92,6 +92,9 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
     * ``mode``: ``"sequential"`` or ``"oneshot"``.
     * ``max_nodes``, ``max_edges``, ``k_max``: padding sizes (default: the largest instance given).
     * ``repair``: a :class:`RepairConfig`; ``use_repair``: False scores the raw candidate (ablation).
+    * ``timing``: add ``info["repair_time"]`` (wall-clock seconds). Off by default so that ``info``
+      holds only deterministic values (the same seed gives the same ``info``); the last repair's time
+      is always in ``env.unwrapped.last_repair_time``.
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
 
     ## Version History
@@ -112,6 +115,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         k_max: int | None = None,
         repair: RepairConfig | None = None,
         use_repair: bool = True,
+        timing: bool = False,
         render_mode: str | None = None,
     ) -> None:
         if mode not in ("sequential", "oneshot"):
@@ -124,6 +128,8 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         self.render_mode = render_mode
         self.repair_config = repair or RepairConfig()
         self.use_repair = use_repair
+        self.timing = timing
+        self.last_repair_time = 0.0  # s, wall clock of the last repair
         self._problems: dict[tuple[str, str], Problem] = {}
 
         if graphs is None:
@@ -386,13 +392,16 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
                     mask_fallbacks=self._mask_fallbacks, lower_bound=pr.lower_bound)
         if self.use_repair:
             res = pr.repair(candidate, self.repair_config)
+            self.last_repair_time = res.solve_time
             info.update(partition=res.partition, changes=res.changes, repair_status=res.status,
-                        repair_time=res.solve_time, repair_method=res.method)
+                        repair_method=res.method, repair_calls=res.info.get("solver_calls", 0))
+            if self.timing:
+                info["repair_time"] = res.solve_time
             final = res.partition
         else:
             ok = bool(in_range.all()) and all(v == 0 for v in counts.values())
             info.update(partition=candidate.copy() if ok else None, changes=0 if ok else None,
-                        repair_status="skipped", repair_time=0.0, repair_method="none")
+                        repair_status="skipped", repair_method="none", repair_calls=0)
             final = candidate if ok else None
         if final is None:
             info.update(score=0.0, throughput=0.0, bottleneck=float("inf"), latency=float("inf"))

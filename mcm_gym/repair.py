@@ -51,6 +51,9 @@ class RepairConfig:
     timeout: float = 10.0
     pb_units: int = 1 << 20
     use_solver: bool = True
+    #: MSU3 (fast when few nodes must change) gives way to Z3's MaxRes after this many SAT calls,
+    #: or at once when more nodes than this must change anyway (their chip is out of bounds).
+    msu3_max_calls: int = 40
 
 
 @dataclass
@@ -224,7 +227,9 @@ def _scale(dem: np.ndarray, cap: np.ndarray, units: int, relaxed: bool) -> tuple
 # ------------------------------------------------------------------------------ greedy
 def greedy_repair(problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
     """Deterministic fallback: order nodes topologically, preferring lower candidate chips, then fill
-    chips in pipeline order, moving to the next chip when the candidate moves on or memory is full.
+    chips in pipeline order, moving to the next chip when the candidate moves on (if the rest still
+    fits behind, allowing one largest node of slack per chip) or when memory is full. If that fails,
+    fill chips by memory alone.
 
     Valid under ``dataflow``, ``contiguous`` and ``memory`` whenever it returns; ``neighbor_only`` and
     ``triangle`` are checked afterwards. Returns None when it cannot produce a valid partition.
@@ -245,25 +250,30 @@ def greedy_repair(problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
             indeg[w] -= 1
             if indeg[w] == 0:
                 heapq.heappush(heap, (int(cand[w]), w))
-    p = np.empty(g.n, dtype=np.int64)
-    chip, used, count = 0, 0.0, 0
-    dem = problem.mem_demand if hw.constraints.memory else np.zeros(g.n)
-    # Remaining memory after each position, to avoid running out of chips at the end.
-    suffix = np.cumsum(dem[order][::-1])[::-1]
-    for i, v in enumerate(order):
-        want = int(cand[v])
-        room_left = float(hw.sram_bytes[chip + 1:].sum()) if chip + 1 < k else 0.0
-        must_stay = suffix[i] - dem[v] > room_left  # leaving now would not leave room for the rest
-        if want > chip and chip + 1 < k and count > 0 and not must_stay:
-            chip, used, count = chip + 1, 0.0, 0
-        while used + dem[v] > hw.sram_bytes[chip]:
-            if chip + 1 >= k:
-                return None
-            chip, used, count = chip + 1, 0.0, 0
-        p[v] = chip
-        used += dem[v]
-        count += 1
-    return p if problem.is_valid(p) else None
+    dem = problem.mem_demand[order] if hw.constraints.memory else np.zeros(g.n)
+    rest = np.cumsum(dem[::-1])[::-1]  # memory of order[i:]
+    rest_max = np.maximum.accumulate(dem[::-1])[::-1]  # largest node in order[i:]
+    room_after = np.r_[np.cumsum(hw.sram_bytes[::-1])[::-1][1:], 0.0]  # SRAM of chips c+1..K-1
+    for follow_candidate in (True, False):
+        p = np.empty(g.n, dtype=np.int64)
+        chip, used, count, ok = 0, 0.0, 0, True
+        for i, v in enumerate(order):
+            if (follow_candidate and cand[v] > chip and chip + 1 < k and count > 0
+                    and rest[i] + (k - chip - 1) * rest_max[i] <= room_after[chip]):
+                chip, used, count = chip + 1, 0.0, 0
+            while used + dem[i] > hw.sram_bytes[chip]:
+                if chip + 1 >= k:
+                    ok = False
+                    break
+                chip, used, count = chip + 1, 0.0, 0
+            if not ok:
+                break
+            p[v] = chip
+            used += dem[i]
+            count += 1
+        if ok and problem.is_valid(p):
+            return p
+    return None
 
 
 # ------------------------------------------------------------------------------ repair
@@ -318,16 +328,19 @@ def _msu3(hard: str, soft: list[str], cfg: RepairConfig, t0: float) -> tuple[str
     Keep every soft literal as an assumption; each unsat core moves its soft literals to the relaxed
     set R and raises the lower bound ``lam`` by one; a cardinality constraint "at most ``lam`` of R
     false" (behind a fresh guard literal) is assumed. The first satisfiable call is optimal with cost
-    ``lam``. Returns (status, model, cost, solver calls); status is ``sat``, ``infeasible`` or
-    ``unknown`` (budget exhausted).
+    ``lam``. Returns (status, model, cost, solver calls); status is ``sat``, ``infeasible``,
+    ``unknown`` (budget exhausted) or ``gave_up`` (more than ``cfg.msu3_max_calls`` calls).
     """
     import z3
 
-    s = z3.SolverFor("QF_FD")
+    # A fresh context per call: in Z3's shared main context, AST ids (and so the SAT solver's variable
+    # order) depend on earlier calls, and equal-cost optima would differ between identical calls.
+    ctx = z3.Context()
+    s = z3.SolverFor("QF_FD", ctx=ctx)
     s.set("rlimit", int(cfg.rlimit))
     s.set("timeout", max(1, int(cfg.timeout * 1000)))
     s.from_string(hard)
-    lits = [z3.Bool(name) for name in soft]
+    lits = [z3.Bool(name, ctx) for name in soft]
     index = {lit.get_id(): i for i, lit in enumerate(lits)}
     active = [True] * len(lits)
     relaxed: list[int] = []
@@ -336,6 +349,8 @@ def _msu3(hard: str, soft: list[str], cfg: RepairConfig, t0: float) -> tuple[str
     while True:
         if time.perf_counter() - t0 > cfg.timeout:
             return "unknown", None, lam, calls
+        if calls >= cfg.msu3_max_calls:
+            return "gave_up", None, lam, calls
         assumptions = [lit for lit, a in zip(lits, active, strict=True) if a]
         if guard is not None:
             assumptions.append(guard)
@@ -353,9 +368,27 @@ def _msu3(hard: str, soft: list[str], cfg: RepairConfig, t0: float) -> tuple[str
             active[i] = False
         relaxed += newly
         lam += 1
-        guard = z3.Bool(f"__card_{calls}")
+        guard = z3.Bool(f"__card_{calls}", ctx)
         if lam < len(relaxed):
             s.add(z3.Implies(guard, z3.AtLeast(*[lits[i] for i in relaxed], len(relaxed) - lam)))
+
+
+def _maxres(hard: str, soft: list[str], cfg: RepairConfig, t0: float) -> tuple[str, Any, int]:
+    """Z3 ``Optimize`` (core-guided MaxRes): slower per call than MSU3 but far fewer calls when many
+    nodes must change. Returns (status, model, cost) like :func:`_msu3`."""
+    import z3
+
+    ctx = z3.Context()
+    opt = z3.Optimize(ctx=ctx)
+    opt.set("rlimit", int(cfg.rlimit))
+    opt.set("timeout", max(1, int((cfg.timeout - (time.perf_counter() - t0)) * 1000)))
+    opt.from_string(hard + "\n" + "\n".join(f"(assert-soft {x} :weight 1)" for x in soft))
+    r = opt.check()
+    if r == z3.sat:
+        m = opt.model()
+        cost = sum(1 for x in soft if not z3.is_true(m.eval(z3.Bool(x, ctx), model_completion=True)))
+        return "sat", m, cost
+    return ("infeasible" if r == z3.unsat else "unknown"), None, 0
 
 
 def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, cfg: RepairConfig,
@@ -367,8 +400,13 @@ def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, c
         c.encode(enc)
     soft = [f"x{v}_{c}" for v, c in enumerate(cand.tolist()) if lo[v] <= c <= hi[v]]
     forced = problem.graph.n - len(soft)
-    status, model, cost, calls = _msu3(enc.text(), soft, cfg, t0)
-    info: dict[str, Any] = {"forced_changes": forced, "solver_calls": calls}
+    hard = enc.text()
+    status, model, cost, calls = ("gave_up", None, 0, 0) if forced > cfg.msu3_max_calls else \
+        _msu3(hard, soft, cfg, t0)
+    info: dict[str, Any] = {"forced_changes": forced, "solver_calls": calls, "engine": "msu3"}
+    if status == "gave_up":
+        info["engine"] = "maxres"
+        status, model, cost = _maxres(hard, soft, cfg, t0)
     if status == "sat":
         p = enc.decode(model)
         if not problem.is_valid(p):  # defensive: the encoding must agree with the checker
@@ -384,7 +422,7 @@ def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, c
         relaxed = Encoding(problem, lo, hi, cfg.pb_units, relaxed=True)
         for c in problem.constraints:
             c.encode(relaxed)
-        s = z3.SolverFor("QF_FD")
+        s = z3.SolverFor("QF_FD", ctx=z3.Context())
         s.set("rlimit", int(cfg.rlimit))
         s.set("timeout", max(1, int(cfg.timeout * 1000)))
         s.from_string(relaxed.text())

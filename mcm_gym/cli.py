@@ -1,0 +1,147 @@
+"""The ``mcm-gym`` command line: a thin layer over the library (all logic lives in importable code)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .datasets import list_graphs, load_graph
+from .graph import GraphError, atomic_write_text
+from .hardware import HardwareError, get_hardware, list_presets
+from .problem import Problem
+from .search import SEARCHERS, SearchResult, get_searcher
+
+
+def format_result(problem: Problem, res: SearchResult) -> str:
+    """A human-readable report of a search result (times in microseconds)."""
+    g, hw = problem.graph, problem.hardware
+    lines = [f"graph     {res.graph_id}  ({g.n} nodes, {g.total_flops / 1e9:.2f} GFLOP, "
+             f"{g.total_weight_bytes / 2**20:.1f} MiB weights)",
+             f"hardware  {res.hardware_id}  ({hw.num_chips} chips, {hw.total_sram_bytes / 2**20:.0f} MiB SRAM, "
+             f"constraints: {', '.join(hw.constraints.enabled())})",
+             f"method    {res.method}  (seed {res.seed}, {res.evaluations} evaluations, {res.wall_time:.2f} s)"]
+    if res.partition is None:
+        lines.append("result    no valid partition found")
+        return "\n".join(lines)
+    ev = problem.evaluate(res.partition).row()
+    lines += [f"score     {res.score:.4f}  (lower bound / bottleneck; 1 = physical limit)",
+              f"throughput {res.throughput:,.1f} samples/s   bottleneck {res.bottleneck * 1e6:.2f} us   "
+              f"lower bound {res.lower_bound * 1e6:.2f} us   latency {ev['latency'] * 1e6:.2f} us",
+              f"{'chip':>4} {'nodes':>6} {'compute us':>11} {'SRAM used':>10} {'out-link us':>12}"]
+    counts = np.bincount(res.partition, minlength=hw.num_chips)
+    link_out = np.zeros(hw.num_chips)
+    np.add.at(link_out, hw.link_driver, ev["link_time"]) if hw.num_links else None
+    for c in range(hw.num_chips):
+        lines.append(f"{c:>4} {counts[c]:>6} {ev['chip_time'][c] * 1e6:>11.2f} "
+                     f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
+    return "\n".join(lines)
+
+
+def _cmd_partition(args: argparse.Namespace) -> int:
+    graph = load_graph(args.graph)
+    hw = get_hardware(args.hardware or graph.metadata.get("default_hardware") or "ring-8")
+    problem = Problem(graph, hw)
+    searcher = get_searcher(args.method)
+    res = searcher.search(problem, budget=args.budget, seed=args.seed)
+    print(format_result(problem, res))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(res.to_dict()) + "\n")
+        print(f"wrote {args.out}")
+    return 0 if res.partition is not None else 1
+
+
+def _cmd_graphs(args: argparse.Namespace) -> int:
+    presets = args.hardware or ["ring-8", "mesh-6x6"]
+    print(f"{'id':<24} {'nodes':>6} {'edges':>6} {'GFLOP':>9} {'weights MiB':>12}  fits")
+    for gid in list_graphs():
+        g = load_graph(gid)
+        fits = []
+        for name in presets:
+            try:
+                Problem(g, get_hardware(name))
+                fits.append(name)
+            except HardwareError:
+                pass
+        print(f"{gid:<24} {g.n:>6} {g.num_edges:>6} {g.total_flops / 1e9:>9.2f} "
+              f"{g.total_weight_bytes / 2**20:>12.1f}  {', '.join(fits) or '-'}")
+    return 0
+
+
+def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
+    """Re-score one result record; True when the partition is valid and the score matches."""
+    for key in ("graph_id", "hardware_id", "partition", "score"):
+        if key not in rec:
+            return False, f"record is missing field {key!r}"
+    if rec["partition"] is None:
+        return rec["score"] == 0, "no partition (score must be 0)"
+    problem = Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
+    p = np.asarray(rec["partition"])
+    try:
+        violations = problem.check(p)
+    except ValueError as exc:
+        return False, f"bad partition: {exc}"
+    if violations:
+        return False, f"invalid partition: {violations[0]}"
+    score = float(problem.evaluate(p).score[0])
+    if abs(score - float(rec["score"])) > tol * max(1.0, abs(score)):
+        return False, f"score {score:.6f} differs from recorded {rec['score']:.6f}"
+    return True, f"ok: score {score:.6f}"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    bad = 0
+    for path in args.files:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for i, rec in enumerate(records):
+            ok, msg = validate_record(rec)
+            bad += not ok
+            print(f"{path}:{i + 1}: {'OK ' if ok else 'BAD'} {msg}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mcm-gym", description="Partition ML graphs across MCM chiplets.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("partition", help="partition a graph on a hardware preset and print the result")
+    p.add_argument("--graph", default="zoo://bert-base-v1",
+                   help="graph id, short name or mcm-graph/1 JSON file (default: zoo://bert-base-v1)")
+    p.add_argument("--hardware", default=None,
+                   help="preset (ring-8, mesh-6x6) or JSON/YAML file (default: the graph's default)")
+    p.add_argument("--method", default="random", choices=sorted(SEARCHERS))
+    p.add_argument("--budget", type=int, default=32, help="evaluated partitions (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
+    p.set_defaults(func=_cmd_partition)
+    g = sub.add_parser("graphs", help="list the bundled graphs and which presets they fit")
+    g.add_argument("--hardware", nargs="*", help=f"presets to check (e.g. {' '.join(list_presets())})")
+    g.set_defaults(func=_cmd_graphs)
+    v = sub.add_parser("validate", help="re-score result files (JSON lines) and check them")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=_cmd_validate)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (GraphError, HardwareError, ValueError, FileNotFoundError) as exc:
+        print(f"mcm-gym: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mcm-gym: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Non-learned search methods behind one interface.
+
+Every :class:`Searcher` gets a :class:`~mcm_gym.problem.Problem`, a budget of *evaluated partitions*
+(each candidate it repairs and scores counts once) and a seed, and returns the best valid partition
+it found with a trace of the best score after each evaluation. The same seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .problem import Problem
+from .repair import RepairConfig
+
+__all__ = ["SearchResult", "Searcher", "BalancedSplit", "RandomSearch", "SEARCHERS", "get_searcher"]
+
+Progress = Callable[[int, float], None]  # (evaluations so far, best score so far)
+
+
+@dataclass
+class SearchResult:
+    method: str
+    graph_id: str
+    hardware_id: str
+    seed: int
+    partition: np.ndarray | None
+    score: float  # normalised, 0 if nothing valid was found
+    throughput: float  # samples/s
+    bottleneck: float  # s
+    lower_bound: float  # s
+    evaluations: int
+    wall_time: float  # s
+    trace: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "graph_id": self.graph_id, "hardware_id": self.hardware_id,
+                "seed": self.seed, "score": self.score, "throughput": self.throughput,
+                "bottleneck": self.bottleneck, "lower_bound": self.lower_bound,
+                "evaluations": self.evaluations, "wall_time": self.wall_time,
+                "partition": None if self.partition is None else self.partition.tolist(),
+                "trace": self.trace, **({"extra": self.extra} if self.extra else {})}
+
+
+class _Tracker:
+    """Counts evaluations against the budget and keeps the best valid partition."""
+
+    def __init__(self, problem: Problem, budget: int, progress: Progress | None) -> None:
+        self.problem, self.budget, self.progress = problem, budget, progress
+        self.best: np.ndarray | None = None
+        self.best_score = 0.0
+        self.trace: list[float] = []
+
+    @property
+    def left(self) -> int:
+        return self.budget - len(self.trace)
+
+    def add(self, partitions: np.ndarray) -> np.ndarray:
+        """Score (0 where invalid) a batch of partitions, within the remaining budget."""
+        p = np.atleast_2d(partitions)[: max(self.left, 0)]
+        if len(p) == 0:
+            return np.zeros(0)
+        scores = self.problem.scores(p)
+        for i, s in enumerate(scores):
+            if s > self.best_score:
+                self.best_score, self.best = float(s), p[i].copy()
+            self.trace.append(self.best_score)
+        if self.progress:
+            self.progress(len(self.trace), self.best_score)
+        return scores
+
+    def fail(self) -> None:
+        """Count an evaluation that produced no valid partition (e.g. repair failed)."""
+        if self.left > 0:
+            self.trace.append(self.best_score)
+            if self.progress:
+                self.progress(len(self.trace), self.best_score)
+
+
+class Searcher(ABC):
+    """A search method. Subclasses implement :meth:`_run` using ``tracker.add``."""
+
+    name: str = "searcher"
+
+    def __init__(self, repair: RepairConfig | None = None) -> None:
+        self.repair_config = repair or RepairConfig()
+
+    def search(self, problem: Problem, budget: int, seed: int = 0,
+               progress: Progress | None = None) -> SearchResult:
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1 evaluated partition, got {budget}")
+        t0 = time.perf_counter()
+        tr = _Tracker(problem, budget, progress)
+        self._run(problem, tr, np.random.default_rng(seed))
+        g, hw = problem.graph, problem.hardware
+        row = problem.evaluate(tr.best).row() if tr.best is not None else None
+        return SearchResult(
+            method=self.name, graph_id=g.id or g.name, hardware_id=hw.id or hw.name, seed=seed,
+            partition=tr.best, score=tr.best_score,
+            throughput=row["throughput"] if row else 0.0,
+            bottleneck=row["bottleneck"] if row else float("inf"),
+            lower_bound=problem.lower_bound, evaluations=len(tr.trace),
+            wall_time=time.perf_counter() - t0, trace=tr.trace)
+
+    def _repair(self, problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
+        return problem.repair(candidate, self.repair_config).partition
+
+    @abstractmethod
+    def _run(self, problem: Problem, tr: _Tracker, rng: np.random.Generator) -> None: ...
+
+
+def split_by_work(problem: Problem, cuts: np.ndarray | None = None) -> np.ndarray:
+    """Chip per node from cutting the topological order into stages: at the work fractions ``cuts``
+    (sorted, in (0, 1), K-1 of them), or into equal shares of the total work if None."""
+    k = problem.num_chips
+    t = problem.cost.node_time.min(axis=1)
+    frac = (np.cumsum(t) - t / 2) / max(t.sum(), 1e-300)
+    if cuts is None:
+        cuts = np.arange(1, k) / k
+    return np.searchsorted(np.asarray(cuts), frac, side="right").astype(np.int64)
+
+
+class BalancedSplit(Searcher):
+    """Cut the topological order into K stages of equal work, then repair. One evaluation."""
+
+    name = "balanced"
+
+    def _run(self, problem, tr, rng):
+        p = self._repair(problem, split_by_work(problem))
+        tr.add(p) if p is not None else tr.fail()
+
+
+class RandomSearch(Searcher):
+    """Random cuts of the topological order into K stages (uniform work fractions), repaired."""
+
+    name = "random"
+
+    def _run(self, problem, tr, rng):
+        k = problem.num_chips
+        while tr.left > 0:
+            cuts = np.sort(rng.random(k - 1))
+            p = self._repair(problem, split_by_work(problem, cuts))
+            tr.add(p) if p is not None else tr.fail()
+
+
+SEARCHERS: dict[str, type[Searcher]] = {"balanced": BalancedSplit, "random": RandomSearch}
+
+
+def get_searcher(name: str, **kwargs: Any) -> Searcher:
+    try:
+        return SEARCHERS[name](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(SEARCHERS))}") from None
