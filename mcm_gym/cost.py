@@ -31,6 +31,9 @@ from .hardware import Hardware
 
 __all__ = ["CostModel", "Evaluation"]
 
+# _BYTE_BITS[v, i] = bit i of the byte v (little-endian), shape (256, 8).
+_BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float64)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -84,13 +87,45 @@ class CostModel:
         self.lower_bound: float = float(max(tmin.sum() / k, aggregate, tmin.max()))
         self.mem_demand: np.ndarray = graph.weight_bytes + (
             graph.out_bytes if hardware.constraints.activation_memory else 0.0)
-        self._src = graph.edge_src
-        self._dst = graph.edge_dst
-        self._ebytes = graph.edge_bytes
-        self._routes = hardware.routes  # (K, K, L)
         self._driver = np.zeros((hardware.num_links, k))
         if hardware.num_links:
             self._driver[np.arange(hardware.num_links), hardware.link_driver] = 1.0
+        self._init_multicast(graph, hardware)
+
+    def _init_multicast(self, graph: Graph, hardware: Hardware) -> None:
+        """Tables for multicast link loads.
+
+        Routes become bit masks over links (``uint64`` words). A producer's tensor crosses the union
+        of the routes to its consumer chips. When a producer's edges carry different byte counts, a
+        link carries the largest one routed over it: with levels ``b1 > b2 > ...`` that is
+        ``sum_j (b_j - b_{j+1}) * [link in union of routes of edges with bytes >= b_j]``, so each
+        level is one "cumulative group" of edges with a weight.
+        """
+        nl = hardware.num_links
+        self._words = max(1, -(-nl // 64))
+        bits = np.zeros(hardware.routes.shape[:2] + (self._words,), dtype=np.uint64)
+        for l in range(nl):
+            w, b = divmod(l, 64)
+            bits[..., w] |= hardware.routes[..., l].astype(np.uint64) << np.uint64(b)
+        self._route_bits = bits  # (K, K, W)
+        src, byt = graph.edge_src, graph.edge_bytes
+        edges: list[int] = []
+        starts: list[int] = []
+        weights: list[float] = []
+        bounds = np.flatnonzero(np.r_[True, src[1:] != src[:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):  # edges of one producer
+            levels = np.unique(byt[a:b])[::-1]
+            for j, level in enumerate(levels):
+                if level <= 0:
+                    continue
+                starts.append(len(edges))
+                edges.extend(int(e) for e in range(a, b) if byt[e] >= level)
+                nxt = levels[j + 1] if j + 1 < len(levels) else 0.0
+                weights.append(float(level - max(nxt, 0.0)))
+        self._cg_src = src[edges] if edges else np.zeros(0, dtype=np.int64)
+        self._cg_dst = graph.edge_dst[edges] if edges else np.zeros(0, dtype=np.int64)
+        self._cg_starts = np.array(starts, dtype=np.int64)
+        self._cg_weight = np.array(weights, dtype=np.float64)
 
     @property
     def num_chips(self) -> int:
@@ -123,23 +158,24 @@ class CostModel:
     def link_loads(self, p: np.ndarray) -> np.ndarray:
         """Bytes per link with multicast, shape ``(B, L)``."""
         b = p.shape[0]
-        nl = self.hardware.num_links
+        k, nl = self.num_chips, self.hardware.num_links
         out = np.zeros((b, nl))
-        if nl == 0 or self._src.size == 0:
+        if nl == 0 or self._cg_starts.size == 0:
             return out
-        ps, pd = p[:, self._src], p[:, self._dst]
-        bi, ei = np.nonzero(ps != pd)  # row-major: sorted by batch, then edge (edges sorted by src)
-        if bi.size == 0:
-            return out
-        r = self._routes[ps[bi, ei], pd[bi, ei]]  # (M, L) bool
-        vals = r * self._ebytes[ei][:, None]
-        prod = self._src[ei]
-        key_change = np.r_[True, (bi[1:] != bi[:-1]) | (prod[1:] != prod[:-1])]
-        starts = np.flatnonzero(key_change)
-        per_producer = np.maximum.reduceat(vals, starts, axis=0)  # (G, L): multicast = max, not sum
-        gb = bi[starts]
-        idx = (gb[:, None] * nl + np.arange(nl)[None, :]).ravel()
-        return np.bincount(idx, weights=per_producer.ravel(), minlength=b * nl).reshape(b, nl)
+        small = p.astype(np.int32 if k * k > 32767 else np.int16)  # less memory traffic
+        pair = small[:, self._cg_src] * k + small[:, self._cg_dst]  # (B, E') route ids
+        masks = self._route_bits.reshape(k * k, self._words)[pair]  # (B, E', W)
+        union = np.bitwise_or.reduceat(masks, self._cg_starts, axis=1)  # (B, G, W)
+        # Sum weights per (row, byte of the union mask) with one bincount, then expand bytes to bits.
+        rows = np.repeat(np.arange(b) * 256, union.shape[1])
+        weights = np.tile(self._cg_weight, b)
+        for j in range(-(-nl // 8)):
+            w, shift = divmod(8 * j, 64)
+            byte = ((union[:, :, w] >> np.uint64(shift)) & np.uint64(0xFF)).ravel().astype(np.int64)
+            hist = np.bincount(rows + byte, weights=weights, minlength=b * 256).reshape(b, 256)
+            width = min(8, nl - 8 * j)
+            out[:, 8 * j:8 * j + width] = hist @ _BYTE_BITS[:, :width]
+        return out
 
     def evaluate(self, partitions: np.ndarray, *, chunk: int = 4096) -> Evaluation:
         """Score a batch of partitions, shape ``(B, n)`` (or one, ``(n,)``)."""
