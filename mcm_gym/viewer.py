@@ -12,21 +12,23 @@ if TYPE_CHECKING:
 __all__ = ["render_partition_rgb", "partition_figure"]
 
 
-def _pyplot() -> Any:
+def _figure(**kwargs: Any) -> Any:
+    """A matplotlib Figure on its own Agg canvas: no pyplot, so no global backend is touched."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("rendering needs matplotlib: pip install 'mcm-gym[viz]'") from exc
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def partition_figure(problem: Problem, partition: np.ndarray, *, title: str = "") -> Any:
     """A figure with per-chip compute time (us) and SRAM use (% of capacity) for a partition whose
     unplaced nodes are ``-1``."""
-    plt = _pyplot()
+    import matplotlib
+
     hw = problem.hardware
     k = hw.num_chips
     p = np.asarray(partition)
@@ -35,8 +37,9 @@ def partition_figure(problem: Problem, partition: np.ndarray, *, title: str = ""
     mem = np.zeros(k)
     np.add.at(t, p[placed], problem.cost.node_time[np.flatnonzero(placed), p[placed]])
     np.add.at(mem, p[placed], problem.mem_demand[placed])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
-    colors = plt.cm.tab20(np.arange(k) % 20)
+    fig = _figure(figsize=(8, 3), dpi=80)
+    axes = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["tab20"](np.arange(k) % 20)
     axes[0].bar(np.arange(k), t * 1e6, color=colors)
     axes[0].axhline(problem.lower_bound * 1e6, color="k", ls="--", lw=1, label="lower bound")
     axes[0].set_xlabel("chip")
@@ -53,9 +56,6 @@ def partition_figure(problem: Problem, partition: np.ndarray, *, title: str = ""
 
 def render_partition_rgb(problem: Problem, partition: np.ndarray, *, title: str = "") -> np.ndarray:
     """The figure of :func:`partition_figure` as an ``(H, W, 3)`` uint8 array."""
-    plt = _pyplot()
     fig = partition_figure(problem, partition, title=title)
     fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return img
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
