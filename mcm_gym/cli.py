@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,17 +94,76 @@ def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
     return True, f"ok: score {score:.6f}"
 
 
+def _records(path: str) -> list[dict[str, Any]]:
+    """Result records of a bench CSV or of a JSON-lines file."""
+    if path.endswith(".csv"):
+        from .bench import read_rows
+
+        return read_rows(path)
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f.read().splitlines() if line.strip()]
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(_records(path)):
             ok, msg = validate_record(rec)
             bad += not ok
             print(f"{path}:{i + 1}: {'OK ' if ok else 'BAD'} {msg}")
     return 1 if bad else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, plot_traces, run_bench, summarize
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path, md_path = out / "results.csv", out / "best_score.png", out / "table.md"
+    total = len(args.graphs) * len(args.hardware) * len(args.methods) * len(args.seeds)
+    bar = _progress_bar(total)
+
+    def progress(i: int, n: int, cell: Any) -> None:
+        bar.set_postfix_str(f"{cell.method} {cell.graph} {cell.hardware} seed {cell.seed}")
+        bar.update(1)
+
+    try:
+        rows = run_bench(args.graphs, args.hardware, args.methods, args.seeds, args.budget,
+                         out_csv=csv_path, progress=progress, resume=not args.no_resume)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: the finished rows are in {csv_path}", file=sys.stderr)
+        return 130
+    bar.close()
+    table = format_table(summarize(rows))
+    print(table)
+    atomic_write_text(md_path, table + "\n")
+    plot_traces(rows, png_path)
+    print(f"wrote {csv_path}, {md_path}, {png_path}")
+    return 0
+
+
+def _progress_bar(total: int) -> Any:
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="run", dynamic_ncols=True)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        class _Plain:
+            def __init__(self) -> None:
+                self.i = 0
+
+            def set_postfix_str(self, s: str) -> None:
+                self.s = s
+
+            def update(self, k: int) -> None:
+                self.i += k
+                print(f"[{self.i}/{total}] {self.s}", file=sys.stderr)
+
+            def close(self) -> None:
+                pass
+
+        return _Plain()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graphs", help="list the bundled graphs and which presets they fit")
     g.add_argument("--hardware", nargs="*", help=f"presets to check (e.g. {' '.join(list_presets())})")
     g.set_defaults(func=_cmd_graphs)
-    v = sub.add_parser("validate", help="re-score result files (JSON lines) and check them")
+    b = sub.add_parser("bench", help="run methods x graphs x hardware x seeds at an equal budget")
+    b.add_argument("--graphs", nargs="+", default=["zoo://bert-base-v1"])
+    b.add_argument("--hardware", nargs="+", default=["ring-8"])
+    b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"],
+                   choices=sorted(SEARCHERS))
+    b.add_argument("--budget", type=int, default=200, help="evaluated partitions per run")
+    b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")
+    b.add_argument("--no-resume", action="store_true", help="rerun cells already in results.csv")
+    b.set_defaults(func=_cmd_bench)
+    v = sub.add_parser("validate", help="re-score result files (bench CSV or JSON lines) and check them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_validate)
     return ap
