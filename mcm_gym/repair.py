@@ -54,6 +54,9 @@ class RepairConfig:
     #: MSU3 (fast when few nodes must change) gives way to Z3's MaxRes after this many SAT calls,
     #: or at once when more nodes than this must change anyway (their chip is out of bounds).
     msu3_max_calls: int = 40
+    #: Z3's memory cap in MB (Z3's global ``memory_max_size``): past it the solver gives up and the
+    #: greedy fallback answers, instead of exhausting the machine on a huge instance.
+    max_memory_mb: int = 2048
 
 
 @dataclass
@@ -401,7 +404,12 @@ def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, c
     soft = [f"x{v}_{c}" for v, c in enumerate(cand.tolist()) if lo[v] <= c <= hi[v]]
     forced = problem.graph.n - len(soft)
     hard = enc.text()
-    status, model, cost, calls = ("gave_up", None, 0, 0) if forced > cfg.msu3_max_calls else \
+    z3.set_param("memory_max_size", int(cfg.max_memory_mb))
+    # Candidates far from valid (many forced moves or broken edges) need many MSU3 calls: go to MaxRes.
+    broken = forced
+    if problem.hardware.constraints.dataflow:
+        broken += int((cand[problem.graph.edge_src] > cand[problem.graph.edge_dst]).sum())
+    status, model, cost, calls = ("gave_up", None, 0, 0) if broken > cfg.msu3_max_calls else \
         _msu3(hard, soft, cfg, t0)
     info: dict[str, Any] = {"forced_changes": forced, "solver_calls": calls, "engine": "msu3"}
     if status == "gave_up":
@@ -430,5 +438,5 @@ def _solve(problem: Problem, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray, c
             return RepairResult(None, "infeasible", None, time.perf_counter() - t0, "z3", False, info)
         info["reason"] = "unsatisfiable only with memory sizes rounded"
     else:
-        info["reason"] = "solver budget exhausted"
+        info["reason"] = "solver budget exhausted (rlimit, time or memory)"
     return RepairResult(None, "unknown", None, time.perf_counter() - t0, "z3", enc.exact_memory, info)
