@@ -1,0 +1,282 @@
+"""The strong non-learned searchers: stage DP (``dp``) and the Z3 exact solver (``exact``).
+
+Both are checked against brute force (every ``K^n`` partition scored by the simulator) on small
+seeded random instances: the DP is exact over the contiguous splits of its order on ring/chain
+hardware, and the exact solver's optimum and lower bound agree with brute force.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import mcm_gym
+from mcm_gym.graph import Edge, Graph, Node
+from mcm_gym.hardware import Constraints, Hardware, uniform
+from mcm_gym.problem import InfeasibleError, Problem
+from mcm_gym.search import BalancedSplit, RandomSearch
+from mcm_gym.search_dp import DPSearch, best_split, dfs_order, level_order
+from mcm_gym.search_exact import ExactSearch
+
+REL = 1e-9
+
+
+# ------------------------------------------------------------------------------ helpers
+def random_dag(rng: np.random.Generator, n: int, p_edge: float = 0.45,
+               chain: bool = False) -> Graph:
+    """Integer sizes; edges i -> j with i < j (a chain if ``chain``), half with their own bytes."""
+    nodes = [Node(f"n{i}", "op", int(rng.integers(0, 11)), int(rng.integers(0, 6)),
+                  int(rng.integers(0, 9))) for i in range(n)]
+    pairs = [(i, i + 1) for i in range(n - 1)] if chain else \
+        [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < p_edge]
+    edges = [Edge(f"n{i}", f"n{j}", None if rng.random() < 0.5 else int(rng.integers(0, 9)))
+             for i, j in pairs]
+    return Graph(nodes, edges, name=f"rand-{n}")
+
+
+def random_hw(rng: np.random.Generator, k: int, *, topologies: tuple[str, ...] = ("ring", "chain"),
+              dyadic: bool = True, switches: bool = True) -> Hardware:
+    """Small hardware; with ``dyadic`` every time is a multiple of 1/16 s (exact in floats)."""
+    topology = str(rng.choice(topologies))
+    grid = (1, k) if topology == "mesh" else None
+    cons = Constraints(neighbor_only=bool(switches and rng.random() < 0.3),
+                       triangle=bool(switches and rng.random() < 0.3),
+                       activation_memory=bool(switches and rng.random() < 0.2))
+    if dyadic:
+        peak, bw = float(rng.choice([1, 2, 4])), float(rng.choice([0.5, 1, 2]))
+        lat, mem_bw = float(rng.choice([0, 0.5, 1])), rng.choice([None, 4.0, 8.0])
+    else:
+        peak, bw, lat, mem_bw = 3.0, float(rng.choice([0.7, 3.0])), 0.1, rng.choice([None, 7.0])
+    hw = uniform(k, peak_flops=peak, sram_bytes=int(rng.integers(8, 24)), link_bandwidth=bw,
+                 link_latency=lat, mem_bw=None if mem_bw is None else float(mem_bw),
+                 topology=topology, grid=grid, constraints=cons)
+    return replace(hw, serialize_comm=bool(rng.random() < 0.3))
+
+
+def problems(seed: int, count: int, max_nodes: int, max_chips: int, **kw: object):
+    """``count`` random problems (memory may still leave some without a valid partition)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        n, k = int(rng.integers(2, max_nodes + 1)), int(rng.integers(1, max_chips + 1))
+        chain = bool(kw.get("chain", False))
+        g = random_dag(rng, n, chain=chain)
+        hw = random_hw(rng, k, **{a: b for a, b in kw.items() if a != "chain"})  # type: ignore[arg-type]
+        try:
+            out.append(Problem(g, hw))
+        except InfeasibleError:
+            continue
+    return out
+
+
+def brute_force(problem: Problem, monotone_only: bool = False) -> tuple[float, np.ndarray | None]:
+    """Smallest real bottleneck (s) over every valid partition, and one that reaches it; with
+    ``monotone_only``, only over contiguous splits of the index order (chip 0, then +0/+1)."""
+    k, n = problem.num_chips, problem.n
+    allp = np.array(list(itertools.product(range(k), repeat=n)), dtype=np.int64)
+    if monotone_only:
+        steps = np.diff(allp, axis=1)
+        allp = allp[(allp[:, 0] == 0) & np.all((steps == 0) | (steps == 1), axis=1)]
+    ok = problem.is_valid(allp)
+    if not ok.any():
+        return float("inf"), None
+    ev = problem.evaluate(allp[ok])
+    i = int(np.argmin(ev.bottleneck))
+    return float(ev.bottleneck[i]), allp[ok][i]
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL * max(abs(a), abs(b)) or (a == b)
+
+
+# ------------------------------------------------------------------------------ DP
+def test_dp_is_exact_on_chain_graphs() -> None:
+    """A chain has one topological order, so the DP over it is the optimum over all valid
+    partitions on a ring (and its prediction equals the simulator)."""
+    checked = 0
+    for problem in problems(11, 40, max_nodes=8, max_chips=3, chain=True, topologies=("ring",),
+                            switches=False, dyadic=False):
+        opt, _ = brute_force(problem)
+        part, pred = best_split(problem, np.arange(problem.n))
+        if part is None:
+            assert opt == float("inf")
+            continue
+        assert problem.is_valid(part)
+        real = float(problem.evaluate(part).bottleneck[0])
+        assert close(real, pred), (real, pred)
+        assert close(real, opt), (real, opt)
+        res = DPSearch().search(problem, budget=4, seed=0)
+        assert close(res.bottleneck, opt)
+        checked += 1
+    assert checked >= 30
+
+
+def test_dp_is_exact_over_contiguous_splits_of_its_order() -> None:
+    """On random DAGs with every constraint switch (neighbor_only, triangle, activation memory,
+    serialised communication), ring or chain: the DP finds the best contiguous split of the index
+    order, and predicts its bottleneck exactly (multicast cut loads included)."""
+    checked = 0
+    for problem in problems(12, 60, max_nodes=7, max_chips=3, dyadic=False):
+        opt, _ = brute_force(problem, monotone_only=True)
+        part, pred = best_split(problem, np.arange(problem.n))
+        if part is None:
+            assert opt == float("inf")
+            continue
+        assert problem.is_valid(part), problem.check(part)
+        real = float(problem.evaluate(part).bottleneck[0])
+        assert close(real, pred), (real, pred)
+        assert close(real, opt), (real, opt)
+        checked += 1
+    assert checked >= 40
+
+
+def test_dp_cut_counts_a_multicast_tensor_once() -> None:
+    """a -> {b, c}, both consumers on chip 1: the link carries a's tensor once (largest edge)."""
+    g = Graph([Node("a", flops=1, out_bytes=4), Node("b", flops=1), Node("c", flops=1)],
+              [Edge("a", "b", 4), Edge("a", "c", 3)])
+    hw = uniform(2, peak_flops=1, sram_bytes=10, link_bandwidth=1)
+    part, pred = best_split(Problem(g, hw), [0, 1, 2])
+    assert part is not None and part.tolist() == [0, 0, 0]  # 3 s on one chip beats 4 s on the link
+    hw_fast = uniform(2, peak_flops=1, sram_bytes=10, link_bandwidth=4)
+    part, pred = best_split(Problem(g, hw_fast), [0, 1, 2])
+    # chip 1: 2 s; link: 4 B / (4 B/s) = 1 s
+    assert part is not None and part.tolist() == [0, 1, 1] and pred == 2.0
+
+
+def test_dp_respects_triangle_and_neighbor_only() -> None:
+    """u -> v -> w with u -> w, equal work: a node per chip is best unless a switch forbids it."""
+    g = Graph([Node("u", flops=4, out_bytes=1), Node("v", flops=4, out_bytes=1),
+               Node("w", flops=4)], [Edge("u", "v"), Edge("v", "w"), Edge("u", "w")])
+    hw = uniform(3, peak_flops=1, sram_bytes=10, link_bandwidth=10)
+    part, pred = best_split(Problem(g, hw), [0, 1, 2])
+    assert part is not None and part.tolist() == [0, 1, 2] and pred == 4.0
+    for switch in ("triangle", "neighbor_only"):
+        problem = Problem(g, hw.with_constraints(**{switch: True}))
+        part, pred = best_split(problem, [0, 1, 2])
+        assert part is not None and problem.is_valid(part) and pred == 8.0, switch
+
+
+def test_dp_triangle_masks_on_random_dags() -> None:
+    checked = 0
+    rng = np.random.default_rng(13)
+    while checked < 30:
+        n = int(rng.integers(4, 8))
+        g = random_dag(rng, n, p_edge=0.6)
+        hw = uniform(3, peak_flops=1, sram_bytes=100, link_bandwidth=4,
+                     constraints=Constraints(triangle=True, neighbor_only=bool(rng.random() < 0.3)))
+        problem = Problem(g, hw)
+        opt, _ = brute_force(problem, monotone_only=True)
+        part, pred = best_split(problem, np.arange(n))
+        assert part is not None and problem.is_valid(part), problem.check(part)
+        assert close(pred, opt) and close(float(problem.evaluate(part).bottleneck[0]), opt)
+        checked += 1
+
+
+def test_best_split_rejects_bad_orders() -> None:
+    g = Graph([Node("a"), Node("b")], [Edge("a", "b")])
+    problem = Problem(g, uniform(2, peak_flops=1, sram_bytes=1, link_bandwidth=1))
+    with pytest.raises(ValueError, match="topological"):
+        best_split(problem, [1, 0])
+    with pytest.raises(ValueError, match="permutation"):
+        best_split(problem, [0, 0])
+
+
+def test_dp_orders_are_topological() -> None:
+    g = mcm_gym.layered_dag(3, min_nodes=30, max_nodes=40)
+    problem = Problem(g, mcm_gym.get_hardware("ring-4"))
+    for order in (dfs_order(problem), level_order(problem)):
+        pos = np.empty(g.n, dtype=np.int64)
+        pos[order] = np.arange(g.n)
+        assert sorted(order.tolist()) == list(range(g.n))
+        assert np.all(pos[g.edge_src] < pos[g.edge_dst])
+
+
+def test_dp_deterministic_and_within_budget() -> None:
+    problem = Problem(mcm_gym.layered_dag(5, min_nodes=40, max_nodes=48),
+                      mcm_gym.get_hardware("mesh-2x3"))
+    a = DPSearch().search(problem, budget=12, seed=3)
+    b = DPSearch().search(problem, budget=12, seed=3)
+    assert a.evaluations <= 12 and len(a.trace) == a.evaluations
+    assert a.trace == b.trace and np.array_equal(a.partition, b.partition)
+    assert problem.is_valid(a.partition)
+    assert a.score >= BalancedSplit().search(problem, 1).score - 1e-12
+
+
+def test_dp_beats_balanced_split_on_bert_ring8() -> None:
+    problem = Problem(mcm_gym.load_graph("bert-base"), mcm_gym.get_hardware("ring-8"))
+    res = DPSearch().search(problem, budget=4, seed=0)
+    assert problem.is_valid(res.partition)
+    assert res.score > 0.85  # BalancedSplit: 0.660
+
+
+# ------------------------------------------------------------------------------ exact
+def test_exact_agrees_with_brute_force() -> None:
+    """Tiny random DAGs (ring, chain, 1-row mesh; every constraint switch), times exact in floats:
+    the proven optimum is the brute-force optimum, the proven bound never exceeds it, and no other
+    searcher reports a better score."""
+    proven = 0
+    instances = problems(21, 36, max_nodes=7, max_chips=3, topologies=("ring", "chain", "mesh"))
+    for problem in instances:
+        opt, _ = brute_force(problem)
+        res = ExactSearch(rel_tol=0.0).search(problem, budget=200, seed=0)
+        ex = res.extra
+        if opt == float("inf"):
+            assert res.partition is None
+            continue
+        assert res.partition is not None and problem.is_valid(res.partition)
+        assert ex["proven_lower_bound"] <= opt * (1 + REL)
+        assert res.bottleneck >= opt * (1 - REL)
+        if not ex["proven_optimal"]:
+            continue
+        proven += 1
+        assert ex["exact_times"] and ex["gap"] <= 1e-12
+        assert close(res.bottleneck, opt), (res.bottleneck, opt)
+        for other in (DPSearch().search(problem, 8, seed=1),
+                      RandomSearch().search(problem, 8, seed=1),
+                      BalancedSplit().search(problem, 1, seed=1)):
+            assert other.score <= res.score * (1 + REL), other.method
+    assert proven >= 0.9 * len(instances)
+
+
+def test_exact_with_rounded_times_keeps_sound_bounds() -> None:
+    """Times that are not multiples of one unit (peak 3 FLOP/s, 0.7 B/s links): rounding up to
+    find solutions and down to prove bounds keeps the bound below the optimum, gap in rel_tol."""
+    for problem in problems(31, 12, max_nodes=6, max_chips=3, dyadic=False, switches=False):
+        opt, _ = brute_force(problem)
+        if opt == float("inf"):
+            continue
+        res = ExactSearch(rel_tol=1e-3).search(problem, budget=200, seed=0)
+        ex = res.extra
+        assert ex["proven_lower_bound"] <= opt * (1 + REL)
+        assert res.bottleneck >= opt * (1 - REL)
+        assert ex["proven_optimal"] and ex["gap"] <= 1e-3
+        assert res.bottleneck <= opt * (1 + 1e-3 + REL)
+        # As tight as the rounding allows: the bound must stay sound at the resolution limit.
+        res = ExactSearch(rel_tol=0.0).search(problem, budget=200, seed=0)
+        assert res.extra["proven_lower_bound"] <= opt * (1 + REL)
+        assert res.extra["gap"] <= 1e-5 and close(res.bottleneck, opt)
+
+
+def test_exact_refuses_large_graphs() -> None:
+    g = mcm_gym.layered_dag(0, min_nodes=70, max_nodes=70)
+    problem = Problem(g, mcm_gym.get_hardware("ring-4"))
+    with pytest.raises(ValueError, match="max_nodes"):
+        ExactSearch().search(problem, budget=10)
+    small = Problem(mcm_gym.load_graph("tiny://diamond-v1"), mcm_gym.get_hardware("ring-4"))
+    with pytest.raises(ValueError, match="max_nodes"):
+        ExactSearch(max_nodes=3).search(small, budget=10)
+
+
+def test_exact_deterministic_and_within_budget() -> None:
+    problem = Problem(mcm_gym.layered_dag(0, min_nodes=20, max_nodes=24),
+                      mcm_gym.get_hardware("ring-4"))
+    a = ExactSearch().search(problem, budget=50, seed=0)
+    b = ExactSearch().search(problem, budget=50, seed=0)
+    assert a.trace == b.trace and np.array_equal(a.partition, b.partition) and a.extra == b.extra
+    assert a.extra["proven_optimal"] and a.score >= DPSearch().search(problem, 8).score - 1e-12
+    tight = ExactSearch(rel_tol=0.0).search(problem, budget=2, seed=0)
+    assert tight.evaluations <= 2 and len(tight.trace) == tight.evaluations
+    assert tight.extra["proven_lower_bound"] <= a.bottleneck * (1 + REL)
