@@ -23,7 +23,7 @@ from .datasets import load_graph
 from .graph import atomic_write_text
 from .hardware import get_hardware
 from .problem import Problem
-from .search import SearchResult, Searcher, get_searcher
+from .search import Searcher, SearchResult, get_searcher
 
 __all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "FIELDS"]
 

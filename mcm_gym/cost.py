@@ -104,9 +104,9 @@ class CostModel:
         nl = hardware.num_links
         self._words = max(1, -(-nl // 64))
         bits = np.zeros(hardware.routes.shape[:2] + (self._words,), dtype=np.uint64)
-        for l in range(nl):
-            w, b = divmod(l, 64)
-            bits[..., w] |= hardware.routes[..., l].astype(np.uint64) << np.uint64(b)
+        for link in range(nl):
+            w, b = divmod(link, 64)
+            bits[..., w] |= hardware.routes[..., link].astype(np.uint64) << np.uint64(b)
         self._route_bits = bits  # (K, K, W)
         src, byt = graph.edge_src, graph.edge_bytes
         edges: list[int] = []
