@@ -7,8 +7,12 @@ Each :class:`Constraint` can
 (b) encode itself for the Z3 repair (:meth:`encode`, over the one-hot / order encoding of
     :class:`mcm_gym.repair.Encoding`),
 (c) tell the sequential environment which chips it rules out for the next node, from what is
-    already placed (:meth:`mask`). Masks are local: they never rule out a chip that some valid
-    completion needs, except ``memory``, whose mask only checks the chip's remaining capacity.
+    already placed (:meth:`mask`). Masks are local. ``dataflow``, ``neighbor_only`` and ``triangle``
+    never rule out a chip that some valid completion needs. ``contiguous`` opens chips in the order
+    of the nodes (chip ``c + 1`` only once chip ``c`` is used): partitions where a later, independent
+    node opens a lower chip are not reachable through the mask (they are for the repair and for
+    ``oneshot``). ``memory`` checks the chip's free SRAM and that the node's descendants still fit on
+    the chips from there on; bin packing can still strand a later node.
 
 ``neighbor_only`` and ``triangle`` are this project's reading of the paper's "no skipping on links"
 and "chip triangle dependency" terms.

@@ -35,8 +35,9 @@ class Problem:
         if hardware.constraints.memory:
             need, have = float(self.mem_demand.sum()), hardware.total_sram_bytes
             if need > have:
+                what = "weights and activations" if hardware.constraints.activation_memory else "weights"
                 raise InfeasibleError(
-                    f"graph {graph.name!r} needs {need:.6g} bytes of weights but hardware "
+                    f"graph {graph.name!r} needs {need:.6g} bytes of {what} but hardware "
                     f"{hardware.name!r} has only {have:.6g} bytes of SRAM in total")
             v = int(np.argmax(self.mem_demand))
             if self.mem_demand[v] > hardware.sram_bytes.max():

@@ -288,6 +288,9 @@ def repair(problem: Problem, candidate: np.ndarray, config: RepairConfig | None 
     cand = np.asarray(candidate)
     if cand.shape != (g.n,):
         raise ValueError(f"candidate must have shape ({g.n},), got {cand.shape}")
+    if cand.size and not np.issubdtype(cand.dtype, np.integer):
+        if not np.issubdtype(cand.dtype, np.number) or not np.all(np.equal(np.mod(cand, 1), 0)):
+            raise ValueError("candidate must hold integer chip indices")
     cand = cand.astype(np.int64)
     in_range = (cand >= 0) & (cand < hw.num_chips)
     if in_range.all() and problem.is_valid(cand):

@@ -1,0 +1,245 @@
+"""Repair: Z3 minimal-change repair and the greedy fallback vs brute force on tiny instances."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from oracle import all_valid, changes, is_valid, min_changes, raw_from_graph, raw_from_spec
+from strategies import GraphSpec, instances
+
+from mcm_gym.datasets import load_graph
+from mcm_gym.graph import Graph
+from mcm_gym.hardware import Hardware, get_hardware
+from mcm_gym.problem import InfeasibleError, Problem
+from mcm_gym.repair import RepairConfig, RepairResult, greedy_repair, node_bounds, repair
+
+
+def setup(spec: GraphSpec, hw: Hardware) -> tuple[Problem | None, list[tuple[int, ...]]]:
+    valid = all_valid(raw_from_spec(spec), hw)
+    try:
+        return Problem(spec.graph(), hw), valid
+    except InfeasibleError:
+        assert hw.constraints.memory and valid == []
+        return None, valid
+
+
+def candidates(n: int, k: int) -> st.SearchStrategy[list[int]]:
+    """Mostly in range, sometimes a chip that does not exist (k, k+1) or a negative one."""
+    return st.lists(st.integers(0, k - 1) | st.sampled_from([-1, k, k + 4]), min_size=n, max_size=n)
+
+
+def assert_consistent(res: RepairResult, cand: list[int], spec: GraphSpec, hw: Hardware) -> None:
+    assert res.status in ("optimal", "feasible", "infeasible", "unknown")
+    if res.partition is None:
+        assert res.changes is None and res.status in ("infeasible", "unknown")
+        return
+    p = res.partition.tolist()
+    assert is_valid(raw_from_spec(spec), hw, p), (p, res)
+    assert res.changes == changes(p, cand)
+    assert res.status in ("optimal", "feasible")
+    assert res.solve_time >= 0
+
+
+# The default (MSU3 first), MaxRes at once, and MSU3 handing over to MaxRes after one call.
+ENGINES = [RepairConfig(), RepairConfig(msu3_max_calls=0), RepairConfig(msu3_max_calls=1)]
+
+
+@pytest.mark.parametrize("cfg", ENGINES, ids=["default", "maxres", "handover"])
+@given(instances(), st.data())
+def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject) -> None:  # noqa: ANN001
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    cand = data.draw(candidates(spec.n, hw.num_chips))
+    res = pr.repair(np.array(cand), cfg)
+    assert_consistent(res, cand, spec, hw)
+    best = min_changes(valid, cand)
+    if valid:
+        assert res.status == "optimal"  # tiny instance: never near the solver budget
+        assert res.exact_memory
+        assert res.changes == best
+    else:
+        assert res.status == "infeasible" and res.partition is None
+        lo, hi = node_bounds(pr)
+        assert res.method == ("bounds" if np.any(lo > hi) else "z3")
+    # greedy on the same input: valid or None, and never better than the optimum
+    g = greedy_repair(pr, np.array(cand))
+    if g is not None:
+        assert is_valid(raw_from_spec(spec), hw, g.tolist())
+        assert valid and changes(g.tolist(), cand) >= best
+
+
+@given(instances(), st.data())
+def test_node_bounds_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    lo, hi = node_bounds(pr)
+    for p in valid:
+        assert all(lo[v] <= p[v] <= hi[v] for v in range(spec.n)), (p, lo, hi)
+
+
+@given(instances(), st.data())
+def test_greedy_fallback(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    cand = data.draw(candidates(spec.n, hw.num_chips))
+    res = pr.repair(np.array(cand), RepairConfig(use_solver=False))
+    assert_consistent(res, cand, spec, hw)
+    if res.partition is not None:
+        assert res.changes >= min_changes(valid, cand)
+    if res.status == "infeasible":
+        assert valid == []
+    if res.method == "greedy":
+        assert res.status in ("feasible", "unknown")
+
+
+@given(instances(), st.data())
+def test_deterministic_and_valid_candidate(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    cand = np.array(data.draw(candidates(spec.n, hw.num_chips)))
+    for cfg in ENGINES[:2]:
+        a, b = pr.repair(cand, cfg), Problem(spec.graph(), hw).repair(cand.copy(), cfg)
+        assert a.status == b.status and a.changes == b.changes and a.method == b.method
+        assert (a.partition is None and b.partition is None) or \
+            np.array_equal(a.partition, b.partition)
+    if valid:
+        p = np.array(data.draw(st.sampled_from(valid)))
+        res = pr.repair(p)
+        assert res.status == "optimal" and res.changes == 0 and res.method == "none"
+        assert np.array_equal(res.partition, p) and res.partition is not p
+
+
+@given(instances(), st.data())
+def test_rounded_memory_is_sound(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    """With very coarse PB units (memory sizes rounded), answers stay valid and 'infeasible' stays
+    true."""
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    cand = data.draw(candidates(spec.n, hw.num_chips))
+    res = pr.repair(np.array(cand), RepairConfig(pb_units=3))
+    assert_consistent(res, cand, spec, hw)
+    if res.status == "infeasible":
+        assert valid == []
+    if res.partition is not None:
+        assert res.changes >= min_changes(valid, cand)
+        if res.exact_memory and res.method == "z3":
+            assert res.changes == min_changes(valid, cand)
+
+
+# ------------------------------------------------------------------ hand-made
+def test_pinned_nodes(chain4: Graph) -> None:
+    """Memory pins every node of a chain to one chip (bounds lo == hi): the solver must cope."""
+    from mcm_gym.graph import Node
+
+    g = Graph([Node("a", weight_bytes=5), Node("b", weight_bytes=5), Node("c", weight_bytes=5)],
+              [("a", "b"), ("b", "c")])
+    hw = Hardware.from_dict({"chips": {"count": 3, "peak_flops": 1, "sram_bytes": 5},
+                             "topology": "ring", "link_bandwidth": 1})
+    pr = Problem(g, hw)
+    assert [x.tolist() for x in node_bounds(pr)] == [[0, 1, 2], [0, 1, 2]]
+    res = pr.repair(np.array([2, 1, 0]))
+    assert res.status == "optimal" and res.partition.tolist() == [0, 1, 2] and res.changes == 2
+
+
+def big(k: int, **switches: bool) -> Hardware:
+    hw = Hardware.from_dict({"chips": {"count": k, "peak_flops": 1, "sram_bytes": 100},
+                             "topology": "ring", "link_bandwidth": 1})
+    return hw.with_constraints(**switches)
+
+
+@pytest.mark.parametrize("edges,k,switches,cand,best,unique", [
+    # contiguous alone, two free nodes both on chip 2 of 3: both must move (the optimum needs 2
+    # relaxations from one core)
+    ([], 3, {"dataflow": False, "memory": False}, [2, 2], 2, None),
+    # triangle u -> v -> w, u -> w spread over 0 < 1 < 2: only [0, 1, 1] is one change away
+    ([("a", "b"), ("b", "c"), ("a", "c")], 3, {"triangle": True}, [0, 1, 2], 1, [0, 1, 1]),
+    # neighbour-only: a -> b from chip 0 to 2 must shrink to one hop
+    ([("a", "b")], 3, {"neighbor_only": True}, [0, 2], 1, None),
+    # dataflow: a on chip 1 feeding b, c on chip 0
+    ([("a", "b"), ("b", "c")], 2, {}, [1, 0, 0], 1, [0, 0, 0]),
+])
+def test_one_family_at_a_time(edges, k, switches, cand, best, unique) -> None:  # noqa: ANN001
+    from mcm_gym.graph import Node
+
+    names = "abc"[:len(cand)]
+    g = Graph([Node(x) for x in names], edges)
+    hw = big(k, **switches)
+    pr = Problem(g, hw)
+    raw = raw_from_graph(g)
+    assert min_changes(all_valid(raw, hw), cand) == best  # the hand count agrees with brute force
+    res = pr.repair(np.array(cand))
+    assert res.status == "optimal" and res.changes == best
+    assert is_valid(raw, hw, res.partition.tolist())
+    if unique is not None:
+        assert res.partition.tolist() == unique
+
+
+def test_out_of_range_candidate(chain4: Graph, small_hw: Hardware) -> None:
+    pr = Problem(chain4, small_hw)  # weights 4, 6, 2, 1 on 10-byte chips
+    res = pr.repair(np.array([0, 7, 1, -3]))
+    assert res.status == "optimal"
+    assert res.changes == 2  # the two out-of-range nodes move; a and c can stay
+    assert res.partition[0] == 0 and res.partition[2] == 1 and pr.is_valid(res.partition)
+    assert is_valid(raw_from_graph(chain4), small_hw, res.partition.tolist())
+    g = pr.repair(np.array([0, 7, 1, -3]), RepairConfig(use_solver=False))
+    assert g.partition is not None and pr.is_valid(g.partition)
+
+
+def test_wrong_shape(chain4: Graph, small_hw: Hardware) -> None:
+    pr = Problem(chain4, small_hw)
+    with pytest.raises(ValueError, match=r"candidate must have shape \(4,\), got \(3,\)"):
+        pr.repair(np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"shape \(4,\), got \(1, 4\)"):
+        repair(pr, np.zeros((1, 4), dtype=int))
+
+
+def test_infeasible_hand_made(diamond: Graph, small_hw: Hardware) -> None:
+    # With activation buffers s, x, y, t need 4, 7, 7, 2 bytes of 10-byte chips: s, x, y pairwise
+    # do not fit together, so they take chips 0, 1, 2 (dataflow: s first) and t >= 2; but
+    # neighbour-only s -> t needs t <= 1.
+    hw = small_hw.with_constraints(activation_memory=True)
+    assert Problem(diamond, hw).repair(np.zeros(4, dtype=int)).partition.tolist() == [0, 1, 2, 2]
+    pr = Problem(diamond, hw.with_constraints(neighbor_only=True))
+    assert all_valid(raw_from_graph(diamond), pr.hardware) == []
+    for cfg in [*ENGINES, RepairConfig(use_solver=False)]:
+        res = pr.repair(np.zeros(4, dtype=int), cfg)
+        assert res.partition is None and res.changes is None and not res.valid
+        assert res.status == ("infeasible" if cfg.use_solver else "unknown")
+        assert res.method == ("z3" if cfg.use_solver else "greedy")  # not caught by the bounds
+
+
+def test_attention_on_ring4() -> None:
+    g = load_graph("tiny://attention-v1")
+    hw = get_hardware("ring-4")
+    pr = Problem(g, hw)
+    raw = raw_from_graph(g)
+    optimum: dict[bytes, int] = {}
+    cands = (np.zeros(g.n, dtype=int), np.arange(g.n) % 4, np.full(g.n, 3))
+    for cand, cfg in itertools.product(cands, ENGINES[:2]):
+        res = pr.repair(cand, cfg)
+        assert res.status == "optimal" and res.method == "z3"
+        assert is_valid(raw, hw, res.partition.tolist())
+        assert res.changes == changes(res.partition.tolist(), cand.tolist()) > 0
+        greedy = greedy_repair(pr, cand)
+        if greedy is not None:
+            assert is_valid(raw, hw, greedy.tolist())
+            assert res.changes <= changes(greedy.tolist(), cand.tolist())
+        assert optimum.setdefault(cand.tobytes(), res.changes) == res.changes  # engines agree
+        again = pr.repair(cand, cfg)
+        assert np.array_equal(again.partition, res.partition)
+    # memory binds: weights (12 x 8 MiB + small) exceed one 48 MiB chip, so all-on-chip-0 must move
+    assert g.total_weight_bytes > hw.sram_bytes[0]
