@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,18 @@ def test_simulated_annealing_beats_random_search_on_bert() -> None:
         rs = RandomSearch().search(problem, budget=budget, seed=seed)
         assert sa.evaluations == rs.evaluations == budget
         assert sa.score > rs.score
+
+
+def test_agents_evolution_search_runs_in_the_harness() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "agents" / "evolution_search.py"
+    spec = importlib.util.spec_from_file_location("evolution_search", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = run_bench([TINY], ["ring-4"], [mod.EvolutionSearch()], [0, 1], 10)
+    problem = mcm_gym.Problem(mcm_gym.load_graph(TINY), mcm_gym.get_hardware("ring-4"))
+    for r in rows:
+        assert r["method"] == "evolution" and r["evaluations"] <= 10
+        assert problem.is_valid(np.array(json.loads(r["partition"])))
