@@ -142,13 +142,14 @@ def plot_traces(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
     fig = _figure(figsize=(6 * cols, 3.5 * nrows), dpi=90)
     axes = np.atleast_1d(fig.subplots(nrows, cols)).ravel()
     for ax, (g, h) in zip(axes, panels, strict=False):
-        methods = sorted({r["method"] for r in rows if (r["graph_id"], r["hardware_id"]) == (g, h)})
-        for m in methods:
-            traces = [_trace(r) for r in rows if (r["graph_id"], r["hardware_id"], r["method"]) == (g, h, m)]
-            n = max(len(t) for t in traces)
-            padded = np.array([t + [t[-1] if t else 0.0] * (n - len(t)) for t in traces])
-            if n == 0:
+        here = [r for r in rows if (r["graph_id"], r["hardware_id"]) == (g, h)]
+        n = max(max((len(_trace(r)) for r in here), default=0), 1)
+        for m in sorted({r["method"] for r in here}):
+            # a method that stopped early keeps its best score up to the largest budget used
+            traces = [t for t in (_trace(r) for r in here if r["method"] == m) if t]
+            if not traces:
                 continue
+            padded = np.array([t + [t[-1]] * (n - len(t)) for t in traces])
             mean = padded.mean(axis=0)
             x = np.arange(1, n + 1)
             ax.plot(x, mean, label=m, drawstyle="steps-post")
