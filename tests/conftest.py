@@ -1,7 +1,7 @@
 """Shared fixtures: hard-coded tiny instances, and the Hypothesis profiles.
 
-Profiles: ``dev`` (default: 60 examples) and ``ci`` (200 examples, derandomised); pick one with
-``HYPOTHESIS_PROFILE=ci``.
+Profiles: ``dev`` (default: 60 examples) and ``ci`` (200 examples, derandomised, the default when
+the ``CI`` environment variable is set); pick one with ``HYPOTHESIS_PROFILE=ci``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ settings.register_profile("dev", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+try:  # small networks on 2 cores: one torch thread is several times faster than two contending
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # torch is an optional extra
+    pass
 
 
 @pytest.fixture
