@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import list_graphs, load_graph
+from .datasets import load_graph
 from .graph import GraphError, atomic_write_text
 from .hardware import HardwareError, get_hardware, list_presets
 from .problem import Problem
@@ -57,19 +57,26 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
 
 def _cmd_graphs(args: argparse.Namespace) -> int:
-    presets = args.hardware or ["ring-8", "mesh-6x6"]
-    print(f"{'id':<24} {'nodes':>6} {'edges':>6} {'GFLOP':>9} {'weights MiB':>12}  fits")
-    for gid in list_graphs():
-        g = load_graph(gid)
-        fits = []
-        for name in presets:
-            try:
-                Problem(g, get_hardware(name))
-                fits.append(name)
-            except HardwareError:
-                pass
-        print(f"{gid:<24} {g.n:>6} {g.num_edges:>6} {g.total_flops / 1e9:>9.2f} "
-              f"{g.total_weight_bytes / 2**20:>12.1f}  {', '.join(fits) or '-'}")
+    from . import zoo
+
+    action = args.action or "list"
+    if action == "list":
+        rows = zoo.graph_table(presets=args.hardware or None)
+        print(f"{'id':<26} {'nodes':>6} {'GFLOP':>8} {'weights MB':>11} {'largest MB':>11} {'dtype':>9} "
+              f"{'split':>8}  fits")
+        for r in rows:
+            print(f"{r['id']:<26} {r['nodes']:>6} {r['gflops']:>8.2f} {r['weight_mb']:>11.1f} "
+                  f"{r['max_node_weight_mb']:>11.1f} {r['dtype'] or '-':>9} {r['split'] or '-':>8}  "
+                  f"{', '.join(r['fits']) or '-'}")
+        return 0
+    if action == "show":
+        print(zoo.show_graph(args.id))
+        return 0
+    g = zoo.import_model(args.spec, args.out, name=args.name, graph_id=args.id, dtype=args.dtype,
+                         dtype_bytes=args.dtype_bytes, coarsen_to=args.coarsen_to)
+    print(zoo.show_graph(g))
+    if args.out:
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -179,9 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
     p.set_defaults(func=_cmd_partition)
-    g = sub.add_parser("graphs", help="list the bundled graphs and which presets they fit")
-    g.add_argument("--hardware", nargs="*", help=f"presets to check (e.g. {' '.join(list_presets())})")
-    g.set_defaults(func=_cmd_graphs)
+    g = sub.add_parser("graphs", help="list, show or import graphs")
+    gsub = g.add_subparsers(dest="action")
+    gl = gsub.add_parser("list", help="bundled graphs: sizes, FLOPs, weights, split, presets they fit")
+    gl.add_argument("--hardware", nargs="*", help=f"presets to check (e.g. {' '.join(list_presets())})")
+    gs = gsub.add_parser("show", help="one graph: totals, op histogram, largest nodes, source")
+    gs.add_argument("id", help="graph id, short name or JSON file")
+    gi = gsub.add_parser("import", help="import a model: .onnx file, .json graph, or module:function "
+                                        "returning (model, example_inputs)")
+    gi.add_argument("spec")
+    gi.add_argument("--out", help="write the graph (mcm-graph/1 JSON) here")
+    gi.add_argument("--name")
+    gi.add_argument("--id", help="graph id to record, e.g. user://my-model-v1")
+    gi.add_argument("--dtype", default="bfloat16", help="dtype for torch models (default bfloat16)")
+    gi.add_argument("--dtype-bytes", type=int, help="store weights/activations at this many bytes")
+    gi.add_argument("--coarsen-to", type=int, help="merge nodes until at most this many remain")
+    g.set_defaults(func=_cmd_graphs, hardware=None)
     b = sub.add_parser("bench", help="run methods x graphs x hardware x seeds at an equal budget")
     b.add_argument("--graphs", nargs="+", default=["zoo://bert-base-v1"])
     b.add_argument("--hardware", nargs="+", default=["ring-8"])

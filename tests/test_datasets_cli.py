@@ -81,3 +81,20 @@ def test_cli_errors_are_clear(args, message, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_cli_graphs_list_show_import(tmp_path, capsys) -> None:
+    assert main(["graphs", "list", "--hardware", "ring-8"]) == 0
+    out = capsys.readouterr().out
+    assert "zoo://resnet-50-v1" in out and "zoo://bert-base-v1" in out
+    assert main(["graphs", "show", "zoo://gpt2-v1"]) == 0
+    assert "GFLOP" in capsys.readouterr().out
+    dst = tmp_path / "copy.json"
+    src = str(mcm_gym.datasets.graph_dir() / "tiny-chain.json")
+    assert main(["graphs", "import", src, "--out", str(dst), "--id", "user://chain-v1"]) == 0
+    assert mcm_gym.load_graph(str(dst)).id == "user://chain-v1"
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    pytest.importorskip("onnx")
+    assert main(["graphs", "import", str(bad)]) == 2
+    assert "onnx" in capsys.readouterr().err.lower()

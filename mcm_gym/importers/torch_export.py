@@ -3,25 +3,48 @@
 Units: ``flops`` in FLOPs as counted by :class:`torch.utils.flop_counter.FlopCounterMode`
 (a multiply-add counts 2); ``weight_bytes``, ``out_bytes`` and edge ``bytes`` in bytes. All ints.
 
-torch is imported lazily, inside :func:`from_torch`, so importing this module does not need it.
+Works for any model ``torch.export`` can trace: transformers (encoders, decoders), CNNs, RNNs,
+MLPs. torch is imported lazily, inside :func:`from_torch`, so importing this module does not
+need it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import operator
 import platform
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FORMAT", "from_torch"]
+from ..graph import GraphError
+
+__all__ = ["FORMAT", "TraceError", "from_torch", "DATA_MOVEMENT_OPS"]
 
 FORMAT = "mcm-graph/1"
 
 _TORCH_MISSING = (
     "mcm_gym.importers.from_torch needs PyTorch; install it with: pip install 'mcm-gym[torch]'"
 )
+
+#: Ops that move, reshape or create data without arithmetic: 0 FLOPs is their true count, so they
+#: are reported apart from the compute ops the flop counter has no formula for.
+DATA_MOVEMENT_OPS = frozenset({
+    "_assert_tensor_metadata", "_to_copy", "_unsafe_view", "adaptive_avg_pool1d", "alias",
+    "arange", "as_strided", "cat", "chunk", "clone", "constant_pad_nd", "contiguous", "copy",
+    "detach", "dropout", "empty", "expand", "expand_as", "flatten", "full", "full_like", "gather",
+    "index", "index_select", "lift_fresh_copy", "masked_fill", "narrow", "new_ones", "new_zeros",
+    "ones", "ones_like", "pad", "permute", "repeat", "reshape", "roll", "select", "slice",
+    "split", "split_with_sizes", "squeeze", "stack", "t", "to", "transpose", "type_as",
+    "unbind", "unflatten", "unsqueeze", "view", "zeros", "zeros_like", "embedding", "getitem",
+    "sym_size", "scalar_tensor", "where", "tril", "triu", "eq", "ne", "ge", "gt", "le", "lt",
+})
+
+
+class TraceError(GraphError):
+    """``torch.export`` could not trace a model (data-dependent control flow, unsupported op)."""
 
 
 def _import_torch() -> Any:
@@ -32,12 +55,25 @@ def _import_torch() -> Any:
     return torch
 
 
-def _tensor_bytes(value: Any, torch: Any) -> int:
-    """Bytes of a tensor, or of the tensors in a (nested) tuple/list; 0 for non-tensors."""
+def _tensor_bytes(value: Any, torch: Any, float_bytes: int | None = None) -> int:
+    """Bytes of a tensor, or of the tensors in a (nested) tuple/list; 0 for non-tensors.
+
+    ``float_bytes``: bytes per element of floating tensors (storage dtype), None for their own size.
+    """
     if isinstance(value, torch.Tensor):
-        return int(value.numel()) * int(value.element_size())
+        size = (float_bytes if float_bytes is not None and value.is_floating_point()
+                else int(value.element_size()))
+        return int(value.numel()) * int(size)
     if isinstance(value, (tuple, list)):
-        return sum(_tensor_bytes(v, torch) for v in value)
+        return sum(_tensor_bytes(v, torch, float_bytes) for v in value)
+    return 0
+
+
+def _numel(value: Any, torch: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return int(value.numel())
+    if isinstance(value, (tuple, list)):
+        return sum(_numel(v, torch) for v in value)
     return 0
 
 
@@ -86,21 +122,129 @@ def _sdpa_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any,
     return 2 * b * h * s_q * s_k * d_qk + 2 * b * h * s_q * s_k * d_v
 
 
+def _mv_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> int:
+    """Matrix-vector product ``(M, N) @ (N,)``: ``2 M N``."""
+    return 2 * int(a_shape[0]) * int(a_shape[1])
+
+
+def _addmv_flops(bias_shape: Any, a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> int:
+    return _mv_flops(a_shape, b_shape)
+
+
+def _dot_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> int:
+    """Dot product of two ``(N,)`` vectors: ``2 N``."""
+    return 2 * int(a_shape[0])
+
+
+def _rnn_layer_flops(input_shape: Any, w_ih_shape: Any, w_hh_shape: Any, *args: Any,
+                     **kwargs: Any) -> int:
+    """One RNN/LSTM/GRU layer and direction (``aten.mkldnn_rnn_layer``): the gate matmuls
+    ``x W_ih^T`` and ``h W_hh^T`` at every step, ``2 * steps * batch * (G*H) * (I + H)``, as the
+    counter counts them when the layer runs as ``addmm`` calls (elementwise gate math excluded)."""
+    tokens = math.prod(int(d) for d in input_shape[:-1])
+    return 2 * tokens * (int(w_ih_shape[0]) * int(w_ih_shape[1])
+                         + int(w_hh_shape[0]) * int(w_hh_shape[1]))
+
+
 def _extra_flop_formulas(torch: Any) -> dict[Any, Any]:
     """Formulas torch's counter lacks for kernels a model may dispatch to (op packet -> formula).
 
-    On CPU, ``aten.scaled_dot_product_attention`` runs
-    ``aten._scaled_dot_product_flash_attention_for_cpu``, which torch's ``flop_registry`` does not
-    cover, so attention would count 0 FLOPs; we supply the standard two-matmul count.
+    * ``aten._scaled_dot_product_flash_attention_for_cpu`` (what ``scaled_dot_product_attention``
+      runs on CPU): the standard two-matmul count;
+    * ``aten.mkldnn_rnn_layer`` (what ``aten.lstm``/``aten.gru`` run on CPU with oneDNN): the gate
+      matmuls, so RNN FLOPs do not depend on which kernel the CPU picks;
+    * ``aten.mv``, ``aten.addmv``, ``aten.dot``, ``aten.vdot`` (matrix-vector products).
+
+    Both the reference count and the per-node count use them; they are listed in the report.
     """
     from torch.utils.flop_counter import flop_registry
 
+    wanted = {
+        "_scaled_dot_product_flash_attention_for_cpu": _sdpa_flops,
+        "mkldnn_rnn_layer": _rnn_layer_flops,
+        "mv": _mv_flops,
+        "addmv": _addmv_flops,
+        "dot": _dot_flops,
+        "vdot": _dot_flops,
+    }
     extra: dict[Any, Any] = {}
-    for name in ("_scaled_dot_product_flash_attention_for_cpu",):
+    for name, formula in wanted.items():
         packet = getattr(torch.ops.aten, name, None)
         if packet is not None and packet not in flop_registry:
-            extra[packet] = _sdpa_flops
+            extra[packet] = formula
     return extra
+
+
+def _model_label(model: Any) -> str:
+    return type(model).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _fake_mode(torch: Any) -> Any:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=True)
+
+
+def _reference_flops(torch: Any, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     extra: dict[Any, Any], fake: bool) -> tuple[int, str]:
+    """FLOPs of one eager forward pass under ``FlopCounterMode``; returns (FLOPs, "fake"|"real").
+
+    Tries fake tensors first when ``fake``; a model that cannot run on them (e.g. it reads tensor
+    values in Python) is run on real tensors. A model that fails on real tensors is a ValueError.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if fake:
+        counter = FlopCounterMode(display=False, custom_mapping=extra)
+        try:
+            mode = _fake_mode(torch)
+            f_args = tuple(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args)
+            f_kwargs = {k: mode.from_tensor(v) if isinstance(v, torch.Tensor) else v
+                        for k, v in kwargs.items()}
+            with torch.no_grad(), mode, counter:
+                model(*f_args, **f_kwargs)
+            return int(counter.get_total_flops()), "fake"
+        except Exception:  # noqa: BLE001 - any failure: count on real tensors instead
+            pass
+    counter = FlopCounterMode(display=False, custom_mapping=extra)
+    try:
+        with torch.no_grad(), counter:
+            model(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"{_model_label(model)} failed to run on the example inputs: "
+                         f"{_first_line(exc)}") from exc
+    return int(counter.get_total_flops()), "real"
+
+
+def _export(torch: Any, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``torch.export.export`` (non-strict), turning any failure into a :class:`TraceError`."""
+    try:
+        with warnings.catch_warnings():
+            # nn.LSTM/GRU re-assign their flat weight list in forward; harmless for the graph
+            warnings.filterwarnings("ignore", message=".*were assigned during export.*")
+            return torch.export.export(model, args, kwargs or None, strict=False)
+    except Exception as exc:
+        raise TraceError(
+            f"torch.export could not trace {_model_label(model)}: {_first_line(exc)}") from exc
+
+
+def _cast_inputs(value: Any, torch: Any, torch_dtype: Any) -> Any:
+    """Floating tensors in a (nested) input structure cast to ``torch_dtype``; others unchanged."""
+    if isinstance(value, torch.Tensor):
+        return value.to(torch_dtype) if value.is_floating_point() else value
+    if isinstance(value, tuple):
+        return tuple(_cast_inputs(v, torch, torch_dtype) for v in value)
+    if isinstance(value, list):
+        return [_cast_inputs(v, torch, torch_dtype) for v in value]
+    if isinstance(value, dict):
+        return {k: _cast_inputs(v, torch, torch_dtype) for k, v in value.items()}
+    return value
 
 
 def from_torch(
@@ -108,52 +252,70 @@ def from_torch(
     example_inputs: tuple[Any, ...],
     *,
     dtype: str = "bfloat16",
-    name: str,
-    graph_id: str,
+    dtype_bytes: int | None = None,
+    name: str | None = None,
+    graph_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    example_kwargs: dict[str, Any] | None = None,
+    fake: bool = True,
 ) -> dict[str, Any]:
     """Export ``model`` with :func:`torch.export.export` and return an ``mcm-graph/1`` document.
 
+    (:func:`mcm_gym.graphs.from_torch` wraps this and returns a validated :class:`~mcm_gym.Graph`.)
+
     The model is cast to ``dtype`` (floating parameters and buffers, e.g. ``"bfloat16"``) and put
-    in eval mode *in place*; integer inputs (token ids) are passed as given.
+    in eval mode *in place*; floating example inputs are cast to ``dtype`` too, integer inputs
+    (token ids) are passed as given.
 
     Graph construction (ATen level, as exported: no ``run_decompositions``, so composite ops such
-    as ``aten.linear``, ``aten.layer_norm`` and ``aten.scaled_dot_product_attention`` stay single
-    nodes, which is the granularity a partitioner wants; their FLOPs are still counted
-    because the counter sees the kernels they dispatch to):
+    as ``aten.linear``, ``aten.conv2d``, ``aten.layer_norm``, ``aten.lstm`` and
+    ``aten.scaled_dot_product_attention`` stay single nodes, which is the granularity a partitioner
+    wants; their FLOPs are still counted because the counter sees the kernels they dispatch to):
 
     * **nodes**: one per ``call_function`` node, named by its fx name, plus one ``"input"`` node
       (0 FLOPs, 0 weight bytes) per user-input placeholder. The ``output`` node is dropped.
     * **weights**: parameter placeholders are not nodes. A parameter's bytes become
       ``weight_bytes`` of the first node (in topological order) that consumes it; later
       consumers of the same parameter are listed in ``import_report["shared_parameters"]``.
-      Buffers and lifted constants (e.g. BERT's ``position_ids``) are neither nodes nor weights;
-      their total bytes go to ``metadata["buffer_bytes"]``.
+      Buffers and lifted constants (e.g. BERT's ``position_ids``, batch-norm running statistics)
+      are neither nodes nor weights; their total bytes go to ``metadata["buffer_bytes"]``.
     * **getitem**: ``operator.getitem`` nodes of multi-output ops are folded into their producer:
       consumers of an item get an edge from the producer carrying that item's bytes.
       The producer's ``out_bytes`` is the sum over all its tensor outputs.
     * **edges**: one per (producer, consumer) pair of kept nodes; ``bytes`` is the sum of the
       *distinct* tensors flowing along it (a tensor used twice by one consumer counts once).
       Edges from buffers/constants are dropped with them.
-    * **flops**: the exported graph is executed node by node on real tensors under
+    * **flops**: the exported graph is executed node by node (on fake tensors, see ``fake``) under
       ``FlopCounterMode``; each node gets the counter's increase while it ran. Hence the sum of
       node FLOPs equals the counter's total for the graph, and ``totals.flop_counter_flops`` (a
       separate ``FlopCounterMode`` run of the eager ``model``) checks that against the model.
-      The counter only has formulas for matmul/conv/attention-like kernels; nodes whose count is
-      0 (elementwise ops, norms, views, ...) are tallied in
-      ``import_report["ops_without_flop_formula"]`` (op -> node count). This is expected.
-      torch has no formula for the CPU fused-attention kernel, so the importer adds the standard
-      two-matmul one (both counters use it; see ``import_report["extra_flop_formulas"]``).
+      The counter has formulas for matmul/conv/attention-like kernels only. Nodes that count 0 are
+      never silently zero: compute ops without a formula (elementwise, norms, softmax, pooling,
+      ...) are listed in ``import_report["ops_without_flop_formula"]`` (op -> node count and
+      output elements, a rough size of the work left out), and pure data-movement ops (views,
+      copies, gathers; :data:`DATA_MOVEMENT_OPS`) in ``import_report["zero_flop_data_ops"]``.
+      torch has no formula for some CPU kernels (fused attention, oneDNN RNN layers,
+      matrix-vector products), so the importer adds them (both counters use them; see
+      ``import_report["extra_flop_formulas"]`` and :func:`_extra_flop_formulas`).
     * **out_bytes**: numel x element size of the output(s) in ``node.meta["val"]``; views
       (``view``, ``expand``, ``transpose``, ...) count their logical size. Non-tensors give 0.
 
     Args:
         model: a ``torch.nn.Module``.
         example_inputs: positional inputs of ``model`` (shapes are fixed in the graph).
-        dtype: name of a torch floating dtype, e.g. ``"bfloat16"``, ``"float16"``, ``"float32"``.
-        name: graph name (``"name"`` field).
-        graph_id: graph id (``"id"`` field), e.g. ``"zoo://bert-base-v1"``.
+        dtype: name of a torch floating dtype the model runs in, e.g. ``"bfloat16"``,
+            ``"float16"``, ``"float32"``.
+        dtype_bytes: storage bytes per element of floating tensors (weights and activations), if
+            different from ``dtype``'s: e.g. ``1`` for an int8-quantised deployment
+            (weights and activations stored in 8 bits; FLOPs do not depend on it).
+            Integer tensors (token ids) keep their own size.
+        name: graph name (``"name"`` field); default: the model's class name.
+        graph_id: graph id (``"id"`` field), e.g. ``"zoo://bert-base-v1"``; default None.
         metadata: extra metadata merged over the generated metadata (e.g. ``source``).
+        example_kwargs: keyword inputs of ``model``, if any.
+        fake: count FLOPs on fake tensors (shapes only, no arithmetic: fast even where a dtype
+            such as bf16 is slow on the CPU); falls back to real tensors when the eager model
+            cannot run on fake ones. FLOP counts depend on shapes only, so both agree.
 
     Returns:
         A JSON-serialisable dict with ``format``, ``id``, ``name``, ``metadata``, ``nodes`` (in a
@@ -161,7 +323,10 @@ def from_torch(
 
     Raises:
         ImportError: torch is not installed.
-        ValueError: ``dtype`` is not a torch floating dtype, or inputs do not match the export.
+        ValueError: ``dtype`` is not a torch floating dtype, ``dtype_bytes`` is not a positive
+            integer, or the model cannot run on the inputs.
+        TraceError: ``torch.export`` could not trace the model (a :class:`GraphError`), with
+            the cause's first line; the original exception is chained.
     """
     torch = _import_torch()
     from torch.export.graph_signature import InputKind
@@ -174,19 +339,27 @@ def from_torch(
         raise ValueError(f"dtype must name a torch floating dtype, got {dtype!r}")
     if not isinstance(example_inputs, tuple):
         raise ValueError("example_inputs must be a tuple of positional inputs")
+    if dtype_bytes is not None and (isinstance(dtype_bytes, bool)
+                                    or not isinstance(dtype_bytes, int) or dtype_bytes < 1):
+        raise ValueError(f"dtype_bytes must be a positive integer or None, got {dtype_bytes!r}")
+    kwargs = dict(example_kwargs or {})
 
     model = model.to(torch_dtype).eval()
-    dtype_bytes = int(torch.empty((), dtype=torch_dtype).element_size())
+    example_inputs = _cast_inputs(example_inputs, torch, torch_dtype)
+    kwargs = _cast_inputs(kwargs, torch, torch_dtype)
+    compute_bytes = int(torch.empty((), dtype=torch_dtype).element_size())
+    fbytes = dtype_bytes  # None: tensors' own element size
+
+    def nbytes(value: Any) -> int:
+        return _tensor_bytes(value, torch, fbytes)
 
     extra_formulas = _extra_flop_formulas(torch)
 
     # Reference count on the eager model, independent of the exported graph.
-    ref_counter = FlopCounterMode(display=False, custom_mapping=extra_formulas)
-    with torch.no_grad(), ref_counter:
-        model(*example_inputs)
-    flop_counter_flops = int(ref_counter.get_total_flops())
+    flop_counter_flops, count_mode = _reference_flops(torch, model, example_inputs, kwargs,
+                                                      extra_formulas, fake)
 
-    exported = torch.export.export(model, example_inputs, strict=False)
+    exported = _export(torch, model, example_inputs, kwargs)
     gm = exported.graph_module
     graph = gm.graph
     specs = exported.graph_signature.input_specs
@@ -194,7 +367,7 @@ def from_torch(
     if len(placeholders) != len(specs):
         raise ValueError("exported graph placeholders do not match its signature")
 
-    user_values = pytree.tree_leaves((example_inputs, {}))
+    user_values = pytree.tree_leaves((example_inputs, kwargs))
     n_user = sum(1 for s in specs if s.kind == InputKind.USER_INPUT)
     if n_user != len(user_values):
         raise ValueError(
@@ -219,7 +392,7 @@ def from_torch(
             param_of[node.name] = (target, value)
         elif kind in (InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
             value = state[target] if target in state else consts[target]
-            buffer_bytes_by_name[str(target)] = _tensor_bytes(value, torch)
+            buffer_bytes_by_name[str(target)] = nbytes(value)
         else:
             raise ValueError(f"unsupported exported input kind {kind} for {node.name!r}")
         flat_args.append(value)
@@ -234,8 +407,16 @@ def from_torch(
             node_flops[n.name] = int(counter.get_total_flops() - before)
             return result
 
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=extra_formulas) as counter:
-        _CountingInterpreter(gm).run(*flat_args)
+    counter = FlopCounterMode(display=False, custom_mapping=extra_formulas)
+    if count_mode == "fake":
+        fake_mode = _fake_mode(torch)
+        fake_args = [fake_mode.from_tensor(a) if isinstance(a, torch.Tensor) else a
+                     for a in flat_args]
+        with torch.no_grad(), fake_mode, counter:
+            _CountingInterpreter(gm).run(*fake_args)
+    else:
+        with torch.no_grad(), counter:
+            _CountingInterpreter(gm).run(*flat_args)
     graph_flops = int(counter.get_total_flops())
     flops_by_kernel = {
         str(k): int(v) for k, v in sorted(counter.get_flop_counts().get("Global", {}).items(),
@@ -243,11 +424,9 @@ def from_torch(
     }
 
     def out_bytes_of(n: Any) -> int:
-        return _tensor_bytes(n.meta.get("val"), torch)
+        return nbytes(n.meta.get("val"))
 
     def is_getitem(n: Any) -> bool:
-        import operator
-
         return n.op == "call_function" and n.target is operator.getitem
 
     def producer(n: Any) -> Any:
@@ -260,7 +439,8 @@ def from_torch(
     edge_tensors: dict[tuple[str, str], dict[str, int]] = {}
     charged: dict[int, str] = {}  # id(param tensor) -> node charged
     shared: dict[str, dict[str, Any]] = {}
-    no_formula: Counter[str] = Counter()
+    no_formula: dict[str, list[int]] = {}  # op -> [nodes, output elements]
+    data_ops: Counter[str] = Counter()
     folded_getitems = 0
     kept: set[str] = set()
 
@@ -283,7 +463,7 @@ def from_torch(
                 key = id(tensor)
                 if key not in charged:
                     charged[key] = n.name
-                    weight += _tensor_bytes(tensor, torch)
+                    weight += nbytes(tensor)
                 else:
                     entry = shared.setdefault(fqn, {"charged_to": charged[key], "also_used_by": []})
                     entry["also_used_by"].append(n.name)
@@ -295,7 +475,12 @@ def from_torch(
         op = _op_name(n.target)
         flops = node_flops.get(n.name, 0)
         if flops == 0:
-            no_formula[op] += 1
+            if op.rsplit(".", 1)[-1] in DATA_MOVEMENT_OPS:
+                data_ops[op] += 1
+            else:
+                entry_nf = no_formula.setdefault(op, [0, 0])
+                entry_nf[0] += 1
+                entry_nf[1] += _numel(n.meta.get("val"), torch)
         nodes.append({"name": n.name, "op": op, "flops": flops, "weight_bytes": weight,
                       "out_bytes": out_bytes_of(n)})
         kept.add(n.name)
@@ -303,13 +488,13 @@ def from_torch(
     edges = [{"src": s, "dst": d, "bytes": int(sum(t.values()))}
              for (s, d), t in edge_tensors.items()]
 
-    # Parameter accounting (deduplicated, at the cast dtype).
+    # Parameter accounting (deduplicated, at the storage dtype).
     param_bytes = 0
     seen_params: set[int] = set()
     for p in model.parameters():
         if id(p) not in seen_params:
             seen_params.add(id(p))
-            param_bytes += int(p.numel()) * int(p.element_size())
+            param_bytes += nbytes(p)
     unused = sorted({fqn for fqn, t in param_of.values() if id(t) not in charged})
 
     total_flops = sum(nd["flops"] for nd in nodes)
@@ -324,6 +509,9 @@ def from_torch(
         transformers_version = None
     config = getattr(model, "config", None)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else None
+    if isinstance(config_dict, dict):  # class-label tables are bulky and say nothing about shapes
+        for key in ("id2label", "label2id"):
+            config_dict.pop(key, None)
 
     meta: dict[str, Any] = {
         "source": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -334,7 +522,10 @@ def from_torch(
         "python_version": platform.python_version(),
         "config": _jsonable(config_dict) if config_dict is not None else None,
         "dtype": dtype,
-        "dtype_bytes": dtype_bytes,
+        "dtype_bytes": fbytes if fbytes is not None else compute_bytes,
+        **({"compute_dtype": dtype, "storage_bytes_per_float": fbytes}
+           if fbytes is not None and fbytes != compute_bytes else {}),
+        "flop_count_tensors": count_mode,
         "example_inputs": [
             {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
             if isinstance(v, torch.Tensor) else {"value": _jsonable(v)}
@@ -354,7 +545,10 @@ def from_torch(
             "graph_flop_counter_flops": graph_flops,
             "flops_by_kernel": flops_by_kernel,
             "extra_flop_formulas": sorted(f"aten.{p.__name__}" for p in extra_formulas),
-            "ops_without_flop_formula": dict(sorted(no_formula.items())),
+            "ops_without_flop_formula": {
+                op: {"nodes": c, "output_elements": e}
+                for op, (c, e) in sorted(no_formula.items())},
+            "zero_flop_data_ops": dict(sorted(data_ops.items())),
             "op_counts": dict(sorted(Counter(nd["op"] for nd in nodes).items())),
             "shared_parameters": shared,
             "unused_parameters": unused,
@@ -366,7 +560,7 @@ def from_torch(
     if metadata:
         meta.update(_jsonable(dict(metadata)))
 
-    doc = {"format": FORMAT, "id": graph_id, "name": name, "metadata": meta,
+    doc = {"format": FORMAT, "id": graph_id, "name": name or _model_label(model), "metadata": meta,
            "nodes": nodes, "edges": edges}
     json.dumps(doc)  # fail here, not at write time, if something is not serialisable
     return doc
