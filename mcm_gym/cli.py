@@ -121,6 +121,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .viewer import partition_figure
+
+    records = _records(args.result)
+    if not records:
+        raise ValueError(f"{args.result}: no result records")
+    if not 1 <= args.row <= len(records):
+        raise ValueError(f"--row must be in 1..{len(records)}, got {args.row}")
+    rec = records[args.row - 1]
+    if rec.get("partition") is None:
+        raise ValueError(f"{args.result}:{args.row}: the record has no partition to show")
+    problem = Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
+    p = np.asarray(rec["partition"])
+    fig = partition_figure(problem, p, title=f"{rec['graph_id']} on {rec['hardware_id']}: "
+                                             f"{rec.get('method', '')} seed {rec.get('seed', '')}")
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    fig.savefig(tmp)
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import format_table, plot_traces, run_bench, summarize
 
@@ -212,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")
     b.add_argument("--no-resume", action="store_true", help="rerun cells already in results.csv")
     b.set_defaults(func=_cmd_bench)
+    sh = sub.add_parser("show", help="draw a result (partition --out JSON, or a bench results.csv row)")
+    sh.add_argument("result")
+    sh.add_argument("--row", type=int, default=1, help="which record (1-based; default 1)")
+    sh.add_argument("--out", default="partition.png", help="PNG file to write")
+    sh.set_defaults(func=_cmd_show)
     v = sub.add_parser("validate", help="re-score result files (bench CSV or JSON lines) and check them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_validate)

@@ -447,11 +447,18 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
                          f"repair {i['repair_status']} ({i['changes']} changes)")
         return "\n".join(lines) + "\n"
 
+    @property
+    def render_shape(self) -> tuple[int, int, int]:
+        """Shape of the ``rgb_array`` image: (height, width, 3) pixels."""
+        from .viewer import DPI, FIGSIZE
+
+        return (round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI), 3)
+
     def _render_rgb(self) -> np.ndarray:
         from .viewer import render_partition_rgb
 
-        return render_partition_rgb(self.problem, self._current_partition(),
-                                    title=f"{self.problem.graph.name} on {self.problem.hardware.name}")
+        cand = self._last_info.get("candidate") if self._done else None
+        return render_partition_rgb(self.problem, self._current_partition(), candidate=cand)
 
 
 def _as_int(action: Any) -> Any:

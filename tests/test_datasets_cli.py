@@ -98,3 +98,14 @@ def test_cli_graphs_list_show_import(tmp_path, capsys) -> None:
     pytest.importorskip("onnx")
     assert main(["graphs", "import", str(bad)]) == 2
     assert "onnx" in capsys.readouterr().err.lower()
+
+
+def test_cli_show_draws_a_result(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    res = tmp_path / "r.json"
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--budget", "2",
+                 "--out", str(res)]) == 0
+    png = tmp_path / "fig.png"
+    assert main(["show", str(res), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["show", str(res), "--row", "5", "--out", str(png)]) == 2
