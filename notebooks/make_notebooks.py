@@ -97,11 +97,195 @@ plt.show()"""),
 ]
 
 
+NB02 = [
+    new_markdown_cell("""# 2. Baselines, and why valid partitions are sparse
+
+BERT-base (311 operations from `torch.export` of the real model) on the paper-like 8-chip ring.
+First: how rare are valid partitions? Then: how do search methods compare at an equal budget of
+evaluated partitions?"""),
+    new_code_cell("""import numpy as np
+import mcm_gym
+
+problem = mcm_gym.Problem(mcm_gym.load_graph("zoo://bert-base-v1"), mcm_gym.get_hardware("ring-8"))
+rng = np.random.default_rng(0)
+uniform = rng.integers(0, 8, size=(200_000, problem.n))
+print("uniformly random partitions valid:", problem.is_valid(uniform).sum(), "of", len(uniform))
+counts = problem.violation_counts(uniform[:1000])
+for name, c in counts.items():
+    print(f"  {name:10s} violated by {np.mean(c > 0):.1%} of them (mean {c.mean():.1f} violations)")"""),
+    new_markdown_cell("""Even partitions that respect the order of the graph (chips never decrease along a
+topological order) often break the memory constraint: BERT's 47 MB word-embedding table nearly
+fills a chip on its own."""),
+    new_code_cell("""from mcm_gym.search import split_by_work
+
+cuts = np.sort(rng.random((2000, 7)), axis=1)
+monotone = np.stack([split_by_work(problem, c) for c in cuts])
+print("random stage splits valid:", f"{problem.is_valid(monotone).mean():.1%}")"""),
+    new_markdown_cell("""## Methods at an equal budget
+
+`random` and `sa` are the paper's baselines (each candidate is repaired by Z3); `greedy` and `dp`
+are what a compiler engineer would try (`dp` is PipeDream/Alpa-style stage construction). Every
+partition a method scores counts against the same budget."""),
+    new_code_cell("""from mcm_gym.bench import format_table, run_bench, summarize
+
+rows = run_bench(["zoo://bert-base-v1"], ["ring-8"], ["random", "sa", "greedy", "dp"], seeds=[0, 1],
+                 budget=12)
+print(format_table(summarize(rows)))"""),
+    new_code_cell("""import json
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for method in ["random", "sa", "greedy", "dp"]:
+    traces = [json.loads(r["trace"]) for r in rows if r["method"] == method]
+    n = max(len(t) for t in traces)
+    mean = np.mean([t + [t[-1]] * (n - len(t)) for t in traces], axis=0)
+    ax.step(np.arange(1, n + 1), mean, where="post", label=method)
+ax.set_xlabel("evaluated partitions")
+ax.set_ylabel("best score (mean of 2 seeds)")
+ax.legend()
+plt.show()"""),
+    new_markdown_cell("""The score is `lower_bound / bottleneck`: 1 would be a perfectly balanced pipeline
+with free links. The stage DP gets close to 0.9; a learned policy has to beat that, not just random
+search, to be worth its training time (see notebook 3)."""),
+]
+
+NB04 = [
+    new_markdown_cell("""# 4. Bring your own model and your own hardware
+
+Any PyTorch model that `torch.export` can trace becomes a graph: FLOPs per node from torch's flop
+counter, bytes from the traced shapes, parameters as weights. Hardware is a dict, or a YAML/JSON
+file with the same fields (`mcm_gym.Hardware.load`)."""),
+    new_code_cell("""import torch
+from torch import nn
+
+import mcm_gym
+from mcm_gym.graphs import coarsen, from_torch
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, d=256, layers=4):
+        super().__init__()
+        self.embed = nn.Embedding(1000, d)
+        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(d, 4, 4 * d, batch_first=True)
+                                    for _ in range(layers))
+        self.head = nn.Linear(d, 1000)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+
+graph = from_torch(TinyTransformer().eval(), (torch.randint(0, 1000, (1, 64)),), name="tiny-transformer")
+print(graph)"""),
+    new_markdown_cell("""Coarsening is explicit and reversible: merge chains of small ops down to a target size,
+partition the small graph, then map the partition back."""),
+    new_code_cell("""co = coarsen(graph, 40)
+print(graph.n, "->", co.graph.n, "nodes; FLOPs kept:", co.graph.total_flops == graph.total_flops)"""),
+    new_markdown_cell("""Our own hardware: four chips on a chain, one twice as fast, small SRAM so memory
+matters. Sizes in bytes, speeds in FLOP/s and bytes/s, latency in seconds."""),
+    new_code_cell("""slow = {"peak_flops": 4.0e12, "sram_bytes": 3.0e6, "mem_bw": 2.0e11}
+fast = {"peak_flops": 8.0e12, "sram_bytes": 3.0e6, "mem_bw": 4.0e11}
+hw = mcm_gym.Hardware.from_dict({"name": "my-chain-4", "topology": "chain", "chips": [slow, fast, slow, slow],
+                                 "link_bandwidth": 1.0e10, "link_latency": 1.0e-6})
+problem = mcm_gym.Problem(co.graph, hw)
+print(hw, " weights fill", round(co.graph.total_weight_bytes / hw.total_sram_bytes, 2), "of SRAM")"""),
+    new_code_cell("""from mcm_gym.search import get_searcher
+
+res = get_searcher("dp").search(problem, budget=20, seed=0)
+print("dp score", round(res.score, 3))
+full = co.expand(res.partition)  # back to every node of the original graph
+print("valid on the original graph:", mcm_gym.Problem(graph, hw).is_valid(full))"""),
+    new_code_cell("""import io
+
+from IPython.display import Image, display
+
+from mcm_gym.viewer import partition_figure
+
+buf = io.BytesIO()
+partition_figure(problem, res.partition).savefig(buf, format="png")
+display(Image(buf.getvalue()))"""),
+]
+
+NB05 = [
+    new_markdown_cell("""# 5. Plug in your own agent or search
+
+Three ways in: a `Searcher` subclass (then the benchmark harness compares it at an equal budget), the
+environment's batch API, and any Gymnasium RL library."""),
+    new_code_cell("""import numpy as np
+
+import mcm_gym
+from mcm_gym.bench import format_table, run_bench, summarize
+from mcm_gym.search import Searcher, split_by_work
+
+
+class JitterSearch(Searcher):
+    \"\"\"Perturb the equal-work stage cuts at random; keep the best (a toy third-party method).\"\"\"
+
+    name = "jitter"
+
+    def _run(self, problem, tr, rng):
+        k = problem.num_chips
+        base = np.arange(1, k) / k
+        while tr.left > 0:
+            cuts = np.sort(np.clip(base + rng.normal(0, 0.03, k - 1), 0.01, 0.99))
+            p = self._repair(problem, split_by_work(problem, cuts))
+            tr.add(p) if p is not None else tr.fail()
+
+
+rows = run_bench(["zoo://bert-base-v1"], ["ring-8"], [JitterSearch(), "greedy"], seeds=[0, 1], budget=10)
+print(format_table(summarize(rows)))"""),
+    new_markdown_cell("""The batch API, for optimisers that bring their own loop: `evaluate` scores many
+partitions at once (0 where invalid), `repair` makes one valid."""),
+    new_code_cell("""import gymnasium as gym
+
+env = gym.make("MCMPartition-v0")  # BERT-base on ring-8
+env.reset(seed=0)
+u = env.unwrapped
+batch = np.stack([split_by_work(u.problem, np.sort(np.random.default_rng(i).random(7))) for i in range(256)])
+out = u.evaluate(batch)
+print("valid:", out["valid"].sum(), "of", len(batch), " best score:", out["score"].max().round(3))
+print("after repair of the first:", u.repair(batch[0]).status)"""),
+    new_markdown_cell("""Any Gymnasium-compatible RL library works; masks come from `action_masks()` (sb3-contrib)
+or `obs["action_mask"]` (RLlib and others). Here sb3-contrib's MaskablePPO with its default MLP
+policy on a tiny graph; notebook 3 uses the graph neural network policy."""),
+    new_code_cell("""import torch
+from sb3_contrib import MaskablePPO
+
+torch.set_num_threads(1)
+env = gym.make("MCMPartition-v0", graph="tiny://attention-v1", hardware="ring-4", render_mode="rgb_array")
+model = MaskablePPO("MultiInputPolicy", env, n_steps=256, batch_size=64, seed=0, verbose=0).learn(1024)
+obs, _ = env.reset(seed=0)
+done = False
+while not done:
+    action, _ = model.predict(obs, action_masks=env.unwrapped.action_masks(), deterministic=True)
+    obs, reward, done, _, info = env.step(int(action))
+print("score", round(reward, 3), "| repair", info["repair_status"], info["changes"], "changes")"""),
+    new_code_cell("""import matplotlib.pyplot as plt
+
+plt.figure(figsize=(10, 5))
+plt.imshow(env.render())
+plt.axis("off")
+plt.show()"""),
+]
+
+NOTEBOOKS = {
+    "01_problem_and_env.ipynb": NB01,
+    "02_baselines_and_sparsity.ipynb": NB02,
+    "04_bring_your_own_model_and_hardware.ipynb": NB04,
+    "05_plug_in_your_agent.ipynb": NB05,
+}
+
+
 def main() -> None:
-    nb = new_notebook(cells=NB01, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                            "language": "python"}})
-    nbformat.write(nb, HERE / "01_problem_and_env.ipynb")
-    print("wrote 01_problem_and_env.ipynb")
+    meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    for name, cells in NOTEBOOKS.items():
+        nbformat.write(new_notebook(cells=cells, metadata=meta), HERE / name)
+        print(f"wrote {name}")
 
 
 if __name__ == "__main__":
