@@ -1,0 +1,92 @@
+"""Regenerate the figures of docs/concepts.md and the API reference docs/api.md.
+
+Run: ``python docs/make_docs.py`` (needs the ``viz`` extra). Everything in docs/figures and
+docs/api.md comes from this script.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import numpy as np
+
+import mcm_gym
+from mcm_gym.graph import atomic_write_text
+from mcm_gym.search import get_searcher, split_by_work
+from mcm_gym.viewer import partition_figure
+
+HERE = Path(__file__).resolve().parent
+FIG = HERE / "figures"
+
+API_MODULES = ["mcm_gym.graph", "mcm_gym.datasets", "mcm_gym.hardware", "mcm_gym.constraints", "mcm_gym.cost",
+               "mcm_gym.repair", "mcm_gym.problem", "mcm_gym.env", "mcm_gym.search", "mcm_gym.search_dp",
+               "mcm_gym.search_exact", "mcm_gym.bench", "mcm_gym.graphs", "mcm_gym.coarsen", "mcm_gym.zoo",
+               "mcm_gym.viewer"]
+
+
+def figures() -> list[Path]:
+    FIG.mkdir(exist_ok=True)
+    out = []
+    problem = mcm_gym.Problem(mcm_gym.load_graph("zoo://bert-base-v1"), mcm_gym.get_hardware("ring-8"))
+    cand = split_by_work(problem)
+    rep = problem.repair(cand)
+    fig = partition_figure(problem, rep.partition, candidate=cand,
+                           title="BERT-base on ring-8: equal-work split, repaired (score "
+                                 f"{problem.evaluate(rep.partition).score[0]:.3f})")
+    out.append(FIG / "bert_ring8_balanced.png")
+    fig.savefig(out[-1])
+    res = get_searcher("dp").search(problem, budget=8, seed=0)
+    fig = partition_figure(problem, res.partition, title=f"BERT-base on ring-8: stage DP (score {res.score:.3f})")
+    out.append(FIG / "bert_ring8_dp.png")
+    fig.savefig(out[-1])
+    tiny = mcm_gym.Problem(mcm_gym.load_graph("tiny://attention-v1"), mcm_gym.get_hardware("ring-4"))
+    rng = np.random.default_rng(0)
+    cand = rng.integers(0, 4, tiny.n)
+    rep = tiny.repair(cand)
+    fig = partition_figure(tiny, rep.partition, candidate=cand,
+                           title=f"repair of a random candidate: {rep.changes} nodes moved ({rep.status})")
+    out.append(FIG / "tiny_repair.png")
+    fig.savefig(out[-1])
+    return out
+
+
+def _first_paragraph(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ")
+
+
+def api() -> str:
+    lines = ["# API reference", "", "Generated from the docstrings by `python docs/make_docs.py`; "
+             "`help(obj)` shows the full text.", ""]
+    for name in API_MODULES:
+        mod = importlib.import_module(name)
+        lines += [f"## `{name}`", "", _first_paragraph(mod.__doc__), ""]
+        public = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
+        for attr in public:
+            obj = getattr(mod, attr, None)
+            if obj is None or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if getattr(obj, "__module__", name) != name:
+                continue
+            try:
+                sig = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                sig = "(...)"
+            kind = "class" if inspect.isclass(obj) else "def"
+            lines.append(f"- `{kind} {attr}{sig if len(sig) < 140 else '(...)'}`: {_first_paragraph(obj.__doc__)}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for p in figures():
+        print(f"wrote {p.relative_to(HERE.parent)}")
+    atomic_write_text(HERE / "api.md", api())
+    print("wrote docs/api.md")
+
+
+if __name__ == "__main__":
+    main()
