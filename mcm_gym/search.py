@@ -264,6 +264,7 @@ class GreedyBalancer(Searcher):
 SEARCHERS: dict[str, type[Searcher] | str] = {
     "balanced": BalancedSplit, "random": RandomSearch, "sa": SimulatedAnnealing, "greedy": GreedyBalancer,
     "dp": "mcm_gym.search_dp:DPSearch", "exact": "mcm_gym.search_exact:ExactSearch",
+    "rl": "mcm_gym.search_rl:RLSearch",
 }
 
 
