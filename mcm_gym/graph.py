@@ -239,6 +239,22 @@ class Graph:
                 r[v] |= r[w]
         return r
 
+    def priority_order(self, key: np.ndarray) -> np.ndarray:
+        """A topological order that always takes the ready node with the smallest ``key[v]`` (ties
+        by index); shape ``(n,)``, node indices."""
+        indeg = np.array([len(p) for p in self.preds], dtype=np.int64)
+        heap = [(float(key[v]), v) for v in range(self.n) if indeg[v] == 0]
+        heapq.heapify(heap)
+        out: list[int] = []
+        while heap:
+            _, v = heapq.heappop(heap)
+            out.append(v)
+            for w in self.succs[v]:
+                indeg[w] -= 1
+                if indeg[w] == 0:
+                    heapq.heappush(heap, (float(key[w]), w))
+        return np.array(out, dtype=np.int64)
+
     @cached_property
     def depth(self) -> np.ndarray:
         """Longest path (in edges) from any source to each node, shape ``(n,)``."""

@@ -8,16 +8,16 @@ partition ``p`` that changes the fewest nodes (``p[v] != c[v]``), with a status:
 * ``infeasible``: proven that no valid partition exists (``p`` is None);
 * ``unknown``: no valid partition found and none proven impossible (``p`` is None).
 
-Encoding (pseudo-Boolean, no integers): an order encoding ``y[v][c] = (p[v] <= c)`` per node from which
-the one-hot ``x[v][c] = y[v][c] and not y[v][c-1]`` is derived. Precedence constraints become binary
-clauses over ``y``, memory is one ``PbLe`` per chip over ``x``, minimality is MaxSAT over soft
+Encoding (pseudo-Boolean, no integers): an order encoding ``y[v][c] = (p[v] <= c)`` per node from
+which the one-hot ``x[v][c] = y[v][c] and not y[v][c-1]`` is derived. Precedence constraints become
+binary clauses over ``y``, memory is one ``PbLe`` per chip over ``x``, minimality is MaxSAT over soft
 ``x[v][c[v]]``, solved by core-guided search (MSU3) on Z3's incremental SAT solver (``QF_FD``); Z3's
-own ``Optimize`` gives the same optima but costs several times more per call here. Preprocessing bounds every node to ``[lo[v], hi[v]]``: under ``dataflow``, all ancestors
-of ``v`` share chips ``0..p[v]`` with it, so their weights must fit there (and symmetrically for
-descendants). Variables outside the bounds do not exist. Byte weights are divided by their GCD and, if
-still above 2^20 units, rounded (weights up, capacities down) so Z3 keeps to its fast PB solver;
-``RepairResult.exact_memory`` says when that rounding happened (then ``optimal`` is with respect to the
-rounded sizes).
+own ``Optimize`` (MaxRes) takes over when many nodes must change. Preprocessing bounds every node to
+``[lo[v], hi[v]]``: under ``dataflow``, all ancestors of ``v`` share chips ``0..p[v]`` with it, so
+their weights must fit there (and symmetrically for descendants). Variables outside the bounds do
+not exist. Byte weights are divided by their GCD and, if still above 2^20 units, rounded (weights
+up, capacities down) so Z3 keeps to its fast PB solver; ``RepairResult.exact_memory`` says when
+that rounding happened (then ``optimal`` is with respect to the rounded sizes).
 
 The solver budget is a Z3 resource limit (``rlimit``, deterministic: the same inputs give the same
 result on any machine) plus a wall-clock ``timeout`` as a safety net. Z3 objects are not picklable:
@@ -237,22 +237,10 @@ def greedy_repair(problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
     Valid under ``dataflow``, ``contiguous`` and ``memory`` whenever it returns; ``neighbor_only`` and
     ``triangle`` are checked afterwards. Returns None when it cannot produce a valid partition.
     """
-    import heapq
-
     g, hw = problem.graph, problem.hardware
     k = hw.num_chips
     cand = np.clip(np.asarray(candidate, dtype=np.int64), 0, k - 1)
-    indeg = np.array([len(p) for p in g.preds])
-    heap = [(int(cand[v]), v) for v in range(g.n) if indeg[v] == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        _, v = heapq.heappop(heap)
-        order.append(v)
-        for w in g.succs[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                heapq.heappush(heap, (int(cand[w]), w))
+    order = g.priority_order(cand)
     dem = problem.mem_demand[order] if hw.constraints.memory else np.zeros(g.n)
     rest = np.cumsum(dem[::-1])[::-1]  # memory of order[i:]
     rest_max = np.maximum.accumulate(dem[::-1])[::-1]  # largest node in order[i:]

@@ -23,7 +23,6 @@ Complexity: ``O(K n^2)`` per order (numpy over the split point), a few ms for BE
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -40,19 +39,7 @@ __all__ = ["DPSearch", "StageSplitter", "best_split", "dfs_order", "level_order"
 def priority_order(problem: Problem, key: np.ndarray) -> np.ndarray:
     """The topological order that always takes the ready node with the smallest ``key`` (ties by
     index); shape ``(n,)``, node indices."""
-    g = problem.graph
-    indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
-    heap = [(float(key[v]), v) for v in range(g.n) if indeg[v] == 0]
-    heapq.heapify(heap)
-    out: list[int] = []
-    while heap:
-        _, v = heapq.heappop(heap)
-        out.append(v)
-        for w in g.succs[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                heapq.heappush(heap, (float(key[w]), w))
-    return np.array(out, dtype=np.int64)
+    return problem.graph.priority_order(key)
 
 
 def dfs_order(problem: Problem) -> np.ndarray:
