@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +158,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{cell.method} {cell.graph} {cell.hardware} seed {cell.seed}")
         bar.update(1)
 
+    runner: Any = run_bench
+    if args.ray:  # the same grid as Ray tasks, on a local cluster or the one at the address
+        from .distributed import run_bench_ray
+
+        runner = partial(run_bench_ray, address=args.ray, max_retries=args.max_retries, num_cpus=args.ray_cpus)
     try:
-        rows = run_bench(args.graphs, args.hardware, args.methods, args.seeds, args.budget,
-                         out_csv=csv_path, progress=progress, resume=not args.no_resume)
+        rows = runner(args.graphs, args.hardware, args.methods, args.seeds, args.budget,
+                      out_csv=csv_path, progress=progress, resume=not args.no_resume)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: the finished rows are in {csv_path}", file=sys.stderr)
@@ -170,7 +176,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     atomic_write_text(md_path, table + "\n")
     plot_traces(rows, png_path)
     print(f"wrote {csv_path}, {md_path}, {png_path}")
-    return 0
+    failures = getattr(rows, "failures", [])
+    for cell, msg in failures:
+        print(f"FAILED {cell.method} {cell.graph} {cell.hardware} seed {cell.seed}: {msg}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _progress_bar(total: int) -> Any:
@@ -234,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")
     b.add_argument("--no-resume", action="store_true", help="rerun cells already in results.csv")
+    b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the cells as Ray tasks: alone, on a new local cluster; with an address "
+                        "(auto, host:port, ray://host:10001), on that cluster (needs mcm-gym[ray])")
+    b.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
+    b.add_argument("--max-retries", type=int, default=2, help="Ray retries of a crashed cell (default 2)")
     b.set_defaults(func=_cmd_bench)
     sh = sub.add_parser("show", help="draw a result (partition --out JSON, or a bench results.csv row)")
     sh.add_argument("result")
