@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,7 +131,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         self.use_repair = use_repair
         self.timing = timing
         self.last_repair_time = 0.0  # s, wall clock of the last repair
-        self._problems: dict[tuple[str, str], Problem] = {}
+        self._problems: OrderedDict[tuple[str, str], Problem] = OrderedDict()  # LRU of cost tables
 
         if graphs is None:
             g = load_graph(graph if graph is not None else "zoo://bert-base-v1")
@@ -187,9 +188,10 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         pr = self._problems.get(key)
         if pr is None or pr.graph is not g and pr.graph.id is None:
             pr = Problem(g, hw)
-            if len(self._problems) > 256:
-                self._problems.clear()
             self._problems[key] = pr
+            while len(self._problems) > 1024:
+                self._problems.popitem(last=False)
+        self._problems.move_to_end(key)
         return pr
 
     def _set_instance(self, g: Graph, hw: Hardware) -> None:
