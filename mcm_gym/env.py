@@ -297,11 +297,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
     def evaluate(self, partitions: np.ndarray) -> dict[str, np.ndarray]:
         """Score a batch ``(B, n)`` of partitions of the current instance: ``score`` (0 where
         invalid), ``raw_score``, ``valid``, ``throughput``, ``bottleneck`` (s), ``latency`` (s)."""
-        pr = self.problem
-        ev = pr.evaluate(partitions)
-        counts = pr.violation_counts(partitions, ev)
-        valid = np.logical_and.reduce([c == 0 for c in counts.values()]) if counts else \
-            np.ones(len(ev), dtype=bool)
+        ev, valid = self.problem.evaluate_valid(partitions)
         return {"score": np.where(valid, ev.score, 0.0), "raw_score": ev.score, "valid": valid,
                 "throughput": ev.throughput, "bottleneck": ev.bottleneck, "latency": ev.latency}
 

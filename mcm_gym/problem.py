@@ -89,11 +89,17 @@ class Problem:
             out += c.explain(self.graph, self.hardware, p[0], mem)
         return out
 
+    def evaluate_valid(self, partitions: np.ndarray) -> tuple[Evaluation, np.ndarray]:
+        """Costs of a batch and whether each partition is valid (bool array ``(B,)``)."""
+        ev = self.evaluate(partitions)
+        ok = np.ones(len(ev), dtype=bool)
+        for c in self.violation_counts(partitions, ev).values():
+            ok &= c == 0
+        return ev, ok
+
     def scores(self, partitions: np.ndarray) -> np.ndarray:
         """Normalised score per partition, 0 where invalid; shape ``(B,)``."""
-        ev = self.evaluate(partitions)
-        counts = self.violation_counts(partitions, ev)
-        ok = np.logical_and.reduce([c == 0 for c in counts.values()]) if counts else True
+        ev, ok = self.evaluate_valid(partitions)
         return np.where(ok, ev.score, 0.0)
 
     def repair(self, candidate: np.ndarray, config: RepairConfig | None = None) -> RepairResult:
