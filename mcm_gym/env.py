@@ -37,7 +37,7 @@ CHIP_FEATURES = (
     "sram",  # SRAM / largest SRAM
     "peak",  # peak FLOP/s / fastest chip
     "memory_used",  # bytes placed / SRAM, clipped to 1
-    "work",  # compute time placed / total work, clipped to 1
+    "work",  # compute time placed / its fair share (total work / K) / 2, clipped to 1: 0.5 = a fair share
     "frontier",  # 1 for the highest chip used so far
     "allowed",  # the action mask for the current node
 )
@@ -355,7 +355,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         k = self.problem.num_chips
         chips = self._static_chips.copy()
         chips[:k, 3] = np.clip(self._state.mem_used / self.problem.hardware.sram_bytes, 0, 1)
-        chips[:k, 4] = np.clip(self._work / self._total_work, 0, 1)
+        chips[:k, 4] = np.clip(self._work * k / self._total_work / 2, 0, 1)
         if self._state.max_used >= 0:
             chips[self._state.max_used, 5] = 1.0
         mask = self._oneshot_mask() if self.mode == "oneshot" else self._mask
