@@ -44,12 +44,59 @@ def format_result(problem: Problem, res: SearchResult) -> str:
     return "\n".join(lines)
 
 
+PRETRAINED = {"pretrained": "pretrained-layered-v1.zip"}  # names of checkpoints shipped in mcm_gym/checkpoints
+
+
+def resolve_checkpoint(spec: str) -> str:
+    """A checkpoint path, or the name of one shipped with the package (``pretrained``)."""
+    if spec in PRETRAINED:
+        from importlib import resources
+
+        path = Path(str(resources.files("mcm_gym") / "checkpoints" / PRETRAINED[spec]))
+        if not path.exists():
+            raise FileNotFoundError(f"the shipped checkpoint {spec!r} is missing from this install ({path})")
+        return str(path)
+    if not Path(spec).exists():
+        raise FileNotFoundError(f"checkpoint not found: {spec} (or use one of: {', '.join(PRETRAINED)})")
+    return spec
+
+
+def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
+    """Inference with a trained policy: one deterministic episode, then ``budget - 1`` sampled ones;
+    each repaired partition is one evaluation. Keeps the best."""
+    import time
+
+    from .train import evaluate_policy_on
+
+    t0 = time.perf_counter()
+    runs = [evaluate_policy_on(checkpoint, problem.graph, problem.hardware, episodes=1, seed=seed)]
+    if budget > 1:
+        runs.append(evaluate_policy_on(checkpoint, problem.graph, problem.hardware, episodes=budget - 1,
+                                       deterministic=False, seed=seed))
+    trace: list[float] = []
+    best, best_score = None, 0.0
+    for run in runs:
+        for score, part in zip(run["scores"], run["partitions"], strict=True):
+            if part is not None and score > best_score:
+                best, best_score = np.asarray(part), float(score)
+            trace.append(best_score)
+    row = problem.evaluate(best).row() if best is not None else None
+    g, hw = problem.graph, problem.hardware
+    return SearchResult(method=f"policy:{Path(checkpoint).stem}", graph_id=g.id or g.name,
+                        hardware_id=hw.id or hw.name, seed=seed, partition=best, score=best_score,
+                        throughput=row["throughput"] if row else 0.0,
+                        bottleneck=row["bottleneck"] if row else float("inf"), lower_bound=problem.lower_bound,
+                        evaluations=len(trace), wall_time=time.perf_counter() - t0, trace=trace)
+
+
 def _cmd_partition(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph)
     hw = get_hardware(args.hardware or graph.metadata.get("default_hardware") or "ring-8")
     problem = Problem(graph, hw)
-    searcher = get_searcher(args.method)
-    res = searcher.search(problem, budget=args.budget, seed=args.seed)
+    if args.policy:
+        res = policy_search(problem, resolve_checkpoint(args.policy), args.budget, args.seed)
+    else:
+        res = get_searcher(args.method).search(problem, budget=args.budget, seed=args.seed)
     print(format_result(problem, res))
     if args.out:
         atomic_write_text(args.out, json.dumps(res.to_dict()) + "\n")
@@ -120,6 +167,34 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             bad += not ok
             print(f"{path}:{i + 1}: {'OK ' if ok else 'BAD'} {msg}")
     return 1 if bad else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, curve_table, evaluate_policy_on, read_sidecar, train
+
+    cfg = TrainConfig.from_yaml(args.config)
+    changes = {"out_dir": args.out, "total_timesteps": args.timesteps, "seed": args.seed,
+               "max_wall_time": args.max_wall_time}
+    cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None})
+    final = train(cfg, resume_from=args.resume, progress=not args.no_progress)
+    side = read_sidecar(final) or {}
+    print(curve_table(side.get("curve", [])))
+    print(f"wrote {final}")
+    if args.graph:
+        res = evaluate_policy_on(final, args.graph, args.hardware)
+        print(f"zero-shot on {res['graph_id']} / {res['hardware_id']}: score {res['mean_score']:.4f}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from .train import curve_table, finetune, read_sidecar
+
+    final = finetune(resolve_checkpoint(args.checkpoint), args.graph, args.hardware, args.timesteps,
+                     out_dir=args.out, seed=args.seed, progress=not args.no_progress)
+    side = read_sidecar(final) or {}
+    print(curve_table(side.get("curve", [])))
+    print(f"wrote {final}")
+    return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -217,7 +292,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=32, help="evaluated partitions (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
+    p.add_argument("--policy", help="use a trained policy instead of --method: a checkpoint (.zip) or "
+                                    f"{', '.join(PRETRAINED)} (shipped); --budget episodes, the first greedy")
     p.set_defaults(func=_cmd_partition)
+    t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
+    t.add_argument("config", help="YAML with TrainConfig fields, e.g. agents/configs/pretrain_layered.yaml")
+    t.add_argument("--out", help="output folder (overrides out_dir)")
+    t.add_argument("--timesteps", type=int, help="overrides total_timesteps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-wall-time", type=float, help="stop after this many seconds")
+    t.add_argument("--resume", help="continue from this checkpoint")
+    t.add_argument("--graph", help="also report the final policy's zero-shot score on this graph")
+    t.add_argument("--hardware", help="hardware for --graph")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_cmd_train)
+    f = sub.add_parser("finetune", help="fine-tune a checkpoint on one graph (mcm-gym[rl])")
+    f.add_argument("checkpoint", help=f"a checkpoint (.zip) or {', '.join(PRETRAINED)}")
+    f.add_argument("--graph", required=True)
+    f.add_argument("--hardware", help="default: the graph's default preset")
+    f.add_argument("--timesteps", type=int, default=20_000)
+    f.add_argument("--out", help="output folder")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--no-progress", action="store_true")
+    f.set_defaults(func=_cmd_finetune)
     g = sub.add_parser("graphs", help="list, show or import graphs")
     gsub = g.add_subparsers(dest="action")
     gl = gsub.add_parser("list", help="bundled graphs: sizes, FLOPs, weights, split, presets they fit")

@@ -295,3 +295,23 @@ def test_short_training_improves_the_deterministic_score(tmp_path: Path) -> None
     curve = read_sidecar(train(cfg, progress=False))["curve"]
     before, after = curve[0]["eval_mean_score"], curve[-1]["eval_mean_score"]
     assert after > before + 0.05, (before, after)
+
+
+def test_cli_train_finetune_and_partition_with_a_policy(tmp_path, capsys) -> None:
+    from mcm_gym.cli import main
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("graphs: [tiny://chain-v1, tiny://diamond-v1]\nhardware: [ring-4]\nk_max: 4\n"
+                   "total_timesteps: 256\nn_steps: 128\nbatch_size: 64\nn_epochs: 1\neval_every: 0\n"
+                   "checkpoint_every: 0\nextractor: {hidden: 16, layers: 1}\nseed: 0\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    ckpt = tmp_path / "run" / "final.zip"
+    assert ckpt.exists()
+    assert main(["finetune", str(ckpt), "--graph", "tiny://attention-v1", "--hardware", "ring-4",
+                 "--timesteps", "128", "--out", str(tmp_path / "ft"), "--no-progress"]) == 0
+    out = tmp_path / "r.json"
+    assert main(["partition", "--graph", "tiny://attention-v1", "--hardware", "ring-4", "--policy",
+                 str(tmp_path / "ft" / "final.zip"), "--budget", "3", "--out", str(out)]) == 0
+    assert "policy:final" in capsys.readouterr().out
+    assert main(["validate", str(out)]) == 0
+    assert main(["partition", "--policy", str(tmp_path / "missing.zip")]) == 2
