@@ -315,3 +315,11 @@ def test_cli_train_finetune_and_partition_with_a_policy(tmp_path, capsys) -> Non
     assert "policy:final" in capsys.readouterr().out
     assert main(["validate", str(out)]) == 0
     assert main(["partition", "--policy", str(tmp_path / "missing.zip")]) == 2
+
+
+def test_shipped_pretrained_policy_partitions_a_fresh_graph(capsys) -> None:
+    from mcm_gym.cli import main
+
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained",
+                 "--budget", "2"]) == 0
+    assert "policy:pretrained-layered-v1" in capsys.readouterr().out
