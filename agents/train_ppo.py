@@ -8,9 +8,15 @@ Run: ``python agents/train_ppo.py agents/configs/pretrain_layered.yaml --out run
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from mcm_gym.cli import main
+from mcm_gym import cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cli.main(args if args[:1] == ["finetune"] else ["train", *args])
+
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    raise SystemExit(main(argv if argv[:1] == ["finetune"] else ["train", *argv]))
+    raise SystemExit(main())

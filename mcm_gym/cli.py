@@ -179,7 +179,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     final = train(cfg, resume_from=args.resume, progress=not args.no_progress)
     side = read_sidecar(final) or {}
     print(curve_table(side.get("curve", [])))
-    print(f"wrote {final}")
+    print(f"best training score {side.get('best', {}).get('score', 0.0):.4f}; wrote {final}")
     if args.graph:
         res = evaluate_policy_on(final, args.graph, args.hardware)
         print(f"zero-shot on {res['graph_id']} / {res['hardware_id']}: score {res['mean_score']:.4f}")
