@@ -80,13 +80,8 @@ def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> 
             if part is not None and score > best_score:
                 best, best_score = np.asarray(part), float(score)
             trace.append(best_score)
-    row = problem.evaluate(best).row() if best is not None else None
-    g, hw = problem.graph, problem.hardware
-    return SearchResult(method=f"policy:{Path(checkpoint).stem}", graph_id=g.id or g.name,
-                        hardware_id=hw.id or hw.name, seed=seed, partition=best, score=best_score,
-                        throughput=row["throughput"] if row else 0.0,
-                        bottleneck=row["bottleneck"] if row else float("inf"), lower_bound=problem.lower_bound,
-                        evaluations=len(trace), wall_time=time.perf_counter() - t0, trace=trace)
+    return SearchResult.of(problem, f"policy:{Path(checkpoint).stem}", seed, best, best_score, trace,
+                           time.perf_counter() - t0)
 
 
 def _cmd_partition(args: argparse.Namespace) -> int:

@@ -40,6 +40,17 @@ class SearchResult:
     trace: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, problem: Problem, method: str, seed: int, partition: np.ndarray | None, score: float,
+           trace: list[float], wall_time: float) -> SearchResult:
+        """A result for ``problem``: throughput and bottleneck of ``partition`` from the simulator."""
+        g, hw = problem.graph, problem.hardware
+        row = problem.evaluate(partition).row() if partition is not None else None
+        return cls(method=method, graph_id=g.id or g.name, hardware_id=hw.id or hw.name, seed=seed,
+                   partition=partition, score=score, throughput=row["throughput"] if row else 0.0,
+                   bottleneck=row["bottleneck"] if row else float("inf"), lower_bound=problem.lower_bound,
+                   evaluations=len(trace), wall_time=wall_time, trace=trace)
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "graph_id": self.graph_id, "hardware_id": self.hardware_id,
                 "seed": self.seed, "score": self.score, "throughput": self.throughput,
@@ -99,15 +110,8 @@ class Searcher(ABC):
         t0 = time.perf_counter()
         tr = _Tracker(problem, budget, progress)
         self._run(problem, tr, np.random.default_rng(seed))
-        g, hw = problem.graph, problem.hardware
-        row = problem.evaluate(tr.best).row() if tr.best is not None else None
-        return SearchResult(
-            method=self.name, graph_id=g.id or g.name, hardware_id=hw.id or hw.name, seed=seed,
-            partition=tr.best, score=tr.best_score,
-            throughput=row["throughput"] if row else 0.0,
-            bottleneck=row["bottleneck"] if row else float("inf"),
-            lower_bound=problem.lower_bound, evaluations=len(tr.trace),
-            wall_time=time.perf_counter() - t0, trace=tr.trace)
+        return SearchResult.of(problem, self.name, seed, tr.best, tr.best_score, tr.trace,
+                               time.perf_counter() - t0)
 
     def _repair(self, problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
         return problem.repair(candidate, self.repair_config).partition
