@@ -36,8 +36,8 @@ def format_result(problem: Problem, res: SearchResult) -> str:
               f"lower bound {res.lower_bound * 1e6:.2f} us   latency {ev['latency'] * 1e6:.2f} us",
               f"{'chip':>4} {'nodes':>6} {'compute us':>11} {'SRAM used':>10} {'out-link us':>12}"]
     counts = np.bincount(res.partition, minlength=hw.num_chips)
-    link_out = np.zeros(hw.num_chips)
-    np.add.at(link_out, hw.link_driver, ev["link_time"]) if hw.num_links else None
+    link_out = np.zeros(hw.num_chips)  # time of the links each chip drives
+    np.add.at(link_out, hw.link_driver, ev["link_time"])
     for c in range(hw.num_chips):
         lines.append(f"{c:>4} {counts[c]:>6} {ev['chip_time'][c] * 1e6:>11.2f} "
                      f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
@@ -123,6 +123,11 @@ def _cmd_graphs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_problem(rec: dict[str, Any]) -> Problem:
+    """The problem a result record was made on (its graph id and hardware id)."""
+    return Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
+
+
 def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
     """Re-score one result record; True when the partition is valid and the score matches."""
     for key in ("graph_id", "hardware_id", "partition", "score"):
@@ -130,7 +135,7 @@ def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
             return False, f"record is missing field {key!r}"
     if rec["partition"] is None:
         return rec["score"] == 0, "no partition (score must be 0)"
-    problem = Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
+    problem = _record_problem(rec)
     p = np.asarray(rec["partition"])
     try:
         violations = problem.check(p)
@@ -203,7 +208,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     rec = records[args.row - 1]
     if rec.get("partition") is None:
         raise ValueError(f"{args.result}:{args.row}: the record has no partition to show")
-    problem = Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
+    problem = _record_problem(rec)
     p = np.asarray(rec["partition"])
     fig = partition_figure(problem, p, title=f"{rec['graph_id']} on {rec['hardware_id']}: "
                                              f"{rec.get('method', '')} seed {rec.get('seed', '')}")
