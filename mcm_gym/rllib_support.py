@@ -9,10 +9,10 @@ edge list and the current node, are divided by ``max_nodes - 1``). The MLP polic
 not see the graph structure the way :mod:`mcm_gym.policy`'s GNN does; it is a working example of
 the interface, sized for small graphs.
 
-Versions: ``ray[rllib]`` 2.60 pins ``gymnasium==1.2.2`` (installing it downgrades gymnasium), so it
-is in no mcm-gym extra. This module was checked with ray 2.60.0 and gymnasium 1.4.0 reinstalled
-over the pin (``pip install 'ray[rllib]==2.60.0' && pip install gymnasium==1.4.0``; RLlib's PPO
-runs; ``dm-tree``, ``pandas``, ``pyarrow``, ``scipy`` come with the rllib extra).
+Install: ``pip install "mcm-gym[rllib]"`` (also part of ``mcm-gym[test]``, so CI runs RLlib's PPO).
+``ray[rllib]`` 2.60 pins ``gymnasium==1.2.2``, so this extra downgrades gymnasium to that release;
+the rest of mcm-gym works with any gymnasium >= 1.0. Checked with ray 2.60.0 on gymnasium 1.2.2
+(the pinned release) and on 1.4.0 reinstalled over the pin.
 
 Example::
 
