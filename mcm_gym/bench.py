@@ -28,7 +28,7 @@ from .search import Searcher, SearchResult, get_searcher
 __all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "FIELDS"]
 
 FIELDS = ["graph_id", "hardware_id", "method", "seed", "budget", "score", "throughput", "bottleneck",
-          "lower_bound", "evaluations", "wall_time", "partition", "trace"]
+          "lower_bound", "evaluations", "wall_time", "partition", "trace", "trace_time"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ def _row(res: SearchResult, budget: int) -> dict[str, Any]:
             "bottleneck": res.bottleneck, "lower_bound": res.lower_bound,
             "evaluations": res.evaluations, "wall_time": res.wall_time,
             "partition": json.dumps(None if res.partition is None else res.partition.tolist()),
-            "trace": json.dumps([round(x, 6) for x in res.trace])}
+            "trace": json.dumps([round(x, 6) for x in res.trace]),
+            "trace_time": json.dumps([round(x, 3) for x in res.trace_time])}
 
 
 def write_rows(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -68,6 +69,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 rec[k] = int(rec[k])
             rec["partition"] = json.loads(rec["partition"])
             rec["trace"] = json.loads(rec["trace"])
+            rec["trace_time"] = json.loads(rec.get("trace_time") or "[]")  # absent in older files
             out.append(rec)
     return out
 

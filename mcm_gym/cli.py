@@ -15,8 +15,9 @@ import numpy as np
 from .datasets import load_graph
 from .graph import GraphError, atomic_write_text
 from .hardware import HardwareError, get_hardware, list_presets
+from .pretrained import PRETRAINED, resolve_checkpoint
 from .problem import Problem
-from .search import SEARCHERS, SearchResult, get_searcher
+from .search import SEARCHERS, SearchResult, get_searcher, parse_method
 
 
 def format_result(problem: Problem, res: SearchResult) -> str:
@@ -42,23 +43,6 @@ def format_result(problem: Problem, res: SearchResult) -> str:
         lines.append(f"{c:>4} {counts[c]:>6} {ev['chip_time'][c] * 1e6:>11.2f} "
                      f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
     return "\n".join(lines)
-
-
-PRETRAINED = {"pretrained": "pretrained-layered-v1.zip"}  # names of checkpoints shipped in mcm_gym/checkpoints
-
-
-def resolve_checkpoint(spec: str) -> str:
-    """A checkpoint path, or the name of one shipped with the package (``pretrained``)."""
-    if spec in PRETRAINED:
-        from importlib import resources
-
-        path = Path(str(resources.files("mcm_gym") / "checkpoints" / PRETRAINED[spec]))
-        if not path.exists():
-            raise FileNotFoundError(f"the shipped checkpoint {spec!r} is missing from this install ({path})")
-        return str(path)
-    if not Path(spec).exists():
-        raise FileNotFoundError(f"checkpoint not found: {spec} (or use one of: {', '.join(PRETRAINED)})")
-    return spec
 
 
 def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
@@ -257,6 +241,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _method_spec(spec: str) -> str:
+    """argparse type of a ``--methods`` entry: a known method, optionally with ``:key=value`` options."""
+    try:
+        name, _ = parse_method(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if name not in SEARCHERS:
+        raise argparse.ArgumentTypeError(f"unknown method {name!r}; known: {', '.join(sorted(SEARCHERS))}")
+    return spec
+
+
 def _progress_bar(total: int) -> Any:
     try:
         from tqdm import tqdm
@@ -334,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run methods x graphs x hardware x seeds at an equal budget")
     b.add_argument("--graphs", nargs="+", default=["zoo://bert-base-v1"])
     b.add_argument("--hardware", nargs="+", default=["ring-8"])
-    b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"],
-                   choices=sorted(SEARCHERS))
+    b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"], type=_method_spec,
+                   help=f"methods ({', '.join(sorted(SEARCHERS))}), each optionally with options, e.g. "
+                        "rl:checkpoint=pretrained or sa:t0=0.1")
     b.add_argument("--budget", type=int, default=200, help="evaluated partitions per run")
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")
@@ -354,7 +350,60 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="re-score result files (bench CSV or JSON lines) and check them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_validate)
+    x = sub.add_parser("experiment", help="the paper's experiments (tables + plots): search, finetune, "
+                                          "zeroshot, ablation (see mcm_gym.experiments)")
+    x.add_argument("name", choices=["search", "finetune", "zeroshot", "ablation"])
+    x.add_argument("--out", help="folder for results and report.md (default results/experiments/NAME)")
+    x.add_argument("--graph", help="graph (search, finetune, ablation)")
+    x.add_argument("--hardware", help="hardware preset or file (search, finetune, ablation)")
+    x.add_argument("--pairs", nargs="+", metavar="GRAPH@HARDWARE", help="held-out instances (zeroshot)")
+    x.add_argument("--checkpoint", help="pre-trained policy (default: the shipped 'pretrained')")
+    x.add_argument("--budget", type=int, help="evaluated partitions (episodes) per run")
+    x.add_argument("--scratch-budget", type=int, help="episodes of RL from scratch (finetune, zeroshot)")
+    x.add_argument("--seeds", nargs="+", type=int)
+    x.set_defaults(func=_cmd_experiment)
     return ap
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import EXPERIMENTS
+
+    fn = EXPERIMENTS[args.name]
+    kw: dict[str, Any] = {}
+    if args.pairs:
+        if args.name != "zeroshot":
+            raise ValueError("--pairs is for the zeroshot experiment")
+        pairs = []
+        for p in args.pairs:
+            g, at, h = p.rpartition("@")
+            if not at or not g or not h:
+                raise ValueError(f"--pairs entry {p!r} is not GRAPH@HARDWARE")
+            pairs.append((g, h))
+        kw["pairs"] = pairs
+    for opt in ("graph", "hardware", "checkpoint", "budget", "scratch_budget", "seeds"):
+        v = getattr(args, opt)
+        if v is not None:
+            kw[opt] = v
+    if args.name == "zeroshot" and "seeds" in kw:
+        if len(kw["seeds"]) != 1:
+            raise ValueError("zeroshot takes one seed")
+        kw["seed"] = kw.pop("seeds")[0]
+    import inspect
+
+    known = set(inspect.signature(fn).parameters)
+    bad = sorted(k for k in kw if k not in known)
+    if bad:
+        flags = ", ".join("--" + b.replace("_", "-") for b in bad)
+        raise ValueError(f"experiment {args.name} has no option(s) {flags}")
+    out = Path(args.out or Path("results") / "experiments" / args.name)
+
+    def progress(i: int, n: int, cell: Any) -> None:  # one line per finished run (several grids)
+        print(f"[{i}/{n}] {cell.method} {cell.graph} {cell.hardware} seed {cell.seed}", file=sys.stderr)
+
+    report = fn(out, progress=progress, **kw)
+    print(report)
+    print(f"wrote {out}/report.md")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,8 @@
 methods x seeds at one budget), one Ray task per cell (``num_cpus=1``), and returns the same rows and
 writes the same replayable CSV (rewritten atomically after every finished cell; a rerun skips the
 cells already in it). Searchers are deterministic, so its rows equal the serial ones except for
-``wall_time``. Problems and Z3 solvers are built inside each worker (Z3 objects are not picklable);
+``wall_time`` and ``trace_time`` (seconds). Problems and Z3 solvers are built inside each worker
+(Z3 objects are not picklable);
 only ids, method names (or picklable :class:`~mcm_gym.search.Searcher` objects) and result rows
 travel.
 

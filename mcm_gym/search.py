@@ -19,7 +19,7 @@ from .problem import Problem
 from .repair import RepairConfig
 
 __all__ = ["SearchResult", "Searcher", "BalancedSplit", "RandomSearch", "SimulatedAnnealing",
-           "GreedyBalancer", "SEARCHERS", "get_searcher", "split_by_work"]
+           "GreedyBalancer", "SEARCHERS", "get_searcher", "parse_method", "split_by_work"]
 
 Progress = Callable[[int, float], None]  # (evaluations so far, best score so far)
 
@@ -37,19 +37,20 @@ class SearchResult:
     lower_bound: float  # s
     evaluations: int
     wall_time: float  # s
-    trace: list[float] = field(default_factory=list)
+    trace: list[float] = field(default_factory=list)  # best score after each evaluation
+    trace_time: list[float] = field(default_factory=list)  # s since the start, at each evaluation
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, problem: Problem, method: str, seed: int, partition: np.ndarray | None, score: float,
-           trace: list[float], wall_time: float) -> SearchResult:
+           trace: list[float], wall_time: float, trace_time: list[float] | None = None) -> SearchResult:
         """A result for ``problem``: throughput and bottleneck of ``partition`` from the simulator."""
         g, hw = problem.graph, problem.hardware
         row = problem.evaluate(partition).row() if partition is not None else None
         return cls(method=method, graph_id=g.id or g.name, hardware_id=hw.id or hw.name, seed=seed,
                    partition=partition, score=score, throughput=row["throughput"] if row else 0.0,
                    bottleneck=row["bottleneck"] if row else float("inf"), lower_bound=problem.lower_bound,
-                   evaluations=len(trace), wall_time=wall_time, trace=trace)
+                   evaluations=len(trace), wall_time=wall_time, trace=trace, trace_time=list(trace_time or []))
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "graph_id": self.graph_id, "hardware_id": self.hardware_id,
@@ -68,6 +69,8 @@ class _Tracker:
         self.best: np.ndarray | None = None
         self.best_score = 0.0
         self.trace: list[float] = []
+        self.times: list[float] = []  # s since the tracker was made, at each evaluation
+        self._t0 = time.perf_counter()
 
     @property
     def left(self) -> int:
@@ -79,10 +82,12 @@ class _Tracker:
         if len(p) == 0:
             return np.zeros(0)
         scores = self.problem.scores(p)
+        now = time.perf_counter() - self._t0
         for i, s in enumerate(scores):
             if s > self.best_score:
                 self.best_score, self.best = float(s), p[i].copy()
             self.trace.append(self.best_score)
+            self.times.append(now)
         if self.progress:
             self.progress(len(self.trace), self.best_score)
         return scores
@@ -91,6 +96,7 @@ class _Tracker:
         """Count an evaluation that produced no valid partition (e.g. repair failed)."""
         if self.left > 0:
             self.trace.append(self.best_score)
+            self.times.append(time.perf_counter() - self._t0)
             if self.progress:
                 self.progress(len(self.trace), self.best_score)
 
@@ -111,7 +117,7 @@ class Searcher(ABC):
         tr = _Tracker(problem, budget, progress)
         self._run(problem, tr, np.random.default_rng(seed))
         return SearchResult.of(problem, self.name, seed, tr.best, tr.best_score, tr.trace,
-                               time.perf_counter() - t0)
+                               time.perf_counter() - t0, tr.times)
 
     def _repair(self, problem: Problem, candidate: np.ndarray) -> np.ndarray | None:
         return problem.repair(candidate, self.repair_config).partition
@@ -272,14 +278,44 @@ SEARCHERS: dict[str, type[Searcher] | str] = {
 }
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"rl:checkpoint=pretrained,ent_coef=0.02"`` -> ``("rl", {"checkpoint": "pretrained",
+    "ent_coef": 0.02})``: a method name, then ``key=value`` options after a colon, comma-separated;
+    values are read as YAML scalars (ints, floats, booleans, null, else strings)."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    opts: dict[str, Any] = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"method {spec!r}: option {item!r} is not key=value")
+        try:
+            opts[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            opts[key.strip()] = value
+    return name, opts
+
+
 def get_searcher(name: str, **kwargs: Any) -> Searcher:
-    """A searcher by name (see ``SEARCHERS``), built with ``kwargs``."""
-    if name not in SEARCHERS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(SEARCHERS))}")
-    cls = SEARCHERS[name]
+    """A searcher by name (see ``SEARCHERS``), built with ``kwargs``. ``name`` may carry options,
+    ``"sa:t0=0.1"`` (see :func:`parse_method`); the searcher's ``name`` (the method column of the
+    benchmark tables) is then the whole spec."""
+    base, opts = parse_method(name)
+    if base not in SEARCHERS:
+        raise ValueError(f"unknown method {base!r}; known: {', '.join(sorted(SEARCHERS))}")
+    cls = SEARCHERS[base]
     if isinstance(cls, str):
         import importlib
 
         mod, _, attr = cls.partition(":")
         cls = getattr(importlib.import_module(mod), attr)
-    return cls(**kwargs)  # type: ignore[operator]
+    opts.update(kwargs)
+    try:
+        searcher = cls(**opts)  # type: ignore[operator]
+    except TypeError as e:
+        raise ValueError(f"method {name!r}: bad option ({e})") from None
+    if opts and name != base:
+        searcher.name = name.strip()
+    return searcher

@@ -33,8 +33,9 @@ def rollout_size(n_nodes: int, budget: int, episodes_per_rollout: int | None = N
 class RLSearch(Searcher):
     """MaskablePPO + GNN on one problem; every repaired episode is one evaluation.
 
-    Options: ``checkpoint`` (None: from scratch; a path: fine-tune that pre-trained policy, whose
-    ``K_max`` must cover the hardware), ``episodes_per_rollout`` (PPO ``n_steps`` is that many whole
+    Options: ``checkpoint`` (None: from scratch; a path or a shipped name such as ``pretrained``:
+    fine-tune that pre-trained policy, whose ``K_max`` must cover the hardware),
+    ``episodes_per_rollout`` (PPO ``n_steps`` is that many whole
     episodes; default sized for the budget, see :func:`rollout_size`), ``learning_rate``,
     ``n_epochs``, ``ent_coef``, ``gamma``, ``gae_lambda``, ``extractor`` (GNNExtractor kwargs),
     ``net_arch``, ``final_deterministic`` (keep the last evaluation for a greedy episode),
@@ -53,7 +54,7 @@ class RLSearch(Searcher):
                  final_deterministic: bool = True, use_repair: bool = True, device: str = "cpu",
                  torch_threads: int = 1, repair: RepairConfig | None = None) -> None:
         super().__init__(repair)
-        self.checkpoint = None if checkpoint is None else str(checkpoint)
+        self.checkpoint = None if checkpoint is None else str(checkpoint)  # a path or a shipped name
         self.episodes_per_rollout = episodes_per_rollout
         self.learning_rate, self.n_epochs, self.ent_coef = learning_rate, n_epochs, ent_coef
         self.gamma, self.gae_lambda = gamma, gae_lambda
@@ -82,7 +83,9 @@ class RLSearch(Searcher):
 
         torch.set_num_threads(self.torch_threads)
         seed = int(rng.integers(2**31 - 1))
-        base = load_model(self.checkpoint, device=self.device) if self.checkpoint else None
+        from .pretrained import resolve_checkpoint
+
+        base = load_model(resolve_checkpoint(self.checkpoint), device=self.device) if self.checkpoint else None
         k_max = int(base.observation_space["chip_state"].shape[0]) if base is not None else problem.num_chips
         if problem.num_chips > k_max:
             raise ValueError(f"checkpoint {self.checkpoint} was trained with k_max={k_max}, the hardware "

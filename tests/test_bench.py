@@ -25,7 +25,8 @@ def test_bench_rows_table_plot_and_validate(tmp_path) -> None:
     for rec in back:
         ok, msg = validate_record(rec)
         assert ok, msg
-        assert rec["evaluations"] <= 6 and len(rec["trace"]) == rec["evaluations"]
+        assert rec["evaluations"] <= 6 and len(rec["trace"]) == len(rec["trace_time"]) == rec["evaluations"]
+        assert rec["trace_time"] == sorted(rec["trace_time"])
     summary = summarize(back)
     assert {s["method"] for s in summary} == {"random", "sa", "greedy"}
     table = format_table(summary)

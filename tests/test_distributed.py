@@ -30,7 +30,7 @@ def cluster():
 
 
 def _strip(rows):
-    return [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("wall_time", "trace_time")} for r in rows]
 
 
 def _crashing_searcher(marker: Path) -> GreedyBalancer:

@@ -1,0 +1,104 @@
+"""The paper's experiment commands on tiny instances, method specs, and behaviour cloning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcm_gym.bench import read_rows
+from mcm_gym.cli import main
+from mcm_gym.search import get_searcher, parse_method
+
+pytest.importorskip("sb3_contrib")
+
+from mcm_gym import experiments  # noqa: E402
+
+TINY = "tiny://attention-v1"
+
+
+def test_parse_method_reads_typed_options():
+    assert parse_method("rl") == ("rl", {})
+    assert parse_method("rl:checkpoint=pretrained, ent_coef=0.02,use_repair=false") == (
+        "rl", {"checkpoint": "pretrained", "ent_coef": 0.02, "use_repair": False})
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_method("sa:0.1")
+
+
+def test_get_searcher_with_options_names_itself_by_the_spec():
+    s = get_searcher("sa:t_start=0.05")
+    assert s.name == "sa:t_start=0.05" and s.t_start == 0.05
+    assert get_searcher("sa").name == "sa"
+    with pytest.raises(ValueError, match="bad option"):
+        get_searcher("sa:nope=1")
+    with pytest.raises(ValueError, match="unknown method"):
+        get_searcher("annealing:t_start=1")
+
+
+def test_cli_rejects_unknown_method_spec(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--methods", "nope:x=1"])
+    assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_samples_to_reach():
+    assert experiments.samples_to_reach([0.1, 0.5, 0.5, 0.9], 0.5, [1.0, 2.0, 3.0, 4.0]) == (2, 2.0)
+    assert experiments.samples_to_reach([0.1, 0.2], 0.5) == (None, None)
+    assert experiments.samples_to_reach([0.7], 0.5) == (1, None)
+
+
+def test_ablation_experiment_writes_table_plot_and_replayable_rows(tmp_path):
+    report = experiments.run_ablation(tmp_path, graph=TINY, hardware="ring-4", budget=6, seeds=[0])
+    rows = read_rows(tmp_path / "results.csv")
+    assert sorted(r["method"] for r in rows) == ["rl", "rl:use_repair=false"]
+    assert all(r["evaluations"] == 6 and len(r["trace_time"]) == 6 for r in rows)
+    assert (tmp_path / "best_score.png").stat().st_size > 0
+    assert "| rl:use_repair=false | 0 |" in report and (tmp_path / "report.md").read_text().startswith("# Solver")
+
+
+def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
+    report = experiments.run_search(tmp_path, graph=TINY, hardware="ring-4", budget=4, seeds=[0], scratch=False)
+    methods = {r["method"] for r in read_rows(tmp_path / "results.csv")}
+    assert methods == {"rl:checkpoint=pretrained", "random", "sa"}
+    assert "vs random search" in report and "vs simulated annealing" in report
+
+
+def test_finetune_experiment_reports_samples_to_the_scratch_score(tmp_path):
+    report = experiments.run_finetune(tmp_path, graph=TINY, hardware="ring-4", budget=4, scratch_budget=6,
+                                      seeds=[0])
+    assert len(read_rows(tmp_path / "scratch.csv")) == 1 and len(read_rows(tmp_path / "finetune.csv")) == 1
+    assert "Target = the from-scratch final score" in report
+    assert (tmp_path / "best_score_time.png").exists()
+
+
+def test_zeroshot_experiment_refuses_training_graphs_and_reports_ratio(tmp_path):
+    report = experiments.run_zeroshot(tmp_path, pairs=[(TINY, "ring-4")], scratch_budget=4, baselines=("random",))
+    assert "zero-shot / scratch" in report and "Mean zero-shot / from-scratch ratio" in report
+    with pytest.raises(ValueError, match="not held out"):
+        experiments.run_zeroshot(tmp_path / "x", pairs=[("generator://layered-dag-v0/3", "ring-4")],
+                                 scratch_budget=2, baselines=())
+
+
+def test_experiment_cli_checks_its_options(tmp_path, capsys):
+    assert main(["experiment", "ablation", "--pairs", "a@b", "--out", str(tmp_path)]) == 2
+    assert "--pairs is for the zeroshot experiment" in capsys.readouterr().err
+    assert main(["experiment", "ablation", "--scratch-budget", "3", "--out", str(tmp_path)]) == 2
+    assert "no option(s) --scratch-budget" in capsys.readouterr().err
+
+
+def test_behaviour_cloning_learns_the_teachers_chips():
+    from mcm_gym.datasets import load_graph
+    from mcm_gym.env import MCMPartitionEnv
+    from mcm_gym.hardware import get_hardware
+    from mcm_gym.imitation import behaviour_clone, collect_demos
+    from mcm_gym.train import TrainConfig, build_model
+
+    pairs = [(load_graph(f"generator://layered-dag-v0/{s}"), get_hardware("ring-4")) for s in range(4)]
+    demos = collect_demos(pairs, k_max=4, teacher="dp", budget=4)
+    assert demos.episodes == 4 and len(demos) + demos.dropped == sum(g.n for g, _ in pairs)
+    assert len(demos.switches) == len(demos) and any(demos.switches)
+    env = MCMPartitionEnv(TINY, "ring-4")
+    model = build_model(TrainConfig(graphs=[TINY], hardware=["ring-4"], seed=0,
+                                    extractor={"hidden": 16, "layers": 1}), env)
+    hist = behaviour_clone(model, demos, epochs=8, batch_size=32, learning_rate=3e-3, seed=0)
+    assert len(hist) == 8 and all(np.isfinite(h["loss"]) for h in hist)
+    assert hist[-1]["nll"] < hist[0]["nll"] and hist[-1]["accuracy"] > hist[0]["accuracy"]
