@@ -353,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("experiment", help="the paper's experiments (tables + plots): search, finetune, "
                                           "zeroshot, ablation (see mcm_gym.experiments)")
     x.add_argument("name", choices=["search", "finetune", "zeroshot", "ablation"])
-    x.add_argument("--out", help="folder for results and report.md (default results/experiments/NAME)")
+    x.add_argument("--out", default="results/experiments",
+                   help="folder for results.csv (shared by the experiments), NAME.md and plots "
+                        "(default results/experiments)")
     x.add_argument("--graph", help="graph (search, finetune, ablation)")
     x.add_argument("--hardware", help="hardware preset or file (search, finetune, ablation)")
     x.add_argument("--pairs", nargs="+", metavar="GRAPH@HARDWARE", help="held-out instances (zeroshot)")
@@ -395,14 +397,14 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if bad:
         flags = ", ".join("--" + b.replace("_", "-") for b in bad)
         raise ValueError(f"experiment {args.name} has no option(s) {flags}")
-    out = Path(args.out or Path("results") / "experiments" / args.name)
+    out = Path(args.out)
 
     def progress(i: int, n: int, cell: Any) -> None:  # one line per finished run (several grids)
         print(f"[{i}/{n}] {cell.method} {cell.graph} {cell.hardware} seed {cell.seed}", file=sys.stderr)
 
     report = fn(out, progress=progress, **kw)
     print(report)
-    print(f"wrote {out}/report.md")
+    print(f"wrote {out / (args.name + '.md')} and {out / 'results.csv'}")
     return 0
 
 

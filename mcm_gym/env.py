@@ -31,6 +31,8 @@ NODE_FEATURES = (
     "placed",  # 1 once placed (dynamic)
     "chip",  # chip placed on / (K_max - 1), 0 if not placed (dynamic)
     "current",  # 1 for the node being placed now (dynamic)
+    "cut",  # bytes crossing a pipeline cut right after the node (in the order) / slowest link / lower bound,
+    # clipped to 1
 )
 CHIP_FEATURES = (
     "exists",  # 1 for a real chip, 0 for padding up to K_max
@@ -41,6 +43,19 @@ CHIP_FEATURES = (
     "frontier",  # 1 for the highest chip used so far
     "allowed",  # the action mask for the current node
 )
+
+
+def _cut_bytes(g: Graph) -> np.ndarray:
+    """Bytes crossing a cut between node ``i`` and ``i + 1`` of the order, for every ``i``: each
+    tensor whose producer is at or before ``i`` and whose last consumer is after ``i`` (sent once)."""
+    n = g.n
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, g.edge_src, g.edge_dst)
+    has = last >= 0
+    diff = np.zeros(n + 1)
+    np.add.at(diff, np.flatnonzero(has), g.out_bytes[has])
+    np.add.at(diff, last[has], -g.out_bytes[has])
+    return np.cumsum(diff)[:n]
 
 
 class InvalidActionError(ValueError):
@@ -69,7 +84,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
 
     ## Observation Space
     A ``Dict`` of fixed-shape ``Box``es, padded to ``max_nodes``, ``max_edges`` and ``K_max`` so one
-    policy serves many graphs: ``node_features`` ``(max_nodes, 11)`` float32 in [0, 1] (see
+    policy serves many graphs: ``node_features`` ``(max_nodes, 12)`` float32 in [0, 1] (see
     ``NODE_FEATURES``), ``edge_index`` ``(2, max_edges)`` int64 (padding edges are ``0 -> 0``),
     ``node_mask`` ``(max_nodes,)`` and ``edge_mask`` ``(max_edges,)`` int8, ``current_node`` ``(1,)``
     int64, ``chip_state`` ``(K_max, 7)`` float32 in [0, 1] (see ``CHIP_FEATURES``), ``action_mask``
@@ -215,6 +230,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         static[:n, 5] = np.clip(indeg / 8, 0, 1)
         static[:n, 6] = np.clip(outdeg / 8, 0, 1)
         static[:n, 7] = (np.cumsum(tmin) - tmin) / total
+        static[:n, 11] = np.clip(_cut_bytes(g) / bw / lb, 0, 1)
         self._static_nodes = static
         ei = np.zeros((2, self.max_edges), dtype=np.int64)
         ei[0, : g.num_edges] = g.edge_src

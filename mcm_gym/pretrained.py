@@ -6,7 +6,7 @@ from pathlib import Path
 
 __all__ = ["PRETRAINED", "resolve_checkpoint"]
 
-PRETRAINED = {"pretrained": "pretrained-layered-v1.zip"}  # names of checkpoints shipped in mcm_gym/checkpoints
+PRETRAINED = {"pretrained": "pretrained-v2.zip"}  # names of checkpoints shipped in mcm_gym/checkpoints
 
 
 def resolve_checkpoint(spec: str) -> str:

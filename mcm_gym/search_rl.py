@@ -39,6 +39,9 @@ class RLSearch(Searcher):
     episodes; default sized for the budget, see :func:`rollout_size`), ``learning_rate``,
     ``n_epochs``, ``ent_coef``, ``gamma``, ``gae_lambda``, ``extractor`` (GNNExtractor kwargs),
     ``net_arch``, ``final_deterministic`` (keep the last evaluation for a greedy episode),
+    ``greedy_each_update`` (one greedy episode of the current policy before training and after every
+    PPO update, each counted as an evaluation: on long graphs sampled episodes are much worse than
+    the greedy one, so this is where a pre-trained policy's quality shows),
     ``use_repair`` (False: score the raw candidate, invalid = failed evaluation; the solver ablation),
     ``device``, ``torch_threads`` (this sets torch's global thread count; 1 is fastest for these
     small networks on few cores). The seed of :meth:`search` seeds torch, numpy and the env.
@@ -51,7 +54,8 @@ class RLSearch(Searcher):
                  episodes_per_rollout: int | None = None, learning_rate: float = 3e-4, n_epochs: int = 4,
                  ent_coef: float = 0.01, gamma: float = 1.0, gae_lambda: float = 0.95,
                  extractor: dict[str, Any] | None = None, net_arch: Any = None,
-                 final_deterministic: bool = True, use_repair: bool = True, device: str = "cpu",
+                 final_deterministic: bool = True, greedy_each_update: bool = True,
+                 use_repair: bool = True, device: str = "cpu",
                  torch_threads: int = 1, repair: RepairConfig | None = None) -> None:
         super().__init__(repair)
         self.checkpoint = None if checkpoint is None else str(checkpoint)  # a path or a shipped name
@@ -61,6 +65,7 @@ class RLSearch(Searcher):
         self.extractor = dict(extractor or {})
         self.net_arch = net_arch
         self.final_deterministic = final_deterministic
+        self.greedy_each_update = greedy_each_update
         self.use_repair = use_repair
         self.device, self.torch_threads = device, torch_threads
         self.last_model: Any = None
@@ -104,9 +109,25 @@ class RLSearch(Searcher):
             transplant(base, model)
         reserve = 1 if self.final_deterministic and tr.budget >= 2 else 0
 
+        greedy_env = MCMPartitionEnv(problem.graph, problem.hardware, k_max=k_max, repair=self.repair_config,
+                                     use_repair=self.use_repair)
+        greedy_scores: list[float] = []
+        each = self.greedy_each_update
+
+        def greedy() -> float:
+            info = run_episodes(policy_for_env(model, greedy_env), greedy_env, 1, deterministic=True, seed=seed)[0]
+            p = info.get("partition")
+            tr.add(np.asarray(p)) if p is not None else tr.fail()
+            return float(info["score"])
+
         class _Budget(BaseCallback):
-            """Reports every finished episode's repaired partition to the tracker; stops training
-            when only the reserved evaluations are left."""
+            """Reports every finished episode's repaired partition to the tracker (and, with
+            ``greedy_each_update``, a greedy episode at every rollout start, i.e. before training and
+            after each update); stops training when only the reserved evaluations are left."""
+
+            def _on_rollout_start(self) -> None:
+                if each and tr.left > reserve:
+                    greedy_scores.append(greedy())
 
             def _on_step(self) -> bool:
                 for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
@@ -120,12 +141,9 @@ class RLSearch(Searcher):
             model.learn(total_timesteps=(train_episodes + 1) * problem.n + n_steps, callback=_Budget())
         final_score = None
         if reserve and tr.left > 0:
-            info = run_episodes(policy_for_env(model, env), env, 1, deterministic=True, seed=seed)[0]
-            p = info.get("partition")
-            tr.add(np.asarray(p)) if p is not None else tr.fail()
-            final_score = float(info["score"])
+            final_score = greedy()
         self.last_model = model
         self._extra = {"timesteps": int(model.num_timesteps), "n_steps": n_steps,
-                       "deterministic_score": final_score,
+                       "deterministic_score": final_score, "greedy_scores": greedy_scores,
                        "checkpoint": self.checkpoint, "use_repair": self.use_repair}
         venv.close()

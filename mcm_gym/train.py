@@ -66,6 +66,11 @@ class TrainConfig:
     timesteps (0: only ``final.zip``) in ``out_dir``; ``max_wall_time`` (s) stops training early
     (the run then ends with fewer timesteps, a final evaluation and ``final.zip``); TensorBoard
     logs go to ``log_dir`` when the ``tensorboard`` package is installed.
+    Warm start (see :mod:`mcm_gym.imitation`): with ``bc_teacher`` (a method spec such as ``dp``),
+    before PPO the policy imitates that search's partitions (``bc_budget`` evaluations each) of every
+    training graph x hardware, plus ``bc_graphs`` on the hardware they fit (e.g. graphs too large for
+    one of the training presets), for ``bc_epochs`` epochs (``bc_batch_size``, ``bc_learning_rate``,
+    ``bc_switch_weight`` for the steps that move to another chip).
     """
 
     graphs: list[Any]
@@ -101,6 +106,13 @@ class TrainConfig:
     max_wall_time: float | None = None
     log_dir: str | None = None
     out_dir: str = "runs/ppo"
+    bc_teacher: str | None = None
+    bc_graphs: list[Any] = field(default_factory=list)
+    bc_budget: int = 16
+    bc_epochs: int = 10
+    bc_batch_size: int = 64
+    bc_learning_rate: float = 1e-3
+    bc_switch_weight: float = 4.0
 
     def __post_init__(self) -> None:
         if isinstance(self.graphs, (str, Graph)):
@@ -113,6 +125,9 @@ class TrainConfig:
             self.eval_hardware = [self.eval_hardware]
         self.graphs, self.hardware = list(self.graphs), list(self.hardware)
         self.eval_graphs = list(self.eval_graphs or [])
+        if isinstance(self.bc_graphs, (str, Graph)):
+            self.bc_graphs = [self.bc_graphs]
+        self.bc_graphs = list(self.bc_graphs or [])
         if not self.graphs:
             raise ValueError("train config: graphs is empty")
         if not self.hardware:
@@ -120,13 +135,20 @@ class TrainConfig:
         for name in ("total_timesteps", "eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "eval_episodes", "torch_threads"):
+        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "eval_episodes", "torch_threads", "bc_budget",
+                     "bc_epochs", "bc_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train config: {name} must be >= 1, got {getattr(self, name)}")
         if self.vec_env not in ("dummy", "subproc"):
             raise ValueError(f"train config: vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("train config: gamma and gae_lambda must lie in [0, 1]")
+        if self.bc_teacher is not None:
+            from .search import SEARCHERS, parse_method
+
+            if parse_method(str(self.bc_teacher))[0] not in SEARCHERS:
+                raise ValueError(f"train config: bc_teacher {self.bc_teacher!r} is not a search method; known: "
+                                 f"{', '.join(sorted(SEARCHERS))}")
         if not self.learning_rate > 0:
             raise ValueError(f"train config: learning_rate must be > 0, got {self.learning_rate}")
         import inspect
@@ -177,11 +199,12 @@ class TrainConfig:
         import copy
 
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("graphs", "hardware", "eval_graphs", "eval_hardware")}
+             if f.name not in ("graphs", "hardware", "eval_graphs", "eval_hardware", "bc_graphs")}
         d = copy.deepcopy(d)
         d["graphs"] = [_spec_name(g) for g in self.graphs]
         d["hardware"] = [_spec_name(h) for h in self.hardware]
         d["eval_graphs"] = [_spec_name(g) for g in self.eval_graphs]
+        d["bc_graphs"] = [_spec_name(g) for g in self.bc_graphs]
         d["eval_hardware"] = (None if self.eval_hardware is None
                               else [_spec_name(h) for h in self.eval_hardware])
         return d
@@ -634,9 +657,12 @@ def _make_callback(cfg: TrainConfig, out: Path, state: _RunState, evaluator: _Ev
                 "train_mean_score": float(np.mean(self.window)) if self.window else None,
                 "train_best_score": float(state.best["score"])}
             self.window = []
+            is_best = False
             if eval_due and evaluator is not None:
                 pt.update(evaluator(self.model))
                 self.last_eval_ts = ts
+                evals = [p["eval_mean_score"] for p in state.curve if p.get("eval_mean_score") is not None]
+                is_best = not evals or pt["eval_mean_score"] > max(evals)
                 self.logger.record("eval/mean_score", pt["eval_mean_score"])
                 self.logger.record("eval/best_score", pt["eval_best_score"])
             if pt["train_mean_score"] is not None:
@@ -647,6 +673,8 @@ def _make_callback(cfg: TrainConfig, out: Path, state: _RunState, evaluator: _Ev
             else:
                 state.curve.append(pt)
             self.write_json(out / "train_log.json")
+            if is_best:  # the checkpoint with the best held-out (eval_graphs) score so far
+                self.save(out / "best.zip")
 
         def sidecar(self) -> dict[str, Any]:
             return {"format": SIDECAR_FORMAT, **meta, "config": cfg.to_dict(),
@@ -698,15 +726,38 @@ def _fit(model: Any, cfg: TrainConfig, inst: Instances, out: Path, state: _RunSt
     return cb.finish()
 
 
+def warm_start(model: Any, cfg: TrainConfig, inst: Instances, progress: bool = True) -> dict[str, Any]:
+    """Behaviour cloning of ``cfg.bc_teacher`` on every training graph x hardware (see
+    :mod:`mcm_gym.imitation`); returns what it did (examples, teacher scores, per-epoch losses, s)."""
+    from .imitation import behaviour_clone, collect_demos
+
+    t0 = time.perf_counter()
+    pairs = [(g, hw) for g in inst.graphs for hw in inst.hardware]
+    pairs += [(load_graph(x), hw) for x in expand_graph_ids(cfg.bc_graphs) for hw in inst.hardware]
+    say = print if _progress_ok(progress) else (lambda *a, **k: None)
+    demos = collect_demos(pairs, inst.k_max, teacher=str(cfg.bc_teacher), budget=cfg.bc_budget, seed=cfg.seed)
+    say(f"behaviour cloning: {len(demos)} steps of {demos.episodes} {cfg.bc_teacher} partitions "
+        f"(mean teacher score {np.mean(demos.teacher_scores or [0]):.4f}; {demos.dropped} masked steps dropped)")
+    hist = behaviour_clone(model, demos, epochs=cfg.bc_epochs, batch_size=cfg.bc_batch_size,
+                           learning_rate=cfg.bc_learning_rate, switch_weight=cfg.bc_switch_weight, seed=cfg.seed,
+                           progress=lambda e, r: say(f"  epoch {e}: nll {r['nll']:.4f}, accuracy {r['accuracy']:.3f}"))
+    return {"teacher": cfg.bc_teacher, "examples": len(demos), "episodes": demos.episodes,
+            "dropped": demos.dropped, "infeasible": demos.infeasible,
+            "teacher_mean_score": float(np.mean(demos.teacher_scores)) if demos.teacher_scores else None,
+            "epochs": hist, "wall_time": time.perf_counter() - t0}
+
+
 def train(cfg: TrainConfig, resume_from: str | os.PathLike[str] | None = None,
           progress: bool = True) -> Path:
     """Train a MaskablePPO + GNN policy on ``cfg``'s instances; return the path of ``final.zip``.
 
     Writes to ``cfg.out_dir``: ``checkpoints/step_<timesteps>.zip`` every ``checkpoint_every``
-    timesteps, ``final.zip``, a ``.json`` sidecar beside each (config, curve, best partition) and
-    ``train_log.json`` (the live curve). ``resume_from`` a checkpoint continues its timestep count
-    and curve up to ``cfg.total_timesteps`` (the random streams restart from ``seed + timesteps``,
-    so a resumed run is reproducible but not bit-identical to an uninterrupted one).
+    timesteps, ``best.zip`` (the one with the best mean ``eval_graphs`` score so far; choose
+    validation graphs apart from the ones you report on), ``final.zip``, a ``.json`` sidecar beside
+    each (config, curve, best partition) and ``train_log.json`` (the live curve). ``resume_from`` a
+    checkpoint continues its timestep count and curve up to ``cfg.total_timesteps`` (the random
+    streams restart from ``seed + timesteps``, so a resumed run is reproducible but not
+    bit-identical to an uninterrupted one).
     """
     import torch
 
@@ -726,6 +777,8 @@ def train(cfg: TrainConfig, resume_from: str | os.PathLike[str] | None = None,
     else:
         model = build_model(cfg, venv)
         state = _RunState()
+        if cfg.bc_teacher:
+            meta["bc"] = warm_start(model, cfg, inst, progress)
     try:
         return _fit(model, cfg, inst, out, state, progress, reset=resume_from is None, meta=meta)
     finally:

@@ -51,8 +51,8 @@ def test_ablation_experiment_writes_table_plot_and_replayable_rows(tmp_path):
     rows = read_rows(tmp_path / "results.csv")
     assert sorted(r["method"] for r in rows) == ["rl", "rl:use_repair=false"]
     assert all(r["evaluations"] == 6 and len(r["trace_time"]) == 6 for r in rows)
-    assert (tmp_path / "best_score.png").stat().st_size > 0
-    assert "| rl:use_repair=false | 0 |" in report and (tmp_path / "report.md").read_text().startswith("# Solver")
+    assert (tmp_path / "ablation.png").stat().st_size > 0
+    assert "| rl:use_repair=false | " in report and "n = 6" in report and (tmp_path / "ablation.md").read_text().startswith("# Solver")
 
 
 def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
@@ -65,9 +65,10 @@ def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
 def test_finetune_experiment_reports_samples_to_the_scratch_score(tmp_path):
     report = experiments.run_finetune(tmp_path, graph=TINY, hardware="ring-4", budget=4, scratch_budget=6,
                                       seeds=[0])
-    assert len(read_rows(tmp_path / "scratch.csv")) == 1 and len(read_rows(tmp_path / "finetune.csv")) == 1
+    rows = read_rows(tmp_path / "results.csv")
+    assert sorted((r["method"], r["budget"]) for r in rows) == [("rl", 6), ("rl:checkpoint=pretrained", 4)]
     assert "Target = the from-scratch final score" in report
-    assert (tmp_path / "best_score_time.png").exists()
+    assert (tmp_path / "finetune_time.png").exists()
 
 
 def test_zeroshot_experiment_refuses_training_graphs_and_reports_ratio(tmp_path):
@@ -102,3 +103,23 @@ def test_behaviour_cloning_learns_the_teachers_chips():
     hist = behaviour_clone(model, demos, epochs=8, batch_size=32, learning_rate=3e-3, seed=0)
     assert len(hist) == 8 and all(np.isfinite(h["loss"]) for h in hist)
     assert hist[-1]["nll"] < hist[0]["nll"] and hist[-1]["accuracy"] > hist[0]["accuracy"]
+
+
+def test_train_with_a_teacher_warm_start_records_it(tmp_path):
+    from mcm_gym.train import TrainConfig, read_sidecar, train
+
+    cfg = TrainConfig(graphs=["generator://layered-dag-v0/0:3"], hardware=["ring-4"], k_max=4,
+                      eval_graphs=["generator://layered-dag-v0/1000"], bc_teacher="dp", bc_budget=2, bc_epochs=2,
+                      bc_batch_size=16, total_timesteps=64, n_steps=64, batch_size=32, eval_every=64,
+                      checkpoint_every=0, extractor={"hidden": 16, "layers": 1}, out_dir=str(tmp_path))
+    side = read_sidecar(train(cfg, progress=False))
+    bc = side["bc"]
+    assert bc["teacher"] == "dp" and bc["episodes"] == 3 and bc["examples"] > 0 and len(bc["epochs"]) == 2
+    assert side["curve"][0]["timesteps"] == 0 and side["curve"][0]["eval_mean_score"] > 0
+    best = read_sidecar(tmp_path / "best.zip")  # the best-validated checkpoint, with its curve
+    evals = [p["eval_mean_score"] for p in side["curve"] if p.get("eval_mean_score") is not None]
+    assert best["curve"][-1]["eval_mean_score"] == max(evals)
+    with pytest.raises(ValueError, match="bc_epochs"):
+        TrainConfig(graphs=["tiny://chain-v1"], bc_epochs=0)
+    with pytest.raises(ValueError, match="bc_teacher .annealing. is not a search method"):
+        TrainConfig(graphs=["tiny://chain-v1"], bc_teacher="annealing")

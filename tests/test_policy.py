@@ -322,4 +322,4 @@ def test_shipped_pretrained_policy_partitions_a_fresh_graph(capsys) -> None:
 
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained",
                  "--budget", "2"]) == 0
-    assert "policy:pretrained-layered-v1" in capsys.readouterr().out
+    assert "policy:pretrained-v2" in capsys.readouterr().out
