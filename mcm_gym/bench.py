@@ -12,7 +12,8 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,40 @@ def write_rows(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> 
     atomic_write_text(path, buf.getvalue())
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (POSIX ``flock``; no lock where that is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def merge_rows(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Add (or replace, by graph, hardware, method, seed and budget) ``rows`` in the CSV at ``path``:
+    re-read under a file lock and rewritten atomically, so that several processes can fill one
+    results file without losing each other's rows."""
+    path = Path(path)
+    with _locked(path):
+        table = {_key(r): r for r in read_rows(path)} if path.exists() else {}
+        for r in rows:
+            table[_key(r)] = r
+        write_rows(path, [_encoded(r) for r in table.values()])
+
+
+def _encoded(r: dict[str, Any]) -> dict[str, Any]:
+    """A row as :func:`write_rows` expects it (partition and traces as JSON text)."""
+    return {k: (json.dumps(v) if k in ("partition", "trace", "trace_time") and not isinstance(v, str) else v)
+            for k, v in r.items()}
+
+
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a results CSV with numbers, partition and trace decoded."""
     out = []
@@ -78,9 +113,10 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
               seeds: Sequence[int], budget: int, out_csv: str | os.PathLike[str] | None = None,
               progress: Callable[[int, int, Cell], None] | None = None,
               resume: bool = True) -> list[dict[str, Any]]:
-    """Run the grid; return its rows. With ``out_csv``, the file keeps every row it already had, is
-    rewritten atomically after every finished cell, and (``resume``) cells already in it with the
-    same budget are not run again."""
+    """Run the grid; return its rows. With ``out_csv``, the file keeps every row it already had, each
+    finished cell is merged into it at once (:func:`merge_rows`: atomic, safe with other processes
+    writing the same file), and (``resume``) cells already in it with the same budget are not run
+    again."""
     table: dict[tuple[Any, ...], dict[str, Any]] = {}
     if out_csv and Path(out_csv).exists():
         table = {_key(r): r for r in read_rows(out_csv)}
@@ -96,7 +132,7 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
         if not (resume and key in table):
             table[key] = _row(searcher.search(pr, budget=budget, seed=seed), budget)
             if out_csv:
-                write_rows(out_csv, list(table.values()))
+                merge_rows(out_csv, [table[key]])
         rows.append(table[key])
         if progress:
             progress(i + 1, len(cells), Cell(g, h, searcher.name, seed))

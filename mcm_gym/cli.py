@@ -404,7 +404,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     report = fn(out, progress=progress, **kw)
     print(report)
-    print(f"wrote {out / (args.name + '.md')} and {out / 'results.csv'}")
+    print(f"wrote the report (.md) and plots into {out}, runs into {out / 'results.csv'}")
     return 0
 
 

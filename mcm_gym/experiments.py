@@ -266,19 +266,25 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
 
 # ------------------------------------------------------------------------------ ablation
 def run_ablation(out: str | os.PathLike[str], graph: str = "zoo://mlp-mixer-b16-v1", hardware: str = "ring-8",
-                 budget: int = 60, seeds: Sequence[int] = (0, 1), progress: Progress | None = None) -> str:
+                 budget: int = 60, seeds: Sequence[int] = (0, 1), checkpoint: str | None = None,
+                 progress: Progress | None = None) -> str:
     """RL from scratch with repair (``rl``) against without it (``rl:use_repair=false``: an invalid
     candidate is a failed evaluation, reward 0). The default instance is one where the env's local
     action masks alone rarely give a valid partition (MLP-Mixer on ring-8: 2 of 20 random masked
-    episodes valid); on most graphs the masks already keep candidates valid and repair matters less."""
+    episodes valid); on most graphs the masks already keep candidates valid and repair matters less.
+    With ``checkpoint``, the same comparison for fine-tuning that pre-trained policy."""
     out = Path(out)
-    methods = ["rl", "rl:use_repair=false"]
+    with_repair = "rl" if checkpoint is None else f"rl:checkpoint={checkpoint}"
+    without = "rl:use_repair=false" if checkpoint is None else f"{with_repair},use_repair=false"
+    methods = [with_repair, without]
     rows = _bench(out, [graph], [hardware], methods, seeds, budget, progress)
-    plot_traces(rows, out / "ablation.png")
+    name = "ablation" if checkpoint is None else "ablation_finetune"
+    plot_traces(rows, out / f"{name}.png")
     by = _by_method(rows)
-    on, off = _mean_score(by["rl"]), _mean_score(by["rl:use_repair=false"])
+    on, off = _mean_score(by[with_repair]), _mean_score(by[without])
     marks = sorted({max(1, round(budget * f)) for f in (0.1, 0.25, 0.5, 1.0)})
-    lines = [f"# Solver ablation: RL with and without repair, {graph} on {hardware}", "",
+    what = "RL from scratch" if checkpoint is None else f"RL fine-tuning `{checkpoint}`"
+    lines = [f"# Solver ablation: {what} with and without repair, {graph} on {hardware}", "",
              f"Budget {budget} episodes, seeds {', '.join(map(str, seeds))}. Without repair an invalid "
              f"candidate scores 0.", "", format_table(summarize(rows)), "",
              "Best score after n evaluated episodes (mean over seeds):", "",
@@ -288,9 +294,9 @@ def run_ablation(out: str | os.PathLike[str], graph: str = "zoo://mlp-mixer-b16-
         lines.append(f"| {m} | " + " | ".join(f"{x:.4f}" for x in at) + " |")
     gain = _pct(on, off) if off > 0 else "without repair nothing valid was found"
     lines += ["", f"- with repair {on:.4f} vs without {off:.4f} ({gain})",
-              "", "![best score against evaluations](ablation.png)"]
+              "", f"![best score against evaluations]({name}.png)"]
     report = "\n".join(lines)
-    _write(out, "ablation.md", report)
+    _write(out, f"{name}.md", report)
     return report
 
 

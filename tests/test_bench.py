@@ -106,3 +106,23 @@ def test_agents_evolution_search_runs_in_the_harness() -> None:
     for r in rows:
         assert r["method"] == "evolution" and r["evaluations"] <= 10
         assert problem.is_valid(np.array(json.loads(r["partition"])))
+
+
+def _bench_into(csv_path: str, method: str) -> None:
+    run_bench([TINY, "tiny://diamond-v1"], ["ring-4"], [method], [0, 1, 2], 3, out_csv=csv_path)
+
+
+def test_two_processes_filling_one_results_file_keep_every_row(tmp_path):
+    import multiprocessing as mp
+
+    csv_path = str(tmp_path / "results.csv")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_bench_into, args=(csv_path, m)) for m in ("random", "balanced")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    rows = read_rows(csv_path)
+    assert sorted((r["method"], r["graph_id"], r["seed"]) for r in rows) == sorted(
+        (m, g, s) for m in ("random", "balanced") for g in (TINY, "tiny://diamond-v1") for s in (0, 1, 2))
