@@ -129,6 +129,8 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
             problems[(g, h)] = Problem(load_graph(g), get_hardware(h))
         pr = problems[(g, h)]
         key = (pr.graph.id or pr.graph.name, pr.hardware.id or pr.hardware.name, searcher.name, seed, budget)
+        if resume and key not in table and out_csv and Path(out_csv).exists():
+            table.update({_key(r): r for r in read_rows(out_csv)})  # another process may have run it
         if not (resume and key in table):
             table[key] = _row(searcher.search(pr, budget=budget, seed=seed), budget)
             if out_csv:
