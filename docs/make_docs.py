@@ -23,7 +23,8 @@ FIG = HERE / "figures"
 API_MODULES = ["mcm_gym.graph", "mcm_gym.datasets", "mcm_gym.hardware", "mcm_gym.constraints", "mcm_gym.cost",
                "mcm_gym.repair", "mcm_gym.problem", "mcm_gym.env", "mcm_gym.search", "mcm_gym.search_dp",
                "mcm_gym.search_exact", "mcm_gym.bench", "mcm_gym.graphs", "mcm_gym.coarsen", "mcm_gym.zoo",
-               "mcm_gym.viewer"]
+               "mcm_gym.viewer", "mcm_gym.train", "mcm_gym.imitation", "mcm_gym.search_rl", "mcm_gym.experiments",
+               "mcm_gym.pretrained"]
 
 
 def figures() -> list[Path]:
