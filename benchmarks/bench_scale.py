@@ -162,13 +162,13 @@ def section_sweep(out: Path, budget: int = 30, num_cpus: int | None = None) -> s
     t0 = time.perf_counter()
     serial = run_bench(SWEEP_GRAPHS, SWEEP_HW, SWEEP_METHODS, SWEEP_SEEDS, budget, out_csv=csv_serial)
     t_serial = time.perf_counter() - t0
-    strip = [[{k: v for k, v in r.items() if k != "wall_time"} for r in rs] for rs in (rows, serial)]
+    strip = [[{k: v for k, v in r.items() if k not in ("wall_time", "trace_time")} for r in rs] for rs in (rows, serial)]
     same = strip[0] == strip[1]
     cmd = ("run_bench_ray(" + repr(SWEEP_GRAPHS) + ", " + repr(SWEEP_HW) + ", " + repr(SWEEP_METHODS)
            + f", {SWEEP_SEEDS}, budget={budget}, out_csv='{csv_ray}', num_cpus={num_cpus or os.cpu_count()})")
     head = [f"Ray sweep: {n_cells} cells, budget {budget} ({_machine()})", "", f"    {cmd}", "",
             f"Ray local cluster ({num_cpus or os.cpu_count()} CPUs, start-up included): {t_ray:.1f} s wall; "
-            f"serial run_bench: {t_serial:.1f} s wall; rows identical except wall_time: {same}; "
+            f"serial run_bench: {t_serial:.1f} s wall; rows identical except wall_time and trace_time: {same}; "
             f"failed cells: {len(rows.failures)}", "", ""]
     return "\n".join(head) + format_table(summarize(rows))
 

@@ -194,6 +194,12 @@ def run_finetune(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1",
     else:
         lines.append(f"- fine-tuning reached the from-scratch final score in {len(f_n)} of {len(ft_rows)} runs "
                      f"within {budget} episodes")
+    first = float(np.mean([r["trace"][0] for r in ft_rows if r["trace"]])) if ft_rows else 0.0
+    back = [samples_to_reach(r["trace"], first)[0] for r in scratch_rows]
+    got = [n for n in back if n is not None]
+    lines.append(f"- the other way round: fine-tuning's first evaluation scores {first:.4f} (mean); from scratch "
+                 f"reaches that in {len(got)} of {len(scratch_rows)} runs within {scratch_budget} episodes"
+                 + (f" (median {np.median(got):.0f} evaluations)" if got else ""))
     lines += ["", "![best score against evaluations](finetune.png)",
               "![best score against wall time](finetune_time.png)"]
     report = "\n".join(lines)
