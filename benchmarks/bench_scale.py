@@ -162,7 +162,8 @@ def section_sweep(out: Path, budget: int = 30, num_cpus: int | None = None) -> s
     t0 = time.perf_counter()
     serial = run_bench(SWEEP_GRAPHS, SWEEP_HW, SWEEP_METHODS, SWEEP_SEEDS, budget, out_csv=csv_serial)
     t_serial = time.perf_counter() - t0
-    strip = [[{k: v for k, v in r.items() if k not in ("wall_time", "trace_time")} for r in rs] for rs in (rows, serial)]
+    timing = ("wall_time", "trace_time")
+    strip = [[{k: v for k, v in r.items() if k not in timing} for r in rs] for rs in (rows, serial)]
     same = strip[0] == strip[1]
     cmd = ("run_bench_ray(" + repr(SWEEP_GRAPHS) + ", " + repr(SWEEP_HW) + ", " + repr(SWEEP_METHODS)
            + f", {SWEEP_SEEDS}, budget={budget}, out_csv='{csv_ray}', num_cpus={num_cpus or os.cpu_count()})")

@@ -236,7 +236,7 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
     for g, h in pairs:
         key = f"{digest}|{g}|{h}"
         if key not in zs:
-            if g in trained_on:
+            if g in trained_on or (load_graph(g).id or g) in trained_on:
                 raise ValueError(f"{g} is in the checkpoint's training graphs: not held out")
             res = evaluate_policy_on(model, g, h, episodes=1, seed=seed)
             zs[key] = {"score": float(res["best_score"]), "partition": res["best_partition"]}

@@ -77,6 +77,8 @@ def test_zeroshot_experiment_refuses_training_graphs_and_reports_ratio(tmp_path)
     with pytest.raises(ValueError, match="not held out"):
         experiments.run_zeroshot(tmp_path / "x", pairs=[("generator://layered-dag-v0/3", "ring-4")],
                                  scratch_budget=2, baselines=())
+    with pytest.raises(ValueError, match="not held out"):  # a short name of a training graph
+        experiments.run_zeroshot(tmp_path / "y", pairs=[("distilbert", "ring-8")], scratch_budget=2, baselines=())
 
 
 def test_experiment_cli_checks_its_options(tmp_path, capsys):
