@@ -52,7 +52,8 @@ def test_ablation_experiment_writes_table_plot_and_replayable_rows(tmp_path):
     assert sorted(r["method"] for r in rows) == ["rl", "rl:use_repair=false"]
     assert all(r["evaluations"] == 6 and len(r["trace_time"]) == 6 for r in rows)
     assert (tmp_path / "ablation.png").stat().st_size > 0
-    assert "| rl:use_repair=false | " in report and "n = 6" in report and (tmp_path / "ablation.md").read_text().startswith("# Solver")
+    assert "| rl:use_repair=false | " in report and "n = 6" in report
+    assert (tmp_path / "ablation.md").read_text().startswith("# Solver")
 
 
 def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
