@@ -1,8 +1,8 @@
 """Train or fine-tune the MaskablePPO + GNN partitioner: the ``mcm-gym train`` / ``finetune`` commands.
 
-Run: ``python agents/train_ppo.py agents/configs/pretrain_layered.yaml --out runs/pre``
-(same options as ``mcm-gym train``), or
-``python agents/train_ppo.py finetune runs/pre/final.zip --graph zoo://bert-base-v1``.
+Run: ``python agents/train_ppo.py agents/configs/pretrain_bc.yaml --out runs/pre`` (behaviour cloning
+then PPO; ``pretrain_layered.yaml`` is the RL-only recipe; same options as ``mcm-gym train``), or
+``python agents/train_ppo.py finetune runs/pre/best.zip --graph zoo://bert-base-v1``.
 """
 
 from __future__ import annotations

@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"{', '.join(PRETRAINED)} (shipped); --budget episodes, the first greedy")
     p.set_defaults(func=_cmd_partition)
     t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
-    t.add_argument("config", help="YAML with TrainConfig fields, e.g. agents/configs/pretrain_layered.yaml")
+    t.add_argument("config", help="YAML with TrainConfig fields, e.g. agents/configs/pretrain_bc.yaml")
     t.add_argument("--out", help="output folder (overrides out_dir)")
     t.add_argument("--timesteps", type=int, help="overrides total_timesteps")
     t.add_argument("--seed", type=int)
