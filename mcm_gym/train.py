@@ -793,7 +793,9 @@ def finetune(checkpoint: str | os.PathLike[str], graph: Graph | str, hardware: H
     The new run reuses the checkpoint's config (from its sidecar, else the defaults) with
     ``graphs=[graph]``, ``hardware=[hardware]`` (default: the graph's ``default_hardware``, else
     ring-8), evaluation on that instance, padding sized to the graph and the checkpoint's ``K_max``;
-    ``overrides`` change any other :class:`TrainConfig` field (e.g. ``n_steps``, ``learning_rate``).
+    ``overrides`` change any other :class:`TrainConfig` field (e.g. ``n_steps``, ``learning_rate``);
+    unless ``n_steps`` is given, it is cut to ``total_timesteps`` (per env) where the checkpoint's is
+    larger, so a short fine-tune stops where asked.
     The weights and optimizer state come from the checkpoint; the timestep count starts at 0 and the
     first curve point is the zero-shot score. ``out_dir`` defaults to
     ``<checkpoint folder>/finetune-<graph>``.
@@ -813,6 +815,10 @@ def finetune(checkpoint: str | os.PathLike[str], graph: Graph | str, hardware: H
                 seed=seed, out_dir=str(out_dir or Path(checkpoint).parent / f"finetune-{name}"))
     base.update(overrides)
     cfg = TrainConfig.from_dict(base)
+    per_env = max(cfg.total_timesteps // cfg.n_envs, 1)
+    if "n_steps" not in overrides and 0 < per_env < cfg.n_steps:
+        # a short fine-tune: one rollout of the checkpoint's n_steps would overshoot total_timesteps
+        cfg = cfg.replace(n_steps=per_env, batch_size=min(cfg.batch_size, per_env * cfg.n_envs))
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,14 @@ def test_train_with_a_teacher_warm_start_records_it(tmp_path):
         TrainConfig(graphs=["tiny://chain-v1"], bc_epochs=0)
     with pytest.raises(ValueError, match="bc_teacher .annealing. is not a search method"):
         TrainConfig(graphs=["tiny://chain-v1"], bc_teacher="annealing")
+
+
+def test_short_finetune_stops_at_the_asked_timesteps(tmp_path):
+    from mcm_gym.pretrained import resolve_checkpoint
+    from mcm_gym.train import finetune, read_sidecar
+
+    ckpt = resolve_checkpoint("pretrained")
+    assert read_sidecar(ckpt)["config"]["n_steps"] > 40  # the shipped run's rollouts are longer
+    side = read_sidecar(finetune(ckpt, "tiny://chain-v1", "ring-4", total_timesteps=40, out_dir=tmp_path,
+                                 progress=False, eval_every=0, checkpoint_every=0))
+    assert side["timesteps"] == 40 and side["config"]["n_steps"] == 40
