@@ -26,7 +26,7 @@ from .hardware import get_hardware
 from .problem import Problem
 from .search import Searcher, SearchResult, get_searcher
 
-__all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "FIELDS"]
+__all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "merge_rows", "FIELDS"]
 
 FIELDS = ["graph_id", "hardware_id", "method", "seed", "budget", "score", "throughput", "bottleneck",
           "lower_bound", "evaluations", "wall_time", "partition", "trace", "trace_time"]
