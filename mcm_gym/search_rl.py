@@ -84,12 +84,11 @@ class RLSearch(Searcher):
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         from .policy import policy_kwargs
+        from .pretrained import resolve_checkpoint
         from .train import load_model, policy_for_env, run_episodes, transplant
 
         torch.set_num_threads(self.torch_threads)
         seed = int(rng.integers(2**31 - 1))
-        from .pretrained import resolve_checkpoint
-
         base = load_model(resolve_checkpoint(self.checkpoint), device=self.device) if self.checkpoint else None
         k_max = int(base.observation_space["chip_state"].shape[0]) if base is not None else problem.num_chips
         if problem.num_chips > k_max:
