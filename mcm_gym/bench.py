@@ -26,7 +26,8 @@ from .hardware import get_hardware
 from .problem import Problem
 from .search import Searcher, SearchResult, get_searcher
 
-__all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "merge_rows", "FIELDS"]
+__all__ = ["Cell", "run_bench", "summarize", "format_table", "plot_traces", "read_rows", "merge_rows",
+           "decode_row", "FIELDS"]
 
 FIELDS = ["graph_id", "hardware_id", "method", "seed", "budget", "score", "throughput", "bottleneck",
           "lower_bound", "evaluations", "wall_time", "partition", "trace", "trace_time"]
@@ -92,6 +93,18 @@ def _encoded(r: dict[str, Any]) -> dict[str, Any]:
             for k, v in r.items()}
 
 
+def decode_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a results row with ``partition``, ``trace`` and ``trace_time`` decoded from JSON text
+    (rows fresh from :func:`run_bench` hold text, rows from :func:`read_rows` lists);
+    ``trace_time`` is ``[]`` where the row has none (files written before it existed)."""
+    r = dict(r)
+    for k in ("partition", "trace", "trace_time"):
+        if isinstance(r.get(k), str):
+            r[k] = json.loads(r[k] or "null")
+    r["trace_time"] = r.get("trace_time") or []
+    return r
+
+
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a results CSV with numbers, partition and trace decoded."""
     out = []
@@ -102,10 +115,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 rec[k] = float(rec[k])
             for k in ("seed", "budget", "evaluations"):
                 rec[k] = int(rec[k])
-            rec["partition"] = json.loads(rec["partition"])
-            rec["trace"] = json.loads(rec["trace"])
-            rec["trace_time"] = json.loads(rec.get("trace_time") or "[]")  # absent in older files
-            out.append(rec)
+            out.append(decode_row(rec))
     return out
 
 
@@ -174,7 +184,7 @@ def format_table(summary: Sequence[dict[str, Any]]) -> str:
 
 def plot_traces(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> None:
     """PNG: best score against evaluations, mean over seeds, one panel per (graph, hardware)."""
-    from .viewer import _figure
+    from .viewer import _figure, save_figure
 
     panels = sorted({(r["graph_id"], r["hardware_id"]) for r in rows})
     cols = min(len(panels), 2)
@@ -203,9 +213,7 @@ def plot_traces(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _trace(r: dict[str, Any]) -> list[float]:

@@ -17,7 +17,7 @@ from .graph import GraphError, atomic_write_text
 from .hardware import HardwareError, get_hardware, list_presets
 from .pretrained import PRETRAINED, resolve_checkpoint
 from .problem import Problem
-from .search import SEARCHERS, SearchResult, get_searcher, parse_method
+from .search import SEARCHERS, SearchResult, check_method, get_searcher
 
 
 def format_result(problem: Problem, res: SearchResult) -> str:
@@ -182,7 +182,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .viewer import partition_figure
+    from .viewer import partition_figure, save_figure
 
     records = _records(args.result)
     if not records:
@@ -196,11 +196,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     p = np.asarray(rec["partition"])
     fig = partition_figure(problem, p, title=f"{rec['graph_id']} on {rec['hardware_id']}: "
                                              f"{rec.get('method', '')} seed {rec.get('seed', '')}")
-    out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    fig.savefig(tmp)
-    tmp.replace(out)
-    print(f"wrote {out}")
+    print(f"wrote {save_figure(fig, args.out)}")
     return 0
 
 
@@ -244,11 +240,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _method_spec(spec: str) -> str:
     """argparse type of a ``--methods`` entry: a known method, optionally with ``:key=value`` options."""
     try:
-        name, _ = parse_method(spec)
+        check_method(spec)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    if name not in SEARCHERS:
-        raise argparse.ArgumentTypeError(f"unknown method {name!r}; known: {', '.join(sorted(SEARCHERS))}")
     return spec
 
 

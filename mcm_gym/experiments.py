@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import format_table, plot_traces, run_bench, summarize
+from .bench import decode_row, format_table, plot_traces, run_bench, summarize
 from .datasets import load_graph
 from .graph import atomic_write_text
 from .hardware import get_hardware
@@ -74,7 +74,7 @@ def _write(out: Path, name: str, text: str) -> Path:
 
 def _plot_time(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     """PNG: best score against wall time (s), one line per run."""
-    from .viewer import _figure
+    from .viewer import _figure, save_figure
 
     fig = _figure(figsize=(6, 3.5), dpi=90)
     ax = fig.subplots()
@@ -92,9 +92,7 @@ def _plot_time(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _bench(out: Path, graphs: Sequence[str], hardware: Sequence[str], methods: Sequence[str],
@@ -102,15 +100,7 @@ def _bench(out: Path, graphs: Sequence[str], hardware: Sequence[str], methods: S
     """The rows of this grid, from ``out/results.csv`` where they are already there, else run."""
     out.mkdir(parents=True, exist_ok=True)
     rows = run_bench(graphs, hardware, methods, seeds, budget, out_csv=out / "results.csv", progress=progress)
-    decoded = []
-    for r in rows:  # fresh rows hold JSON text, resumed ones lists
-        r = dict(r)
-        for k in ("trace", "trace_time", "partition"):
-            if isinstance(r.get(k), str):
-                r[k] = json.loads(r[k] or "null")
-        r["trace_time"] = r.get("trace_time") or []
-        decoded.append(r)
-    return decoded
+    return [decode_row(r) for r in rows]
 
 
 # ------------------------------------------------------------------------------ search

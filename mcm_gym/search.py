@@ -19,7 +19,8 @@ from .problem import Problem
 from .repair import RepairConfig
 
 __all__ = ["SearchResult", "Searcher", "BalancedSplit", "RandomSearch", "SimulatedAnnealing",
-           "GreedyBalancer", "SEARCHERS", "get_searcher", "parse_method", "split_by_work"]
+           "GreedyBalancer", "SEARCHERS", "get_searcher", "parse_method", "check_method",
+           "split_by_work"]
 
 Progress = Callable[[int, float], None]  # (evaluations so far, best score so far)
 
@@ -298,13 +299,19 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     return name, opts
 
 
+def check_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """:func:`parse_method`, plus a ``ValueError`` naming the known methods if the name is unknown."""
+    name, opts = parse_method(spec)
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(SEARCHERS))}")
+    return name, opts
+
+
 def get_searcher(name: str, **kwargs: Any) -> Searcher:
     """A searcher by name (see ``SEARCHERS``), built with ``kwargs``. ``name`` may carry options,
     ``"sa:t0=0.1"`` (see :func:`parse_method`); the searcher's ``name`` (the method column of the
     benchmark tables) is then the whole spec."""
-    base, opts = parse_method(name)
-    if base not in SEARCHERS:
-        raise ValueError(f"unknown method {base!r}; known: {', '.join(sorted(SEARCHERS))}")
+    base, opts = check_method(name)
     cls = SEARCHERS[base]
     if isinstance(cls, str):
         import importlib

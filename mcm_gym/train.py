@@ -144,11 +144,12 @@ class TrainConfig:
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("train config: gamma and gae_lambda must lie in [0, 1]")
         if self.bc_teacher is not None:
-            from .search import SEARCHERS, parse_method
+            from .search import check_method
 
-            if parse_method(str(self.bc_teacher))[0] not in SEARCHERS:
-                raise ValueError(f"train config: bc_teacher {self.bc_teacher!r} is not a search method; known: "
-                                 f"{', '.join(sorted(SEARCHERS))}")
+            try:
+                check_method(str(self.bc_teacher))
+            except ValueError as e:
+                raise ValueError(f"train config: bc_teacher {self.bc_teacher!r} is not a search method ({e})") from None
         if not self.learning_rate > 0:
             raise ValueError(f"train config: learning_rate must be > 0, got {self.learning_rate}")
         import inspect

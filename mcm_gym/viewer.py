@@ -9,6 +9,8 @@ canvas, so nothing global (the backend of a notebook, say) is touched.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .problem import Problem
 
-__all__ = ["render_partition_rgb", "partition_figure", "graph_layout", "FIGSIZE", "DPI"]
+__all__ = ["render_partition_rgb", "partition_figure", "graph_layout", "save_figure", "FIGSIZE", "DPI"]
 
 FIGSIZE = (12.0, 6.0)  # inches
 DPI = 80  # the rgb_array image is FIGSIZE * DPI = 960 x 480 pixels
@@ -32,6 +34,16 @@ def _figure(**kwargs: Any) -> Any:
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
     return fig
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file in the same folder, then a rename), so
+    a reader never sees a half-written image."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def graph_layout(problem: Problem) -> np.ndarray:
