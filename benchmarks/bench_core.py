@@ -19,9 +19,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mcm_gym  # noqa: E402
-from mcm_gym.graph import atomic_write_text  # noqa: E402
-from mcm_gym.repair import RepairConfig  # noqa: E402
-from mcm_gym.search import split_by_work  # noqa: E402
+from mcm_gym._io import atomic_write_text  # noqa: E402
+from mcm_gym.core.repair import RepairConfig  # noqa: E402
+from mcm_gym.search.heuristics import split_by_work  # noqa: E402
 
 
 def noisy(base: np.ndarray, k: int, frac: float, rng: np.random.Generator) -> np.ndarray:
@@ -144,7 +144,7 @@ def main() -> None:
     rp = res["repair"]
     print(f"\n| repair ({rp['candidates']} noisy candidates) | median | p90 | max | statuses | "
           f"median changes |\n|---|---:|---:|---:|---|---:|")
-    print(f"| mcm_gym.repair | {rp['median_s'] * 1e3:.0f} ms | {rp['p90_s'] * 1e3:.0f} ms | "
+    print(f"| mcm_gym.core.repair | {rp['median_s'] * 1e3:.0f} ms | {rp['p90_s'] * 1e3:.0f} ms | "
           f"{rp['max_s'] * 1e3:.0f} ms | {rp['status_counts']} | {rp['median_changes']:.0f} |")
     if rp["naive_onehot_median_s"] is not None:
         print(f"| naive one-hot z3.Optimize, no preprocessing ({rp['naive_candidates']} candidates) | "

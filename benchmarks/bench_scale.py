@@ -89,10 +89,10 @@ def repair_chunk(graph: str, hardware: str, seed: int, count: int, noise: float)
     """Repair ``count`` noisy candidates (the equal-work split with a ``noise`` fraction of nodes on
     a random chip) and score them; (repaired valid, evaluated, seconds). The problem is cached per
     worker process, so only the first task in a process pays for loading the graph."""
-    from mcm_gym.datasets import load_graph
-    from mcm_gym.hardware import get_hardware
-    from mcm_gym.problem import Problem
-    from mcm_gym.search import split_by_work
+    from mcm_gym.core.hardware import get_hardware
+    from mcm_gym.core.problem import Problem
+    from mcm_gym.instances.catalog import load_graph
+    from mcm_gym.search.heuristics import split_by_work
 
     key = (graph, hardware)
     if key not in _PROBLEMS:
@@ -147,8 +147,8 @@ def section_repairs() -> str:
 
 
 def section_sweep(out: Path, budget: int = 30, num_cpus: int | None = None) -> str:
-    from mcm_gym.bench import format_table, run_bench, summarize
-    from mcm_gym.distributed import run_bench_ray
+    from mcm_gym.bench.distributed import run_bench_ray
+    from mcm_gym.bench.runner import format_table, run_bench, summarize
 
     out.mkdir(parents=True, exist_ok=True)
     csv_ray, csv_serial = out / "results_ray.csv", out / "results_serial.csv"

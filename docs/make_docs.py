@@ -13,18 +13,22 @@ from pathlib import Path
 import numpy as np
 
 import mcm_gym
-from mcm_gym.graph import atomic_write_text
-from mcm_gym.search import get_searcher, split_by_work
-from mcm_gym.viewer import partition_figure
+from mcm_gym._io import atomic_write_text
+from mcm_gym.search.base import get_searcher
+from mcm_gym.search.heuristics import split_by_work
+from mcm_gym.viz import partition_figure
 
 HERE = Path(__file__).resolve().parent
 FIG = HERE / "figures"
 
-API_MODULES = ["mcm_gym.graph", "mcm_gym.datasets", "mcm_gym.hardware", "mcm_gym.constraints", "mcm_gym.cost",
-               "mcm_gym.repair", "mcm_gym.problem", "mcm_gym.env", "mcm_gym.search", "mcm_gym.search_dp",
-               "mcm_gym.search_exact", "mcm_gym.bench", "mcm_gym.graphs", "mcm_gym.coarsen", "mcm_gym.zoo",
-               "mcm_gym.viewer", "mcm_gym.train", "mcm_gym.imitation", "mcm_gym.search_rl", "mcm_gym.experiments",
-               "mcm_gym.pretrained"]
+API_MODULES = ["mcm_gym.core.graph", "mcm_gym.core.hardware", "mcm_gym.core.constraints", "mcm_gym.core.cost",
+               "mcm_gym.core.encoding", "mcm_gym.core.repair", "mcm_gym.core.problem", "mcm_gym.instances.ids",
+               "mcm_gym.instances.generators", "mcm_gym.instances.catalog", "mcm_gym.instances.dataset",
+               "mcm_gym.instances.zoo", "mcm_gym.instances.importers", "mcm_gym.instances.coarsen", "mcm_gym.env",
+               "mcm_gym.search", "mcm_gym.search.dp", "mcm_gym.search.exact", "mcm_gym.learn.extractor",
+               "mcm_gym.learn.train", "mcm_gym.learn.imitation", "mcm_gym.learn.rl_search",
+               "mcm_gym.learn.checkpoints", "mcm_gym.bench", "mcm_gym.bench.distributed", "mcm_gym.bench.experiments",
+               "mcm_gym.viz", "mcm_gym._io"]
 
 
 def figures() -> list[Path]:

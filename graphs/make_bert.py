@@ -2,7 +2,7 @@
 """Regenerate the bundled BERT graph (``graphs/bert-base.json``) from the real model definition.
 
 Builds ``transformers.BertModel`` from a ``BertConfig`` only (random init, seed 0; no weights are
-downloaded), exports it with :func:`mcm_gym.importers.from_torch` and writes an ``mcm-graph/1``
+downloaded), exports it with :func:`mcm_gym.instances.importers.from_torch` and writes an ``mcm-graph/1``
 JSON file atomically, one node / edge per line so that diffs stay readable.
 
 Only ``input_ids`` of shape ``(batch, seq_len)`` are passed: token types default to the model's
@@ -83,7 +83,7 @@ def build(variant: str, seq_len: int, batch: int, dtype: str) -> dict[str, Any]:
     import torch
     from transformers import BertConfig, BertModel
 
-    from mcm_gym.importers import from_torch
+    from mcm_gym.instances.importers import from_torch
 
     overrides = VARIANTS[variant]
     config = BertConfig(**overrides)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcm_gym.graph import Edge, Graph, Node
+from mcm_gym.core.graph import Edge, Graph, Node
 
 MiB = 1 << 20
 HERE = Path(__file__).resolve().parent

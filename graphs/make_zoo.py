@@ -3,9 +3,9 @@
 
 Every model is built from its configuration only (random init, seed 0; no weights are downloaded):
 ``transformers`` classes where the library has the model, ``torch.nn`` definitions in this file
-otherwise (MLP-Mixer, GNMT). Each is exported with :func:`mcm_gym.graphs.from_torch`
+otherwise (MLP-Mixer, GNMT). Each is exported with :func:`mcm_gym.instances.importers.from_torch`
 (``torch.export``, FLOPs from ``torch.utils.flop_counter``), coarsened with
-:func:`mcm_gym.graphs.coarsen` when it has more than ``MAX_NODES`` nodes (recorded in
+:func:`mcm_gym.instances.importers.coarsen` when it has more than ``MAX_NODES`` nodes (recorded in
 ``metadata["coarsening"]``), checked and written atomically.
 
 Checks before writing (the script stops on a failure):
@@ -23,7 +23,7 @@ weight and per activation element, the usual W8A8 inference deployment); FLOPs a
 model's. Default presets: transformers and GNMT on paper-like rings, CNNs and MLP-Mixer on
 Simba-like meshes; the first of each model's preferred presets where it is feasible.
 
-Split: see :mod:`mcm_gym.zoo` (one held-out model per family whose relatives are in ``train``).
+Split: see :mod:`mcm_gym.instances.zoo` (one held-out model per family whose relatives are in ``train``).
 
 ``graphs/bert-base.json`` is made by ``graphs/make_bert.py`` and is not rebuilt here.
 
@@ -271,7 +271,7 @@ ZOO: tuple[ZooModel, ...] = (
 def feasible_on(graph: Any, preset: str) -> tuple[bool, str]:
     """Whether the repair of an equal-work split is a valid partition of ``graph`` on ``preset``."""
     from mcm_gym import InfeasibleError, Problem, get_hardware
-    from mcm_gym.search import split_by_work
+    from mcm_gym.search.heuristics import split_by_work
 
     try:
         problem = Problem(graph, get_hardware(preset))
@@ -287,8 +287,9 @@ def build_one(entry: ZooModel) -> Any:
     """Build, import, coarsen and check one model; returns the :class:`mcm_gym.Graph`."""
     import torch
 
-    from mcm_gym.graph import Graph
-    from mcm_gym.graphs import coarsen, from_torch
+    from mcm_gym.core.graph import Graph
+    from mcm_gym.instances.coarsen import coarsen
+    from mcm_gym.instances.importers import from_torch
 
     torch.manual_seed(0)
     model, inputs, source, cfg = entry.build()

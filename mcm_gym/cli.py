@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import load_graph
-from .graph import GraphError, atomic_write_text
-from .hardware import HardwareError, get_hardware, list_presets
-from .pretrained import PRETRAINED, resolve_checkpoint
-from .problem import Problem
-from .search import SEARCHERS, SearchResult, check_method, get_searcher
+from mcm_gym._io import atomic_write_text
+from mcm_gym.core.graph import GraphError
+from mcm_gym.core.hardware import HardwareError, get_hardware, list_presets
+from mcm_gym.core.problem import Problem
+from mcm_gym.instances.catalog import load_graph
+from mcm_gym.learn.checkpoints import PRETRAINED, resolve_checkpoint
+from mcm_gym.search.base import SearchResult, check_method, get_searcher, known_searchers
 
 
 def format_result(problem: Problem, res: SearchResult) -> str:
@@ -50,7 +51,7 @@ def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> 
     each repaired partition is one evaluation. Keeps the best."""
     import time
 
-    from .train import evaluate_policy_on
+    from mcm_gym.learn.train import evaluate_policy_on
 
     t0 = time.perf_counter()
     runs = [evaluate_policy_on(checkpoint, problem.graph, problem.hardware, episodes=1, seed=seed)]
@@ -84,7 +85,7 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
 
 def _cmd_graphs(args: argparse.Namespace) -> int:
-    from . import zoo
+    from mcm_gym.instances import zoo
 
     action = args.action or "list"
     if action == "list":
@@ -136,7 +137,7 @@ def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
 def _records(path: str) -> list[dict[str, Any]]:
     """Result records of a bench CSV or of a JSON-lines file."""
     if path.endswith(".csv"):
-        from .bench import read_rows
+        from mcm_gym.bench.runner import read_rows
 
         return read_rows(path)
     with open(path, encoding="utf-8") as f:
@@ -154,7 +155,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, curve_table, evaluate_policy_on, read_sidecar, train
+    from mcm_gym.learn.train import TrainConfig, curve_table, evaluate_policy_on, read_sidecar, train
 
     cfg = TrainConfig.from_yaml(args.config)
     changes = {"out_dir": args.out, "total_timesteps": args.timesteps, "seed": args.seed,
@@ -171,7 +172,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from .train import curve_table, finetune, read_sidecar
+    from mcm_gym.learn.train import curve_table, finetune, read_sidecar
 
     final = finetune(resolve_checkpoint(args.checkpoint), args.graph, args.hardware, args.timesteps,
                      out_dir=args.out, seed=args.seed, progress=not args.no_progress)
@@ -182,7 +183,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .viewer import partition_figure, save_figure
+    from mcm_gym.viz import partition_figure, save_figure
 
     records = _records(args.result)
     if not records:
@@ -201,7 +202,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_table, plot_traces, run_bench, summarize
+    from mcm_gym.bench.runner import format_table, plot_traces, run_bench, summarize
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +216,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     runner: Any = run_bench
     if args.ray:  # the same grid as Ray tasks, on a local cluster or the one at the address
-        from .distributed import run_bench_ray
+        from mcm_gym.bench.distributed import run_bench_ray
 
         runner = partial(run_bench_ray, address=args.ray, max_retries=args.max_retries, num_cpus=args.ray_cpus)
     try:
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="graph id, short name or mcm-graph/1 JSON file (default: zoo://bert-base-v1)")
     p.add_argument("--hardware", default=None,
                    help="preset (ring-8, mesh-6x6) or JSON/YAML file (default: the graph's default)")
-    p.add_argument("--method", default="random", choices=sorted(SEARCHERS))
+    p.add_argument("--method", default="random", choices=known_searchers())
     p.add_argument("--budget", type=int, default=32, help="evaluated partitions (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
@@ -324,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--graphs", nargs="+", default=["zoo://bert-base-v1"])
     b.add_argument("--hardware", nargs="+", default=["ring-8"])
     b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"], type=_method_spec,
-                   help=f"methods ({', '.join(sorted(SEARCHERS))}), each optionally with options, e.g. "
+                   help=f"methods ({', '.join(known_searchers())}), each optionally with options, e.g. "
                         "rl:checkpoint=pretrained or sa:t0=0.1")
     b.add_argument("--budget", type=int, default=200, help="evaluated partitions per run")
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -345,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+")
     v.set_defaults(func=_cmd_validate)
     x = sub.add_parser("experiment", help="the paper's experiments (tables + plots): search, finetune, "
-                                          "zeroshot, ablation (see mcm_gym.experiments)")
+                                          "zeroshot, ablation (see mcm_gym.bench.experiments)")
     x.add_argument("name", choices=["search", "finetune", "zeroshot", "ablation"])
     x.add_argument("--out", default="results/experiments",
                    help="folder for results.csv (shared by the experiments), NAME.md and plots "
@@ -362,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from .experiments import EXPERIMENTS
+    from mcm_gym.bench.experiments import EXPERIMENTS
 
     fn = EXPERIMENTS[args.name]
     kw: dict[str, Any] = {}

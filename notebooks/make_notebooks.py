@@ -159,7 +159,8 @@ file with the same fields (`mcm_gym.Hardware.load`)."""),
 from torch import nn
 
 import mcm_gym
-from mcm_gym.graphs import coarsen, from_torch
+from mcm_gym.instances.coarsen import coarsen
+from mcm_gym.instances.importers import from_torch
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -204,7 +205,7 @@ print("valid on the original graph:", mcm_gym.Problem(graph, hw).is_valid(full))
 
 from IPython.display import Image, display
 
-from mcm_gym.viewer import partition_figure
+from mcm_gym.viz import partition_figure
 
 buf = io.BytesIO()
 partition_figure(problem, res.partition).savefig(buf, format="png")
@@ -276,7 +277,7 @@ plt.show()"""),
 NB03 = [
     new_markdown_cell("""# 3. Train a policy, use it zero-shot, fine-tune it
 
-The paper's recipe: a graph neural network policy (here `mcm_gym.policy.GNNExtractor` inside
+The paper's recipe: a graph neural network policy (here `mcm_gym.learn.extractor.GNNExtractor` inside
 sb3-contrib's MaskablePPO) proposes a chip per node, the Z3 solver repairs the proposal, and the
 reward is the repaired partition's score. Pre-trained on many graphs, the policy is used zero-shot on
 a graph it never saw, then fine-tuned on it.
@@ -293,7 +294,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcm_gym.train import TrainConfig, evaluate_policy_on, finetune, train
+from mcm_gym.learn.train import TrainConfig, evaluate_policy_on, finetune, train
 
 torch.set_num_threads(1)
 out = Path(tempfile.mkdtemp()) / "pretrain"
@@ -320,8 +321,8 @@ print("zero-shot score:", round(zero["mean_score"], 3), "| repair:", zero["repai
 
 Fine-tuning starts from the pre-trained weights; the first point of its curve is the zero-shot
 score."""),
-    new_code_cell("""ft = finetune(ckpt, "tiny://attention-v1", "ring-4", total_timesteps=1500, n_steps=256, batch_size=64,
-              eval_every=500, out_dir=str(out.parent / "finetune"), progress=False)
+    new_code_cell("""ft = finetune(ckpt, "tiny://attention-v1", "ring-4", total_timesteps=1500, n_steps=256,
+              batch_size=64, eval_every=500, out_dir=str(out.parent / "finetune"), progress=False)
 ft_curve = json.loads((out.parent / "finetune" / "train_log.json").read_text())["curve"]
 after = evaluate_policy_on(ft, "tiny://attention-v1", "ring-4")
 print("after fine-tuning:", round(after["mean_score"], 3))"""),
@@ -344,7 +345,7 @@ plt.show()"""),
 Six thousand steps on 40 small graphs is a demonstration. The policy shipped with the package was
 pre-trained the same way on 300 layered DAGs and ten zoo models (about 20 minutes on 2 cores), and
 never saw BERT-base. One greedy episode plus repair:"""),
-    new_code_cell("""from mcm_gym.pretrained import resolve_checkpoint
+    new_code_cell("""from mcm_gym.learn.checkpoints import resolve_checkpoint
 
 bert = evaluate_policy_on(resolve_checkpoint("pretrained"), "zoo://bert-base-v1", "ring-8")
 print("zero-shot on BERT-base / ring-8:", round(bert["mean_score"], 3))"""),

@@ -11,8 +11,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from mcm_gym.graph import Edge, Graph, Node
-from mcm_gym.hardware import Hardware, uniform
+from mcm_gym.core.graph import Edge, Graph, Node
+from mcm_gym.core.hardware import Hardware, uniform
 
 settings.register_profile("dev", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mcm_gym.graph import Graph
-from mcm_gym.hardware import Hardware
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import Hardware
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 from hypothesis import strategies as st
 
-from mcm_gym.graph import Edge, Graph, Node
-from mcm_gym.hardware import Chip, Constraints, Hardware, Link, uniform
+from mcm_gym.core.graph import Edge, Graph, Node
+from mcm_gym.core.hardware import Chip, ConstraintSwitches, Hardware, Link, uniform
 
 __all__ = ["GraphSpec", "graph_specs", "hardwares", "instances", "partitions", "batches"]
 
@@ -71,12 +71,12 @@ def _links(topology: str, k: int, bw: list[int], lat: list[float]) -> tuple[Link
 
 @st.composite
 def hardwares(draw: st.DrawFn, max_chips: int = 3, min_chips: int = 1, max_sram: int = 20,
-              constraints: Constraints | None = None) -> Hardware:
+              constraints: ConstraintSwitches | None = None) -> Hardware:
     k = draw(st.integers(min_chips, max_chips))
     topology = draw(st.sampled_from(["ring", "chain"]))
     if constraints is None:
         b = st.booleans()
-        constraints = Constraints(dataflow=draw(b), memory=draw(b), contiguous=draw(b),
+        constraints = ConstraintSwitches(dataflow=draw(b), memory=draw(b), contiguous=draw(b),
                                   neighbor_only=draw(b), triangle=draw(b),
                                   activation_memory=draw(b))
     serialize = draw(st.booleans())

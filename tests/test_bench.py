@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import mcm_gym
-from mcm_gym.bench import format_table, plot_traces, read_rows, run_bench, summarize
+from mcm_gym.bench.runner import format_table, plot_traces, read_rows, run_bench, summarize
 from mcm_gym.cli import main, validate_record
-from mcm_gym.search import RandomSearch, SimulatedAnnealing
+from mcm_gym.search.heuristics import RandomSearch, SimulatedAnnealing
 
 TINY = "tiny://attention-v1"
 
@@ -70,7 +70,7 @@ def test_cli_bench(tmp_path, capsys) -> None:
 
 
 def test_third_party_searcher_plugs_in() -> None:
-    from mcm_gym.search import Searcher
+    from mcm_gym.search.base import Searcher
 
     class AllOnFewChips(Searcher):
         name = "third-party"

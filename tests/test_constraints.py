@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from oracle import all_valid, raw_from_spec, violated
 from strategies import batches, instances
 
-from mcm_gym.constraints import CONSTRAINTS, PlacementState
-from mcm_gym.graph import Graph
-from mcm_gym.hardware import Constraints, Hardware
-from mcm_gym.problem import InfeasibleError, Problem
+from mcm_gym.core.constraints import CONSTRAINTS, PlacementState
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import ConstraintSwitches, Hardware
+from mcm_gym.core.problem import InfeasibleError, Problem
 
 NAMES = ("dataflow", "memory", "contiguous", "neighbor_only", "triangle")
 
@@ -156,8 +156,8 @@ def test_masks_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN001
 def test_memory_mask_exact_fit() -> None:
     """Two 5-byte chips, a (5 B) -> b (5 B): a must take chip 0 (b needs the room behind it),
     an exact fit."""
-    from mcm_gym.graph import Node
-    from mcm_gym.hardware import uniform
+    from mcm_gym.core.graph import Node
+    from mcm_gym.core.hardware import uniform
 
     g = Graph([Node("a", weight_bytes=5), Node("b", weight_bytes=5)], [("a", "b")])
     hw = uniform(2, peak_flops=1, sram_bytes=5, link_bandwidth=1)
@@ -193,6 +193,6 @@ def test_all_partitions_tiny(diamond: Graph, small_hw: Hardware) -> None:
 
 
 def test_constraints_dataclass_default() -> None:
-    assert Constraints().enabled() == ("dataflow", "memory", "contiguous")
+    assert ConstraintSwitches().enabled() == ("dataflow", "memory", "contiguous")
     with pytest.raises(TypeError):
-        Constraints(skip=True)  # type: ignore[call-arg]
+        ConstraintSwitches(skip=True)  # type: ignore[call-arg]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from oracle import node_time, raw_from_spec, reference_cost
 from strategies import batches, graph_specs, hardwares, instances
 
-from mcm_gym.cost import CostModel, Evaluation
-from mcm_gym.graph import Edge, Graph, Node
-from mcm_gym.hardware import Chip, Hardware, Link, get_hardware, uniform
+from mcm_gym.core.cost import CostModel, Evaluation
+from mcm_gym.core.graph import Edge, Graph, Node
+from mcm_gym.core.hardware import Chip, Hardware, Link, get_hardware, uniform
 
 RTOL = 1e-12
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import mcm_gym
+import mcm_gym.instances
 from mcm_gym.cli import main, validate_record
-from mcm_gym.search import RandomSearch, get_searcher, split_by_work
+from mcm_gym.search.base import get_searcher
+from mcm_gym.search.heuristics import RandomSearch, split_by_work
 
 
 @pytest.mark.parametrize("gid", mcm_gym.list_graphs())
@@ -90,7 +92,7 @@ def test_cli_graphs_list_show_import(tmp_path, capsys) -> None:
     assert main(["graphs", "show", "zoo://gpt2-v1"]) == 0
     assert "GFLOP" in capsys.readouterr().out
     dst = tmp_path / "copy.json"
-    src = str(mcm_gym.datasets.graph_dir() / "tiny-chain.json")
+    src = str(mcm_gym.instances.catalog.graph_dir() / "tiny-chain.json")
     assert main(["graphs", "import", src, "--out", str(dst), "--id", "user://chain-v1"]) == 0
     assert mcm_gym.load_graph(str(dst)).id == "user://chain-v1"
     bad = tmp_path / "bad.onnx"

@@ -9,10 +9,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from mcm_gym.bench import read_rows, run_bench  # noqa: E402
+from mcm_gym.bench.distributed import run_bench_ray  # noqa: E402
+from mcm_gym.bench.runner import read_rows, run_bench  # noqa: E402
 from mcm_gym.cli import validate_record  # noqa: E402
-from mcm_gym.distributed import run_bench_ray  # noqa: E402
-from mcm_gym.search import GreedyBalancer  # noqa: E402
+from mcm_gym.search.heuristics import GreedyBalancer  # noqa: E402
 
 GRAPHS = ["tiny://attention-v1", "tiny://diamond-v1"]
 HARDWARE = ["ring-4"]
@@ -55,7 +55,7 @@ def _crashing_searcher(marker: Path) -> GreedyBalancer:
 
 
 def test_graphs_exist():
-    from mcm_gym.datasets import load_graph
+    from mcm_gym.instances.catalog import load_graph
 
     for g in GRAPHS:
         assert load_graph(g).id == g
@@ -111,7 +111,7 @@ def test_failure_without_retries_is_reported_not_fatal(cluster, tmp_path):
 @pytest.mark.expensive
 def test_rllib_ppo_trains(tmp_path):
     pytest.importorskip("ray.rllib")
-    from mcm_gym.rllib_support import train_rllib_ppo
+    from mcm_gym.learn.rllib import train_rllib_ppo
 
     returns = train_rllib_ppo(graph="tiny://attention-v1", hardware="ring-4", iterations=2, seed=0)
     assert len(returns) == 2

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import mcm_gym
-from mcm_gym.env import CHIP_FEATURES, NODE_FEATURES, InvalidActionError, MCMPartitionEnv
+from mcm_gym.env.partition_env import CHIP_FEATURES, NODE_FEATURES, InvalidActionError, MCMPartitionEnv
 
 TINY = "tiny://attention-v1"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcm_gym.bench import read_rows
+from mcm_gym.bench.runner import read_rows
 from mcm_gym.cli import main
-from mcm_gym.search import get_searcher, parse_method
+from mcm_gym.search.base import get_searcher, parse_method
 
 pytest.importorskip("sb3_contrib")
 
-from mcm_gym import experiments  # noqa: E402
+from mcm_gym.bench import experiments  # noqa: E402
 
 TINY = "tiny://attention-v1"
 
@@ -90,11 +90,11 @@ def test_experiment_cli_checks_its_options(tmp_path, capsys):
 
 
 def test_behaviour_cloning_learns_the_teachers_chips():
-    from mcm_gym.datasets import load_graph
-    from mcm_gym.env import MCMPartitionEnv
-    from mcm_gym.hardware import get_hardware
-    from mcm_gym.imitation import behaviour_clone, collect_demos
-    from mcm_gym.train import TrainConfig, build_model
+    from mcm_gym.core.hardware import get_hardware
+    from mcm_gym.env.partition_env import MCMPartitionEnv
+    from mcm_gym.instances.catalog import load_graph
+    from mcm_gym.learn.imitation import behaviour_clone, collect_demos
+    from mcm_gym.learn.train import TrainConfig, build_model
 
     pairs = [(load_graph(f"generator://layered-dag-v0/{s}"), get_hardware("ring-4")) for s in range(4)]
     demos = collect_demos(pairs, k_max=4, teacher="dp", budget=4)
@@ -109,7 +109,7 @@ def test_behaviour_cloning_learns_the_teachers_chips():
 
 
 def test_train_with_a_teacher_warm_start_records_it(tmp_path):
-    from mcm_gym.train import TrainConfig, read_sidecar, train
+    from mcm_gym.learn.train import TrainConfig, read_sidecar, train
 
     cfg = TrainConfig(graphs=["generator://layered-dag-v0/0:3"], hardware=["ring-4"], k_max=4,
                       eval_graphs=["generator://layered-dag-v0/1000"], bc_teacher="dp", bc_budget=2, bc_epochs=2,
@@ -129,8 +129,8 @@ def test_train_with_a_teacher_warm_start_records_it(tmp_path):
 
 
 def test_short_finetune_stops_at_the_asked_timesteps(tmp_path):
-    from mcm_gym.pretrained import resolve_checkpoint
-    from mcm_gym.train import finetune, read_sidecar
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+    from mcm_gym.learn.train import finetune, read_sidecar
 
     ckpt = resolve_checkpoint("pretrained")
     assert read_sidecar(ckpt)["config"]["n_steps"] > 40  # the shipped run's rollouts are longer

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import GraphSpec, graph_specs
 
-from mcm_gym.datasets import list_graphs, load_graph
-from mcm_gym.graph import FORMAT, Edge, Graph, GraphError, Node, atomic_write_text
+from mcm_gym._io import atomic_write_text
+from mcm_gym.core.graph import FORMAT, Edge, Graph, GraphError, Node
+from mcm_gym.instances.catalog import list_graphs, load_graph
 
 
 def doc(nodes: list, edges: list, **extra: object) -> dict:

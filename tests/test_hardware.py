@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mcm_gym.graph import Graph, Node
-from mcm_gym.hardware import Chip, Constraints, Hardware, HardwareError, Link, get_hardware, uniform
-from mcm_gym.problem import InfeasibleError, Problem
+from mcm_gym.core.graph import Graph, Node
+from mcm_gym.core.hardware import Chip, ConstraintSwitches, Hardware, HardwareError, Link, get_hardware, uniform
+from mcm_gym.core.problem import InfeasibleError, Problem
 
 
 def walk(hw: Hardware, a: int, b: int) -> list[int]:
@@ -115,7 +115,7 @@ def hetero() -> Hardware:
     chips = (Chip(1e12, 100, None), Chip(2e12, 200, 5e11), Chip(3e12, 50, None))
     links = (Link(0, 1, 1e9, 1e-7), Link(1, 2, 2e9, 0.0), Link(2, 0, 3e9, 2e-7))
     return Hardware(chips=chips, links=links, topology="ring", name="het",
-                    constraints=Constraints(triangle=True, activation_memory=True),
+                    constraints=ConstraintSwitches(triangle=True, activation_memory=True),
                     serialize_comm=True)
 
 

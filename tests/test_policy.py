@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from mcm_gym import Problem, get_hardware, load_graph
-from mcm_gym.env import MCMPartitionEnv
-from mcm_gym.policy import GNNExtractor, policy_kwargs
-from mcm_gym.train import TrainConfig, evaluate_policy_on, finetune, load_model, read_sidecar, save_atomic, train
+from mcm_gym.env.partition_env import MCMPartitionEnv
+from mcm_gym.learn.extractor import GNNExtractor, policy_kwargs
+from mcm_gym.learn.train import TrainConfig, evaluate_policy_on, finetune, load_model, read_sidecar, save_atomic, train
 
 torch.set_num_threads(1)  # 2 cores: thread contention makes small networks several times slower
 
@@ -140,7 +140,7 @@ def test_config_from_yaml_errors_and_coercion(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["pretrain_layered.yaml", "bert_ring8.yaml"])
 def test_bundled_configs_resolve(name: str) -> None:
-    from mcm_gym.train import resolve_instances
+    from mcm_gym.learn.train import resolve_instances
 
     cfg = TrainConfig.from_yaml(ROOT / "agents" / "configs" / name)
     inst = resolve_instances(cfg)
@@ -266,7 +266,7 @@ def test_train_ppo_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 # ------------------------------------------------------------------------------ RLSearch
 def test_rl_search_spends_exactly_the_budget_and_is_reproducible(run: Path) -> None:
-    from mcm_gym.search_rl import RLSearch
+    from mcm_gym.learn.rl_search import RLSearch
 
     pr = Problem(load_graph("tiny://diamond-v1"), get_hardware("ring-4"))
     kw = {"extractor": {"hidden": 16, "layers": 1}, "net_arch": [16]}

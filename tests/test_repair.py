@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from oracle import all_valid, changes, is_valid, min_changes, raw_from_graph, raw_from_spec
 from strategies import GraphSpec, instances
 
-from mcm_gym.datasets import load_graph
-from mcm_gym.graph import Graph
-from mcm_gym.hardware import Hardware, get_hardware
-from mcm_gym.problem import InfeasibleError, Problem
-from mcm_gym.repair import RepairConfig, RepairResult, greedy_repair, node_bounds, repair
+from mcm_gym.core.encoding import node_bounds
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import Hardware, get_hardware
+from mcm_gym.core.problem import InfeasibleError, Problem
+from mcm_gym.core.repair import RepairConfig, RepairResult, greedy_repair, repair
+from mcm_gym.instances.catalog import load_graph
 
 
 def setup(spec: GraphSpec, hw: Hardware) -> tuple[Problem | None, list[tuple[int, ...]]]:
@@ -65,7 +66,7 @@ def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject
         assert res.changes == best
     else:
         assert res.status == "infeasible" and res.partition is None
-        lo, hi = node_bounds(pr)
+        lo, hi = node_bounds(pr.graph, pr.hardware, pr.mem_demand)
         assert res.method == ("bounds" if np.any(lo > hi) else "z3")
     # greedy on the same input: valid or None, and never better than the optimum
     g = greedy_repair(pr, np.array(cand))
@@ -80,7 +81,7 @@ def test_node_bounds_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN0
     pr, valid = setup(spec, hw)
     if pr is None:
         return
-    lo, hi = node_bounds(pr)
+    lo, hi = node_bounds(pr.graph, pr.hardware, pr.mem_demand)
     for p in valid:
         assert all(lo[v] <= p[v] <= hi[v] for v in range(spec.n)), (p, lo, hi)
 
@@ -143,14 +144,14 @@ def test_rounded_memory_is_sound(inst, data: st.DataObject) -> None:  # noqa: AN
 # ------------------------------------------------------------------ hand-made
 def test_pinned_nodes(chain4: Graph) -> None:
     """Memory pins every node of a chain to one chip (bounds lo == hi): the solver must cope."""
-    from mcm_gym.graph import Node
+    from mcm_gym.core.graph import Node
 
     g = Graph([Node("a", weight_bytes=5), Node("b", weight_bytes=5), Node("c", weight_bytes=5)],
               [("a", "b"), ("b", "c")])
     hw = Hardware.from_dict({"chips": {"count": 3, "peak_flops": 1, "sram_bytes": 5},
                              "topology": "ring", "link_bandwidth": 1})
     pr = Problem(g, hw)
-    assert [x.tolist() for x in node_bounds(pr)] == [[0, 1, 2], [0, 1, 2]]
+    assert [x.tolist() for x in node_bounds(pr.graph, pr.hardware, pr.mem_demand)] == [[0, 1, 2], [0, 1, 2]]
     res = pr.repair(np.array([2, 1, 0]))
     assert res.status == "optimal" and res.partition.tolist() == [0, 1, 2] and res.changes == 2
 
@@ -173,7 +174,7 @@ def big(k: int, **switches: bool) -> Hardware:
     ([("a", "b"), ("b", "c")], 2, {}, [1, 0, 0], 1, [0, 0, 0]),
 ])
 def test_one_family_at_a_time(edges, k, switches, cand, best, unique) -> None:  # noqa: ANN001
-    from mcm_gym.graph import Node
+    from mcm_gym.core.graph import Node
 
     names = "abc"[:len(cand)]
     g = Graph([Node(x) for x in names], edges)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import mcm_gym
-from mcm_gym.graph import Edge, Graph, Node
-from mcm_gym.hardware import Constraints, Hardware, uniform
-from mcm_gym.problem import InfeasibleError, Problem
-from mcm_gym.search import BalancedSplit, RandomSearch
-from mcm_gym.search_dp import DPSearch, best_split, dfs_order, level_order
-from mcm_gym.search_exact import ExactSearch
+from mcm_gym.core.graph import Edge, Graph, Node
+from mcm_gym.core.hardware import ConstraintSwitches, Hardware, uniform
+from mcm_gym.core.problem import InfeasibleError, Problem
+from mcm_gym.search.dp import DPSearch, best_split, dfs_order, level_order
+from mcm_gym.search.exact import ExactSearch
+from mcm_gym.search.heuristics import BalancedSplit, RandomSearch
 
 REL = 1e-9
 
@@ -42,7 +42,7 @@ def random_hw(rng: np.random.Generator, k: int, *, topologies: tuple[str, ...] =
     """Small hardware; with ``dyadic`` every time is a multiple of 1/16 s (exact in floats)."""
     topology = str(rng.choice(topologies))
     grid = (1, k) if topology == "mesh" else None
-    cons = Constraints(neighbor_only=bool(switches and rng.random() < 0.3),
+    cons = ConstraintSwitches(neighbor_only=bool(switches and rng.random() < 0.3),
                        triangle=bool(switches and rng.random() < 0.3),
                        activation_memory=bool(switches and rng.random() < 0.2))
     if dyadic:
@@ -166,7 +166,7 @@ def test_dp_triangle_masks_on_random_dags() -> None:
         n = int(rng.integers(4, 8))
         g = random_dag(rng, n, p_edge=0.6)
         hw = uniform(3, peak_flops=1, sram_bytes=100, link_bandwidth=4,
-                     constraints=Constraints(triangle=True, neighbor_only=bool(rng.random() < 0.3)))
+                     constraints=ConstraintSwitches(triangle=True, neighbor_only=bool(rng.random() < 0.3)))
         problem = Problem(g, hw)
         opt, _ = brute_force(problem, monotone_only=True)
         part, pred = best_split(problem, np.arange(n))

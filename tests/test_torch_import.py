@@ -83,7 +83,7 @@ def test_bundled_bert_base_is_consistent() -> None:
 def test_importers_package_does_not_import_torch() -> None:
     code = (
         "import sys, mcm_gym; before = 'torch' in sys.modules; "
-        "import mcm_gym.importers, mcm_gym.importers.torch_export; "
+        "import mcm_gym.instances.importers, mcm_gym.instances.importers.torch_export; "
         "assert before or 'torch' not in sys.modules, 'torch imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -94,7 +94,7 @@ def tiny_bert() -> tuple[dict[str, Any], int]:
     """A tiny BERT imported at bf16; also returns its parameter bytes at bf16."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from mcm_gym.importers import from_torch
+    from mcm_gym.instances.importers.torch_export import from_torch
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
@@ -144,7 +144,7 @@ def test_tiny_bert_structure(tiny_bert: tuple[dict[str, Any], int]) -> None:
 
 def test_shared_parameters_and_getitem_folding() -> None:
     torch = pytest.importorskip("torch")
-    from mcm_gym.importers import from_torch
+    from mcm_gym.instances.importers.torch_export import from_torch
 
     class Toy(torch.nn.Module):
         def __init__(self) -> None:
@@ -182,7 +182,7 @@ def test_shared_parameters_and_getitem_folding() -> None:
 
 def test_rejects_non_floating_dtype() -> None:
     torch = pytest.importorskip("torch")
-    from mcm_gym.importers import from_torch
+    from mcm_gym.instances.importers.torch_export import from_torch
 
     with pytest.raises(ValueError, match="floating dtype"):
         from_torch(torch.nn.Linear(2, 2), (torch.randn(1, 2),), dtype="int8", name="x",

@@ -18,10 +18,11 @@ import pytest
 
 import mcm_gym
 from mcm_gym import Graph, GraphError, Problem, get_hardware
-from mcm_gym.graphs import coarsen, expand_partition, from_networkx
-from mcm_gym.hardware import Constraints, uniform
-from mcm_gym.search import split_by_work
-from mcm_gym.zoo import HELDOUT_SEEDS, TRAIN_SEEDS, graph_table, show_graph, split_ids, zoo_ids
+from mcm_gym.core.hardware import ConstraintSwitches, uniform
+from mcm_gym.instances.coarsen import coarsen, expand_partition
+from mcm_gym.instances.importers import from_networkx
+from mcm_gym.instances.zoo import HELDOUT_SEEDS, TRAIN_SEEDS, graph_table, show_graph, split_ids, zoo_ids
+from mcm_gym.search.heuristics import split_by_work
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = ROOT / "graphs"
@@ -118,7 +119,7 @@ def _check_coarsening(g: Graph, target: int) -> Any:
 @pytest.mark.parametrize("activation_memory", [False, True])
 def test_coarsen_layered_dags_expand_valid(activation_memory: bool) -> None:
     hw = uniform(4, peak_flops=1e12, sram_bytes=40e6, link_bandwidth=1e10,
-                 constraints=Constraints(activation_memory=activation_memory, neighbor_only=False))
+                 constraints=ConstraintSwitches(activation_memory=activation_memory, neighbor_only=False))
     for seed in range(40):
         g = mcm_gym.layered_dag(seed)
         target = [4, 6, 10, 20][seed % 4]
@@ -230,7 +231,7 @@ def test_from_torch_small_cnn_rnn_model() -> None:
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mcm_gym.graphs import from_torch
+    from mcm_gym.instances.importers import from_torch
 
     torch.set_num_threads(1)
 
@@ -275,8 +276,7 @@ def test_from_torch_small_cnn_rnn_model() -> None:
 
 def test_from_torch_untraceable_model_names_the_cause() -> None:
     torch = pytest.importorskip("torch")
-    from mcm_gym.graphs import from_torch
-    from mcm_gym.importers import TraceError
+    from mcm_gym.instances.importers import TraceError, from_torch
 
     class DataDependent(torch.nn.Module):
         def forward(self, x: Any) -> Any:
@@ -314,7 +314,7 @@ def _toy_onnx(path: Path) -> Path:
 
 
 def test_from_onnx_toy_model_totals(tmp_path: Path) -> None:
-    from mcm_gym.graphs import from_onnx
+    from mcm_gym.instances.importers import from_onnx
 
     path = _toy_onnx(tmp_path / "toy.onnx")
     g = from_onnx(path, graph_id="test://toy")
@@ -337,7 +337,7 @@ def test_from_onnx_torch_exported_model_matches_flop_counter(tmp_path: Path) -> 
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mcm_gym.graphs import from_onnx
+    from mcm_gym.instances.importers import from_onnx
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 6 * 6, 10))
@@ -360,7 +360,7 @@ def test_from_onnx_malformed_files_name_the_cause(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from mcm_gym.graphs import from_onnx
+    from mcm_gym.instances.importers import from_onnx
 
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"definitely not a protobuf \x00\xff\x12\x99")
@@ -379,7 +379,7 @@ def test_from_onnx_malformed_files_name_the_cause(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- import_model
 def test_import_model_from_onnx_json_and_function(tmp_path: Path) -> None:
-    from mcm_gym.zoo import import_model
+    from mcm_gym.instances.zoo import import_model
 
     with pytest.raises(GraphError, match="cannot import"):
         import_model(tmp_path / "model.bin")

@@ -1,0 +1,110 @@
+"""A partitioning problem: one graph on one hardware profile, with its cost model and constraints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mcm_gym.core.constraints import Violation, active_constraints
+from mcm_gym.core.cost import CostModel, Evaluation
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import Hardware, HardwareError
+from mcm_gym.core.repair import RepairConfig, RepairResult, repair
+
+__all__ = ["Problem", "InfeasibleError"]
+
+
+class InfeasibleError(HardwareError):
+    """The hardware cannot hold the graph at all (e.g. its weights exceed the total SRAM)."""
+
+
+class Problem:
+    """``graph`` on ``hardware``: evaluation, validity checks and repair.
+
+    Raises :class:`InfeasibleError` up front when the memory constraint can obviously never hold:
+    the graph's weights exceed the total SRAM, or one node's weights exceed every chip's SRAM.
+    """
+
+    def __init__(self, graph: Graph, hardware: Hardware) -> None:
+        self.graph = graph
+        self.hardware = hardware
+        self.cost = CostModel(graph, hardware)
+        self.constraints = active_constraints(hardware)
+        self.mem_demand: np.ndarray = self.cost.mem_demand
+        if hardware.constraints.memory:
+            need, have = float(self.mem_demand.sum()), hardware.total_sram_bytes
+            if need > have:
+                what = "weights and activations" if hardware.constraints.activation_memory else "weights"
+                raise InfeasibleError(
+                    f"graph {graph.name!r} needs {need:.6g} bytes of {what} but hardware "
+                    f"{hardware.name!r} has only {have:.6g} bytes of SRAM in total")
+            v = int(np.argmax(self.mem_demand))
+            if self.mem_demand[v] > hardware.sram_bytes.max():
+                raise InfeasibleError(
+                    f"node {graph.names[v]!r} of graph {graph.name!r} needs {self.mem_demand[v]:.6g} bytes "
+                    f"but the largest chip of {hardware.name!r} has {hardware.sram_bytes.max():.6g} bytes")
+
+    @property
+    def n(self) -> int:
+        return self.graph.n
+
+    @property
+    def num_chips(self) -> int:
+        return self.hardware.num_chips
+
+    @property
+    def lower_bound(self) -> float:
+        """Seconds per sample no partition can beat (see :mod:`mcm_gym.core.cost`)."""
+        return self.cost.lower_bound
+
+    def evaluate(self, partitions: np.ndarray) -> Evaluation:
+        """Costs of a batch ``(B, n)`` of partitions (validity not considered; see :meth:`check`)."""
+        return self.cost.evaluate(partitions)
+
+    def violation_counts(self, partitions: np.ndarray,
+                         evaluation: Evaluation | None = None) -> dict[str, np.ndarray]:
+        """Violations per enabled constraint, each of shape ``(B,)``."""
+        p = self.cost.check_shape(partitions)
+        mem = evaluation.memory if evaluation is not None else self.cost.chip_sums(p, self.mem_demand)
+        return {c.name: c.count(self.graph, self.hardware, p, mem) for c in self.constraints}
+
+    def is_valid(self, partitions: np.ndarray) -> Any:
+        """True where a partition satisfies every enabled constraint: a bool for one partition
+        ``(n,)``, an array ``(B,)`` for a batch."""
+        arr = np.asarray(partitions)
+        p = self.cost.check_shape(arr)
+        counts = self.violation_counts(p)
+        ok = np.ones(p.shape[0], dtype=bool)
+        for c in counts.values():
+            ok &= c == 0
+        return bool(ok[0]) if arr.ndim == 1 else ok
+
+    def check(self, partition: np.ndarray) -> list[Violation]:
+        """Every violation of one partition, each naming its constraint, nodes and chips."""
+        p = self.cost.check_shape(partition)
+        mem = self.cost.chip_sums(p, self.mem_demand)[0]
+        out: list[Violation] = []
+        for c in self.constraints:
+            out += c.explain(self.graph, self.hardware, p[0], mem)
+        return out
+
+    def evaluate_valid(self, partitions: np.ndarray) -> tuple[Evaluation, np.ndarray]:
+        """Costs of a batch and whether each partition is valid (bool array ``(B,)``)."""
+        ev = self.evaluate(partitions)
+        ok = np.ones(len(ev), dtype=bool)
+        for c in self.violation_counts(partitions, ev).values():
+            ok &= c == 0
+        return ev, ok
+
+    def scores(self, partitions: np.ndarray) -> np.ndarray:
+        """Normalised score per partition, 0 where invalid; shape ``(B,)``."""
+        ev, ok = self.evaluate_valid(partitions)
+        return np.where(ok, ev.score, 0.0)
+
+    def repair(self, candidate: np.ndarray, config: RepairConfig | None = None) -> RepairResult:
+        """The valid partition with the fewest changes from ``candidate`` (see :mod:`mcm_gym.core.repair`)."""
+        return repair(self, candidate, config)
+
+    def __repr__(self) -> str:
+        return f"Problem({self.graph!r}, {self.hardware!r})"

@@ -1,0 +1,485 @@
+"""The Gymnasium environment ``MCMPartition-v0``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mcm_gym.core.constraints import PlacementState
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import Hardware, get_hardware
+from mcm_gym.core.problem import Problem
+from mcm_gym.core.repair import RepairConfig, RepairResult
+from mcm_gym.instances.catalog import load_graph
+from mcm_gym.instances.dataset import GraphGenerator
+
+__all__ = ["MCMPartitionEnv", "InvalidActionError", "NODE_FEATURES", "CHIP_FEATURES"]
+
+NODE_FEATURES = (
+    "time",  # fastest time of the node / lower bound (<= 1)
+    "weight",  # weight_bytes / largest chip SRAM (<= 1)
+    "transfer",  # out_bytes / slowest link bandwidth / lower bound, clipped to 1
+    "position",  # index in the topological order / (n - 1)
+    "depth",  # longest path from a source / max depth
+    "in_degree",  # in-degree / 8, clipped to 1
+    "out_degree",  # out-degree / 8, clipped to 1
+    "work_before",  # share of total work (fastest times) of the nodes before it in the order
+    "placed",  # 1 once placed (dynamic)
+    "chip",  # chip placed on / (K_max - 1), 0 if not placed (dynamic)
+    "current",  # 1 for the node being placed now (dynamic)
+    "cut",  # bytes crossing a pipeline cut right after the node (in the order) / slowest link / lower bound,
+    # clipped to 1
+)
+CHIP_FEATURES = (
+    "exists",  # 1 for a real chip, 0 for padding up to K_max
+    "sram",  # SRAM / largest SRAM
+    "peak",  # peak FLOP/s / fastest chip
+    "memory_used",  # bytes placed / SRAM, clipped to 1
+    "work",  # compute time placed / its fair share (total work / K) / 2, clipped to 1: 0.5 = a fair share
+    "frontier",  # 1 for the highest chip used so far
+    "allowed",  # the action mask for the current node
+)
+
+
+def _cut_bytes(g: Graph) -> np.ndarray:
+    """Bytes crossing a cut between node ``i`` and ``i + 1`` of the order, for every ``i``: each
+    tensor whose producer is at or before ``i`` and whose last consumer is after ``i`` (sent once)."""
+    n = g.n
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, g.edge_src, g.edge_dst)
+    has = last >= 0
+    diff = np.zeros(n + 1)
+    np.add.at(diff, np.flatnonzero(has), g.out_bytes[has])
+    np.add.at(diff, last[has], -g.out_bytes[has])
+    return np.cumsum(diff)[:n]
+
+
+class InvalidActionError(ValueError):
+    """An action outside the action space (e.g. a chip index beyond ``K_max``)."""
+
+
+class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
+    """Partition a computation graph across the chips of a multi-chip module.
+
+    ## Description
+    An ML model's computation graph (a DAG of operations with FLOPs, weight bytes and tensor bytes)
+    must be split over the ``K`` chips of an MCM that run it as a pipeline. The agent proposes a chip
+    for every node; a Z3 solver repairs the candidate into the closest valid partition (the hardware's
+    constraints: dataflow, memory, contiguity, optionally neighbour-only links and chip triangles),
+    and the reward is the repaired partition's normalised throughput score (Xie et al., MLSys 2022).
+
+    ## Action Space
+    ``mode="sequential"`` (default): ``Discrete(K_max)``, the chip of the current node; nodes come in
+    a fixed topological order, one per step. ``action_masks()`` (for sb3-contrib ``MaskablePPO``) and
+    ``obs["action_mask"]`` give the chips the constraints leave open for that node, judged locally.
+    An in-space action that the mask forbids is accepted as part of the candidate and counted in
+    ``info["invalid_actions"]``; the repair fixes it. An action outside the space raises
+    :class:`InvalidActionError`.
+    ``mode="oneshot"`` (the paper's formulation): ``MultiDiscrete([K_max] * max_nodes)``, a whole
+    partition in one step; entries of padding nodes are ignored.
+
+    ## Observation Space
+    A ``Dict`` of fixed-shape ``Box``es, padded to ``max_nodes``, ``max_edges`` and ``K_max`` so one
+    policy serves many graphs: ``node_features`` ``(max_nodes, 12)`` float32 in [0, 1] (see
+    ``NODE_FEATURES``), ``edge_index`` ``(2, max_edges)`` int64 (padding edges are ``0 -> 0``),
+    ``node_mask`` ``(max_nodes,)`` and ``edge_mask`` ``(max_edges,)`` int8, ``current_node`` ``(1,)``
+    int64, ``chip_state`` ``(K_max, 7)`` float32 in [0, 1] (see ``CHIP_FEATURES``), ``action_mask``
+    ``(K_max,)`` int8 (in oneshot mode ``(max_nodes * K_max,)``).
+
+    ## Rewards
+    0 on every step but the last; then the repaired partition's score ``lower_bound / bottleneck`` in
+    (0, 1], or 0 when no valid partition exists (or, with ``use_repair=False``, when the candidate is
+    invalid).
+
+    ## Episode End
+    Terminates after the last node (sequential) or after the single step (oneshot). No truncation.
+
+    ## Arguments
+    * ``graph``: a :class:`Graph`, id (``zoo://bert-base-v1``, ``tiny://chain-v1``,
+      ``generator://layered-dag-v0/7``), short name or file; default ``zoo://bert-base-v1``.
+    * ``hardware``: a :class:`Hardware`, preset (``ring-8``, ``mesh-6x6``) or file; default: the graph's
+      ``default_hardware`` metadata, else ``ring-8``.
+    * ``graphs``: instead of ``graph``, a list of graphs/ids or a :class:`GraphGenerator`; each reset
+      draws one with ``self.np_random``.
+    * ``mode``: ``"sequential"`` or ``"oneshot"``.
+    * ``max_nodes``, ``max_edges``, ``k_max``: padding sizes (default: the largest instance given).
+    * ``repair``: a :class:`RepairConfig`; ``use_repair``: False scores the raw candidate (ablation).
+    * ``timing``: add ``info["repair_time"]`` (wall-clock seconds). Off by default so that ``info``
+      holds only deterministic values (the same seed gives the same ``info``); the last repair's time
+      is always in ``env.unwrapped.last_repair_time``.
+    * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        graph: Graph | str | None = None,
+        hardware: Hardware | str | None = None,
+        *,
+        graphs: Sequence[Graph | str] | GraphGenerator | None = None,
+        mode: str = "sequential",
+        max_nodes: int | None = None,
+        max_edges: int | None = None,
+        k_max: int | None = None,
+        repair: RepairConfig | None = None,
+        use_repair: bool = True,
+        timing: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if mode not in ("sequential", "oneshot"):
+            raise ValueError(f"mode must be 'sequential' or 'oneshot', got {mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if graph is not None and graphs is not None:
+            raise ValueError("give either graph or graphs, not both")
+        self.mode = mode
+        self.render_mode = render_mode
+        self.repair_config = repair or RepairConfig()
+        self.use_repair = use_repair
+        self.timing = timing
+        self.last_repair_time = 0.0  # s, wall clock of the last repair
+        self._problems: OrderedDict[tuple[str, str], Problem] = OrderedDict()  # LRU of cost tables
+
+        if graphs is None:
+            g = load_graph(graph if graph is not None else "zoo://bert-base-v1")
+            self._generator = None
+            self._fixed: list[Graph] = [g]
+        else:
+            self._generator = graphs if isinstance(graphs, GraphGenerator) else None
+            self._fixed = [] if self._generator else [load_graph(x) for x in graphs]
+            if not self._generator and not self._fixed:
+                raise ValueError("graphs is empty")
+        self._hardware_spec = hardware
+        first = self._fixed[0] if self._fixed else self._generator.sample(np.random.default_rng(0))  # type: ignore[union-attr]
+        hw0 = self._hardware_for(first)
+
+        sized = self._fixed or [first]
+        self.max_nodes = int(max_nodes or max(g.n for g in sized))
+        self.max_edges = int(max_edges or max(max(g.num_edges, 1) for g in sized))
+        self.k_max = int(k_max or hw0.num_chips)
+        for g in self._fixed:
+            self._check_fits(g, self._hardware_for(g))
+
+        nf, cf = len(NODE_FEATURES), len(CHIP_FEATURES)
+        mask_len = self.k_max if mode == "sequential" else self.max_nodes * self.k_max
+        self.observation_space = spaces.Dict({
+            "node_features": spaces.Box(0.0, 1.0, (self.max_nodes, nf), np.float32),
+            "edge_index": spaces.Box(0, self.max_nodes - 1, (2, self.max_edges), np.int64),
+            "node_mask": spaces.Box(0, 1, (self.max_nodes,), np.int8),
+            "edge_mask": spaces.Box(0, 1, (self.max_edges,), np.int8),
+            "current_node": spaces.Box(0, self.max_nodes - 1, (1,), np.int64),
+            "chip_state": spaces.Box(0.0, 1.0, (self.k_max, cf), np.float32),
+            "action_mask": spaces.Box(0, 1, (mask_len,), np.int8),
+        })
+        if mode == "sequential":
+            self.action_space: spaces.Space[Any] = spaces.Discrete(self.k_max)
+        else:
+            self.action_space = spaces.MultiDiscrete(np.full(self.max_nodes, self.k_max, dtype=np.int64))
+        self._set_instance(first, hw0)
+
+    # ------------------------------------------------------------------ instances
+    def _hardware_for(self, g: Graph) -> Hardware:
+        spec = self._hardware_spec or g.metadata.get("default_hardware") or "ring-8"
+        return get_hardware(spec)
+
+    def _check_fits(self, g: Graph, hw: Hardware) -> None:
+        if g.n > self.max_nodes:
+            raise ValueError(f"graph {g.name!r} has {g.n} nodes > max_nodes={self.max_nodes}")
+        if g.num_edges > self.max_edges:
+            raise ValueError(f"graph {g.name!r} has {g.num_edges} edges > max_edges={self.max_edges}")
+        if hw.num_chips > self.k_max:
+            raise ValueError(f"hardware {hw.name!r} has {hw.num_chips} chips > k_max={self.k_max}")
+
+    def _problem(self, g: Graph, hw: Hardware) -> Problem:
+        key = (g.id or g.name, hw.id or hw.name)
+        pr = self._problems.get(key)
+        if pr is None or pr.graph is not g and pr.graph.id is None:
+            pr = Problem(g, hw)
+            self._problems[key] = pr
+            while len(self._problems) > 1024:
+                self._problems.popitem(last=False)
+        self._problems.move_to_end(key)
+        return pr
+
+    def _set_instance(self, g: Graph, hw: Hardware) -> None:
+        self._check_fits(g, hw)
+        self.problem = self._problem(g, hw)
+        pr = self.problem
+        n, k = g.n, hw.num_chips
+        lb = pr.lower_bound if pr.lower_bound > 0 else 1.0
+        tmin = pr.cost.node_time.min(axis=1)
+        static = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        bw = hw.link_bandwidth.min() if hw.num_links else np.inf
+        depth = g.depth
+        indeg = np.bincount(g.edge_dst, minlength=n)
+        outdeg = np.bincount(g.edge_src, minlength=n)
+        total = tmin.sum() if tmin.sum() > 0 else 1.0
+        static[:n, 0] = np.clip(tmin / lb, 0, 1)
+        static[:n, 1] = np.clip(pr.mem_demand / hw.sram_bytes.max(), 0, 1)
+        static[:n, 2] = np.clip(g.out_bytes / bw / lb, 0, 1)
+        static[:n, 3] = np.arange(n) / max(n - 1, 1)
+        static[:n, 4] = depth / max(int(depth.max()), 1)
+        static[:n, 5] = np.clip(indeg / 8, 0, 1)
+        static[:n, 6] = np.clip(outdeg / 8, 0, 1)
+        static[:n, 7] = (np.cumsum(tmin) - tmin) / total
+        static[:n, 11] = np.clip(_cut_bytes(g) / bw / lb, 0, 1)
+        self._static_nodes = static
+        ei = np.zeros((2, self.max_edges), dtype=np.int64)
+        ei[0, : g.num_edges] = g.edge_src
+        ei[1, : g.num_edges] = g.edge_dst
+        self._edge_index = ei
+        self._node_mask = np.zeros(self.max_nodes, dtype=np.int8)
+        self._node_mask[:n] = 1
+        self._edge_mask = np.zeros(self.max_edges, dtype=np.int8)
+        self._edge_mask[: g.num_edges] = 1
+        chips = np.zeros((self.k_max, len(CHIP_FEATURES)), dtype=np.float32)
+        chips[:k, 0] = 1
+        chips[:k, 1] = hw.sram_bytes / hw.sram_bytes.max()
+        chips[:k, 2] = hw.peak_flops / hw.peak_flops.max()
+        self._static_chips = chips
+        self._total_work = total
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        pr = self.problem
+        self._state = PlacementState(pr.graph, pr.hardware, pr.mem_demand)
+        self._work = np.zeros(pr.num_chips)
+        self._cursor = 0
+        self._invalid_actions = 0
+        self._mask_fallbacks = 0
+        self._done = False
+        self._last_info: dict[str, Any] = {}
+        self._mask = self._compute_mask()
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if self._generator is not None:
+            g = self._generator.sample(self.np_random)
+            self._set_instance(g, self._hardware_for(g))
+        elif len(self._fixed) > 1:
+            g = self._fixed[int(self.np_random.integers(len(self._fixed)))]
+            self._set_instance(g, self._hardware_for(g))
+        else:
+            self._reset_state()
+        return self._obs(), self._base_info()
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("step() called after the episode ended; call reset()")
+        if not self.action_space.contains(np.asarray(action, dtype=np.int64)
+                                          if self.mode == "oneshot" else _as_int(action)):
+            raise InvalidActionError(f"action {action!r} is outside the action space {self.action_space}")
+        g = self.problem.graph
+        if self.mode == "sequential":
+            a = _as_int(action)
+            if not self._mask[a]:
+                self._invalid_actions += 1
+            self._place(self._cursor, a)
+            self._cursor += 1
+            if self._cursor < g.n:
+                self._mask = self._compute_mask()
+                return self._obs(), 0.0, False, False, self._base_info()
+            candidate = self._state.assign.copy()
+        else:
+            cand_full = np.asarray(action, dtype=np.int64)
+            candidate = cand_full[: g.n].copy()
+            full_mask = self._oneshot_mask().reshape(self.max_nodes, self.k_max)
+            self._invalid_actions = int((~full_mask[np.arange(g.n), candidate]).sum())
+            for v in range(g.n):
+                self._place(v, int(candidate[v]))
+            self._cursor = g.n
+        self._done = True
+        reward, info = self._finish(candidate)
+        self._last_info = info
+        return self._obs(), reward, True, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask of allowed actions (sb3-contrib ``MaskablePPO`` calls this)."""
+        if self.mode == "oneshot":
+            return self._oneshot_mask()
+        return self._mask.copy()
+
+    # ------------------------------------------------------------------ batch API
+    def evaluate(self, partitions: np.ndarray) -> dict[str, np.ndarray]:
+        """Score a batch ``(B, n)`` of partitions of the current instance: ``score`` (0 where
+        invalid), ``raw_score``, ``valid``, ``throughput``, ``bottleneck`` (s), ``latency`` (s)."""
+        ev, valid = self.problem.evaluate_valid(partitions)
+        return {"score": np.where(valid, ev.score, 0.0), "raw_score": ev.score, "valid": valid,
+                "throughput": ev.throughput, "bottleneck": ev.bottleneck, "latency": ev.latency}
+
+    def repair(self, partition: np.ndarray) -> RepairResult:
+        """Repair one candidate partition of the current instance (see :mod:`mcm_gym.core.repair`)."""
+        return self.problem.repair(partition, self.repair_config)
+
+    # ------------------------------------------------------------------ internals
+    def _place(self, v: int, chip: int) -> None:
+        self._state.place(v, chip)
+        if 0 <= chip < self.problem.num_chips:
+            self._work[chip] += self.problem.cost.node_time[v, chip]
+
+    def _compute_mask(self) -> np.ndarray:
+        """Mask for the node at the cursor; relaxes constraints (memory first) if nothing is left."""
+        k = self.problem.num_chips
+        full = np.zeros(self.k_max, dtype=bool)
+        if self._cursor >= self.problem.graph.n:
+            full[:k] = True
+            return full
+        v = self._cursor
+        masks = {c.name: c.mask(self._state, v) for c in self.problem.constraints}
+        allowed = np.ones(k, dtype=bool)
+        for m in masks.values():
+            allowed &= m
+        for drop in ("memory", "triangle", "neighbor_only", "contiguous", "dataflow"):
+            if allowed.any():
+                break
+            self._mask_fallbacks += 1
+            masks.pop(drop, None)
+            allowed = np.ones(k, dtype=bool)
+            for m in masks.values():
+                allowed &= m
+        if not allowed.any():
+            allowed[:] = True
+        full[:k] = allowed
+        return full
+
+    def _oneshot_mask(self) -> np.ndarray:
+        m = np.zeros((self.max_nodes, self.k_max), dtype=bool)
+        m[: self.problem.graph.n, : self.problem.num_chips] = True
+        m[self.problem.graph.n:, 0] = True
+        return m.ravel()
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        n = self.problem.graph.n
+        nodes = self._static_nodes.copy()
+        placed = self._state.assign[:n] >= 0
+        nodes[:n, 8] = placed
+        nodes[:n, 9] = np.where(placed, np.clip(self._state.assign[:n], 0, self.k_max - 1), 0) / max(
+            self.k_max - 1, 1)
+        cur = min(self._cursor, n - 1)
+        if not self._done:
+            nodes[cur, 10] = 1.0
+        k = self.problem.num_chips
+        chips = self._static_chips.copy()
+        chips[:k, 3] = np.clip(self._state.mem_used / self.problem.hardware.sram_bytes, 0, 1)
+        chips[:k, 4] = np.clip(self._work * k / self._total_work / 2, 0, 1)
+        if self._state.max_used >= 0:
+            chips[self._state.max_used, 5] = 1.0
+        mask = self._oneshot_mask() if self.mode == "oneshot" else self._mask
+        if self.mode == "sequential":
+            chips[:, 6] = self._mask
+        else:
+            chips[:k, 6] = 1.0
+        return {
+            "node_features": nodes,
+            "edge_index": self._edge_index.copy(),
+            "node_mask": self._node_mask.copy(),
+            "edge_mask": self._edge_mask.copy(),
+            "current_node": np.array([cur], dtype=np.int64),
+            "chip_state": chips,
+            "action_mask": mask.astype(np.int8),
+        }
+
+    def _base_info(self) -> dict[str, Any]:
+        g, hw = self.problem.graph, self.problem.hardware
+        return {"graph_id": g.id or g.name, "hardware_id": hw.id or hw.name, "step": self._cursor,
+                "num_nodes": g.n, "num_chips": hw.num_chips}
+
+    def _finish(self, candidate: np.ndarray) -> tuple[float, dict[str, Any]]:
+        pr = self.problem
+        k = pr.num_chips
+        in_range = (candidate >= 0) & (candidate < k)
+        clipped = np.clip(candidate, 0, k - 1)
+        counts = {name: int(c[0]) for name, c in pr.violation_counts(clipped).items()}
+        counts["out_of_range"] = int((~in_range).sum())
+        info = self._base_info()
+        info.update(candidate=candidate.copy(), violations=counts, invalid_actions=self._invalid_actions,
+                    mask_fallbacks=self._mask_fallbacks, lower_bound=pr.lower_bound)
+        if self.use_repair:
+            res = pr.repair(candidate, self.repair_config)
+            self.last_repair_time = res.solve_time
+            info.update(partition=res.partition, changes=res.changes, repair_status=res.status,
+                        repair_method=res.method, repair_calls=res.info.get("solver_calls", 0))
+            if self.timing:
+                info["repair_time"] = res.solve_time
+            final = res.partition
+        else:
+            ok = bool(in_range.all()) and all(v == 0 for v in counts.values())
+            info.update(partition=candidate.copy() if ok else None, changes=0 if ok else None,
+                        repair_status="skipped", repair_method="none", repair_calls=0)
+            final = candidate if ok else None
+        if final is None:
+            info.update(score=0.0, throughput=0.0, bottleneck=float("inf"), latency=float("inf"))
+            return 0.0, info
+        row = pr.evaluate(final).row()
+        info.update(score=row["score"], throughput=row["throughput"], bottleneck=row["bottleneck"],
+                    latency=row["latency"], chip_time=row["chip_time"], link_time=row["link_time"],
+                    memory=row["memory"])
+        return float(row["score"]), info
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        if self.render_mode == "ansi":
+            return self._render_text()
+        return self._render_rgb()
+
+    def _current_partition(self) -> np.ndarray:
+        final = self._last_info.get("partition") if self._done else None
+        return final if final is not None else self._state.assign
+
+    def _render_text(self) -> str:
+        pr = self.problem
+        p = self._current_partition()
+        hw = pr.hardware
+        lines = [f"{pr.graph.name} on {hw.name}: {int((p >= 0).sum())}/{pr.graph.n} nodes placed"]
+        placed = (p >= 0) & (p < hw.num_chips)
+        t = np.zeros(hw.num_chips)
+        mem = np.zeros(hw.num_chips)
+        cnt = np.zeros(hw.num_chips, dtype=int)
+        for v in np.flatnonzero(placed):
+            t[p[v]] += pr.cost.node_time[v, p[v]]
+            mem[p[v]] += pr.mem_demand[v]
+            cnt[p[v]] += 1
+        lines.append(f"{'chip':>4} {'nodes':>6} {'compute (us)':>13} {'SRAM used':>10}")
+        for c in range(hw.num_chips):
+            lines.append(f"{c:>4} {cnt[c]:>6} {t[c] * 1e6:>13.2f} {mem[c] / hw.sram_bytes[c]:>9.0%}")
+        if self._done and self._last_info:
+            i = self._last_info
+            lines.append(f"score {i['score']:.4f}  throughput {i['throughput']:.1f}/s  "
+                         f"repair {i['repair_status']} ({i['changes']} changes)")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def render_shape(self) -> tuple[int, int, int]:
+        """Shape of the ``rgb_array`` image: (height, width, 3) pixels."""
+        from mcm_gym.viz import DPI, FIGSIZE
+
+        return (round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI), 3)
+
+    def _render_rgb(self) -> np.ndarray:
+        from mcm_gym.viz import render_partition_rgb
+
+        cand = self._last_info.get("candidate") if self._done else None
+        return render_partition_rgb(self.problem, self._current_partition(), candidate=cand)
+
+
+def _as_int(action: Any) -> Any:
+    a = np.asarray(action)
+    if a.shape == () and np.issubdtype(a.dtype, np.integer):
+        return int(a)
+    if a.shape in ((), (1,)) and np.issubdtype(a.dtype, np.floating) and float(a.ravel()[0]).is_integer():
+        return int(a.ravel()[0])
+    return action

@@ -1,0 +1,271 @@
+"""Pipeline-stage dynamic programming over topological orders (as PipeDream / Alpa build stages).
+
+Given a topological order ``sigma`` of the nodes and ``K`` chips, :func:`best_split` finds the split
+of ``sigma`` into ``m <= K`` consecutive non-empty stages, stage ``s`` on chip ``s``, that minimises
+the bottleneck (seconds). Every such split satisfies ``dataflow`` (the order is topological) and
+``contiguous`` (chips ``0..m-1`` are used); ``memory``, ``neighbor_only`` and ``triangle`` are
+enforced inside the DP, as each reduces to a condition on one stage ``[i, j)`` of the order:
+
+* memory: the stage's ``mem_demand`` fits the chip's SRAM;
+* neighbor_only: no edge jumps over the stage (producer before ``i``, consumer at or after ``j``);
+* triangle: no triangle ``u -> v -> w`` has ``u`` before the stage, ``v`` in it and ``w`` after it.
+
+Cost model inside the DP: a stage's chip time is the sum of its nodes' times on that chip; the cut
+after position ``j`` is crossed by every tensor produced before it and consumed at or after it, once
+(multicast; with several edges from one producer, the largest one that crosses), over the link
+``c -> c+1``. On a ring or chain this is exactly what the simulator computes (a forward route
+``a -> b`` crosses links ``a..b-1``), so the DP is exact for its order there. On a mesh the XY
+routes do not follow the pipeline, and the cut model is only an approximation: :class:`DPSearch`
+therefore always scores its partitions with the real simulator.
+
+Complexity: ``O(K n^2)`` per order (numpy over the split point), a few ms for BERT-base on ring-8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from mcm_gym.core.problem import Problem
+from mcm_gym.core.repair import RepairConfig
+from mcm_gym.search.base import Searcher, Tracker
+from mcm_gym.search.heuristics import split_by_work
+
+__all__ = ["DPSearch", "StageSplitter", "best_split", "dfs_order", "level_order", "alap_order",
+           "priority_order"]
+
+
+# ---------------------------------------------------------------------------- orders
+def priority_order(problem: Problem, key: np.ndarray) -> np.ndarray:
+    """The topological order that always takes the ready node with the smallest ``key`` (ties by
+    index); shape ``(n,)``, node indices."""
+    return problem.graph.priority_order(key)
+
+
+def dfs_order(problem: Problem) -> np.ndarray:
+    """Depth-first topological order: Kahn's algorithm with a stack (the most recently readied node
+    first, smallest index first among siblings), which keeps chains and branches together."""
+    g = problem.graph
+    indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
+    stack = [v for v in range(g.n - 1, -1, -1) if indeg[v] == 0]
+    out: list[int] = []
+    while stack:
+        v = stack.pop()
+        out.append(v)
+        ready = []
+        for w in g.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+        stack.extend(sorted(ready, reverse=True))
+    return np.array(out, dtype=np.int64)
+
+
+def level_order(problem: Problem) -> np.ndarray:
+    """Nodes by earliest level (longest path from a source), then index (ASAP)."""
+    g = problem.graph
+    return np.lexsort((np.arange(g.n), g.depth)).astype(np.int64)
+
+
+def alap_order(problem: Problem) -> np.ndarray:
+    """Nodes by latest level (depth of the graph minus the longest path to a sink), then index."""
+    g = problem.graph
+    height = np.zeros(g.n, dtype=np.int64)
+    for v in range(g.n - 1, -1, -1):
+        for w in g.succs[v]:
+            height[v] = max(height[v], height[w] + 1)
+    latest = int(g.depth.max()) - height
+    return np.lexsort((np.arange(g.n), latest)).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- the DP
+class StageSplitter:
+    """Order-independent tables of one problem; :meth:`split` runs the DP for one order."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        g, hw = problem.graph, problem.hardware
+        self.k = hw.num_chips
+        self.node_time = problem.cost.node_time  # (n, K) s
+        self.mem = problem.mem_demand  # (n,) bytes
+        cons = hw.constraints
+        self.use_memory = cons.memory
+        self.use_neighbor = cons.neighbor_only
+        self.use_triangle = cons.triangle and g.triangles.size > 0
+        # Link c -> c+1 for each pipeline step (bandwidth bytes/s, latency s); inf/0 if missing.
+        lid = {(ln.src, ln.dst): i for i, ln in enumerate(hw.links)}
+        self.bw = np.full(self.k, np.inf)
+        self.lat = np.zeros(self.k)
+        for c in range(self.k - 1):
+            i = lid.get((c, c + 1))
+            if i is not None:
+                self.bw[c], self.lat[c] = hw.link_bandwidth[i], hw.link_latency[i]
+        self.serialize = hw.serialize_comm
+        self.src, self.dst, self.bytes = g.edge_src, g.edge_dst, g.edge_bytes
+        #: True where the DP's cost equals the simulator's (ring, chain); a mesh is approximate.
+        self.exact = hw.topology in ("ring", "chain")
+
+    def cut_bytes(self, pos: np.ndarray) -> np.ndarray:
+        """Bytes crossing each cut, shape ``(n+1,)``: entry ``j`` is the cut before position ``j``.
+
+        Per producer ``u``, with consumers at sorted positions ``q_1 <= ... <= q_r``, the cut ``j``
+        in ``(pos[u], q_r]`` carries the largest edge to a consumer at or after ``j``
+        (multicast)."""
+        n = len(pos)
+        cut = np.zeros(n + 1)
+        if self.src.size == 0:
+            return cut
+        ps, pd = pos[self.src], pos[self.dst]
+        idx = np.lexsort((pd, self.src))  # by producer, then consumer position
+        src, qd, byt = self.src[idx], pd[idx], self.bytes[idx]
+        bounds = np.flatnonzero(np.r_[True, src[1:] != src[:-1], True])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            suffix = np.maximum.accumulate(byt[a:b][::-1])[::-1]  # largest edge at or after each
+            start = int(ps[idx[a]]) + 1
+            for q, s in zip(qd[a:b].tolist(), suffix.tolist(), strict=True):
+                if q + 1 > start and s > 0:
+                    cut[start:q + 1] += s
+                start = max(start, q + 1)
+        return cut
+
+    def _forbidden(self, pos: np.ndarray, n: int) -> np.ndarray | None:
+        """Stages ``[i, j)`` ruled out by neighbor_only / triangle, boolean ``(n+1, n+1)``."""
+        rects: list[np.ndarray] = []  # rows (i0, i1, j0, j1), inclusive
+        if self.use_neighbor and self.src.size:
+            pu, pw = pos[self.src], pos[self.dst]
+            keep = pw - pu >= 2  # an edge can only jump over a stage strictly between its ends
+            rects.append(np.stack([pu + 1, pw - 1, np.zeros_like(pu), pw], axis=1)[keep])
+        if self.use_triangle:
+            t = self.problem.graph.triangles
+            pu, pv, pw = pos[t[:, 0]], pos[t[:, 1]], pos[t[:, 2]]
+            rects.append(np.stack([pu + 1, pv, pv + 1, pw], axis=1))
+        if not rects or sum(len(r) for r in rects) == 0:
+            return None
+        r = np.concatenate(rects)
+        diff = np.zeros((n + 2, n + 2), dtype=np.int64)
+        np.add.at(diff, (r[:, 0], r[:, 2]), 1)
+        np.add.at(diff, (r[:, 1] + 1, r[:, 2]), -1)
+        np.add.at(diff, (r[:, 0], r[:, 3] + 1), -1)
+        np.add.at(diff, (r[:, 1] + 1, r[:, 3] + 1), 1)
+        return diff.cumsum(axis=0).cumsum(axis=1)[: n + 1, : n + 1] > 0
+
+    def split(self, order: Sequence[int] | np.ndarray) -> tuple[np.ndarray | None, float]:
+        """Best split of ``order`` (node indices, topological): ``(partition (n,), predicted
+        bottleneck in s)``, or ``(None, inf)`` when no split satisfies the constraints."""
+        order = np.asarray(order, dtype=np.int64)
+        n = self.problem.n
+        if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+            raise ValueError(f"order must be a permutation of the {n} node indices")
+        pos = np.empty(n, dtype=np.int64)
+        pos[order] = np.arange(n)
+        if self.src.size and np.any(pos[self.src] >= pos[self.dst]):
+            raise ValueError("order is not topological: some edge goes backwards")
+        cut = self.cut_bytes(pos)
+        prefix = np.vstack([np.zeros((1, self.k)), np.cumsum(self.node_time[order], axis=0)])
+        mprefix = np.r_[0.0, np.cumsum(self.mem[order])]
+        ii, jj = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]
+        bad = ii >= jj  # stages are non-empty
+        forb = self._forbidden(pos, n)
+        if forb is not None:
+            bad |= forb
+        seg_mem = mprefix[None, :] - mprefix[:, None] if self.use_memory else None
+        sram = self.problem.hardware.sram_bytes
+        best = np.full(n + 1, np.inf)  # best[i]: bottleneck of placing order[:i] on chips 0..c-1
+        best[0] = 0.0
+        args: list[np.ndarray] = []
+        finals: list[float] = []
+        for c in range(min(self.k, n)):
+            seg = prefix[None, :, c] - prefix[:, None, c]
+            ct = np.where(cut > 0, cut / self.bw[c] + self.lat[c], 0.0) if c + 1 < self.k \
+                else np.where(cut > 0, np.inf, 0.0)
+            ct[n] = 0.0  # the last stage sends nothing on
+            stage = seg + ct[None, :] if self.serialize else np.maximum(seg, ct[None, :])
+            mask = bad if seg_mem is None else bad | (seg_mem > sram[c])
+            cand = np.where(mask, np.inf, np.maximum(best[:, None], stage))
+            arg = np.argmin(cand, axis=0)
+            best = cand[arg, np.arange(n + 1)]
+            args.append(arg)
+            finals.append(float(best[n]))
+        m = int(np.argmin(finals)) + 1
+        if not np.isfinite(finals[m - 1]):
+            return None, float("inf")
+        part = np.empty(n, dtype=np.int64)
+        j = n
+        for c in range(m - 1, -1, -1):
+            i = int(args[c][j])
+            part[order[i:j]] = c
+            j = i
+        assert j == 0
+        return part, finals[m - 1]
+
+
+def best_split(problem: Problem,
+               order: Sequence[int] | np.ndarray) -> tuple[np.ndarray | None, float]:
+    """Best contiguous split of the topological ``order`` into pipeline stages on chips ``0..m-1``:
+    ``(partition, predicted bottleneck in s)``, ``(None, inf)`` if none is valid. Exact (the
+    prediction equals the simulator's bottleneck) on ring and chain hardware; see module doc."""
+    return StageSplitter(problem).split(order)
+
+
+# ---------------------------------------------------------------------------- the searcher
+class DPSearch(Searcher):
+    """Stage DP over several topological orders; every distinct partition counts one evaluation.
+
+    Orders, in turn: the graph's own, depth-first, ASAP level, ALAP level; then random topological
+    orders (Kahn with priorities = rank in the best order so far + Gaussian noise of a random
+    scale), until the budget is spent or ``max_orders_per_eval * budget`` orders were tried
+    (duplicate partitions are not evaluated again). Exact for the orders it tries on ring/chain.
+    """
+
+    name = "dp"
+
+    def __init__(self, repair: RepairConfig | None = None, *, max_orders_per_eval: int = 4) -> None:
+        super().__init__(repair)
+        self.max_orders_per_eval = max_orders_per_eval
+
+    def orders(self, problem: Problem, rng: np.random.Generator,
+               best_order: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Orders to try; ``best_order[0]`` (updated by the caller) seeds the random ones."""
+        n = problem.n
+        yield np.arange(n, dtype=np.int64)
+        yield dfs_order(problem)
+        yield level_order(problem)
+        yield alap_order(problem)
+        while True:
+            rank = np.empty(n)
+            rank[best_order[0]] = np.arange(n)
+            scale = float(np.exp(rng.uniform(np.log(0.5), np.log(max(1.0, n / 4)))))
+            yield priority_order(problem, rank + scale * rng.standard_normal(n))
+
+    def _run(self, problem: Problem, tr: Tracker, rng: np.random.Generator) -> None:
+        splitter = StageSplitter(problem)
+        seen: set[bytes] = set()
+        seen_orders: set[bytes] = set()
+        best_order = [np.arange(problem.n, dtype=np.int64)]
+        max_orders = self.max_orders_per_eval * tr.budget + 4
+        for tried, order in enumerate(self.orders(problem, rng, best_order)):
+            if tr.left <= 0 or tried >= max_orders:
+                break
+            if order.tobytes() in seen_orders:  # e.g. a chain has a single topological order
+                continue
+            seen_orders.add(order.tobytes())
+            part, _ = splitter.split(order)
+            if part is None:
+                continue
+            key = part.tobytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            if not problem.is_valid(part):  # only float rounding in memory sums can cause this
+                part = self._repair(problem, part)
+                if part is None:
+                    tr.fail()
+                    continue
+            before = tr.best_score
+            tr.add(part)
+            if tr.best_score > before:
+                best_order[0] = order
+        if tr.best is None and tr.left > 0:  # no order admits a valid split: repair a work split
+            part = self._repair(problem, split_by_work(problem))
+            tr.add(part) if part is not None else tr.fail()
