@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 import mcm_gym  # noqa: F401  (registers MCMPartition-v0)
-from mcm_gym.bench.runner import format_table, run_bench, summarize
+from mcm_gym.bench import format_table, run_bench, summarize
 from mcm_gym.search.base import Searcher
 from mcm_gym.search.heuristics import split_by_work
 

@@ -147,8 +147,7 @@ def section_repairs() -> str:
 
 
 def section_sweep(out: Path, budget: int = 30, num_cpus: int | None = None) -> str:
-    from mcm_gym.bench.distributed import run_bench_ray
-    from mcm_gym.bench.runner import format_table, run_bench, summarize
+    from mcm_gym.bench import format_table, run_bench, run_bench_ray, summarize
 
     out.mkdir(parents=True, exist_ok=True)
     csv_ray, csv_serial = out / "results_ray.csv", out / "results_serial.csv"

@@ -6,44 +6,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcm_gym._io import atomic_write_text
+from mcm_gym.bench.results import read_records, record_problem, validate_record
 from mcm_gym.core.graph import GraphError
 from mcm_gym.core.hardware import HardwareError, get_hardware, list_presets
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
+from mcm_gym.instances.zoo import DEFAULT_PRESETS
 from mcm_gym.learn.checkpoints import PRETRAINED, resolve_checkpoint
-from mcm_gym.search.base import SearchResult, check_method, get_searcher, known_searchers
-
-
-def format_result(problem: Problem, res: SearchResult) -> str:
-    """A human-readable report of a search result (times in microseconds)."""
-    g, hw = problem.graph, problem.hardware
-    lines = [f"graph     {res.graph_id}  ({g.n} nodes, {g.total_flops / 1e9:.2f} GFLOP, "
-             f"{g.total_weight_bytes / 2**20:.1f} MiB weights)",
-             f"hardware  {res.hardware_id}  ({hw.num_chips} chips, {hw.total_sram_bytes / 2**20:.0f} MiB SRAM, "
-             f"constraints: {', '.join(hw.constraints.enabled())})",
-             f"method    {res.method}  (seed {res.seed}, {res.evaluations} evaluations, {res.wall_time:.2f} s)"]
-    if res.partition is None:
-        lines.append("result    no valid partition found")
-        return "\n".join(lines)
-    ev = problem.evaluate(res.partition).row()
-    lines += [f"score     {res.score:.4f}  (lower bound / bottleneck; 1 = physical limit)",
-              f"throughput {res.throughput:,.1f} samples/s   bottleneck {res.bottleneck * 1e6:.2f} us   "
-              f"lower bound {res.lower_bound * 1e6:.2f} us   latency {ev['latency'] * 1e6:.2f} us",
-              f"{'chip':>4} {'nodes':>6} {'compute us':>11} {'SRAM used':>10} {'out-link us':>12}"]
-    counts = np.bincount(res.partition, minlength=hw.num_chips)
-    link_out = np.zeros(hw.num_chips)  # time of the links each chip drives
-    np.add.at(link_out, hw.link_driver, ev["link_time"])
-    for c in range(hw.num_chips):
-        lines.append(f"{c:>4} {counts[c]:>6} {ev['chip_time'][c] * 1e6:>11.2f} "
-                     f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
-    return "\n".join(lines)
+from mcm_gym.search.base import SearchResult, check_method, format_result, get_searcher, known_searchers
 
 
 def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
@@ -89,13 +65,17 @@ def _cmd_graphs(args: argparse.Namespace) -> int:
 
     action = args.action or "list"
     if action == "list":
-        rows = zoo.graph_table(presets=args.hardware or None)
+        from mcm_gym.search import fits
+
+        # --hardware: also say on which presets (all defaults when none is named) a valid partition exists
+        presets = None if args.hardware is None else (args.hardware or list(zoo.DEFAULT_PRESETS))
         print(f"{'id':<26} {'nodes':>6} {'GFLOP':>8} {'weights MB':>11} {'largest MB':>11} {'dtype':>9} "
-              f"{'split':>8}  fits")
-        for r in rows:
+              f"{'split':>8}  {'fits' if presets else 'default hardware'}")
+        for r in zoo.graph_table():
+            last = (", ".join(h for h in presets if fits(load_graph(r["id"]), h)) or "-") if presets else \
+                (r["default_hardware"] or "-")
             print(f"{r['id']:<26} {r['nodes']:>6} {r['gflops']:>8.2f} {r['weight_mb']:>11.1f} "
-                  f"{r['max_node_weight_mb']:>11.1f} {r['dtype'] or '-':>9} {r['split'] or '-':>8}  "
-                  f"{', '.join(r['fits']) or '-'}")
+                  f"{r['max_node_weight_mb']:>11.1f} {r['dtype'] or '-':>9} {r['split'] or '-':>8}  {last}")
         return 0
     if action == "show":
         print(zoo.show_graph(args.id))
@@ -108,46 +88,10 @@ def _cmd_graphs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_problem(rec: dict[str, Any]) -> Problem:
-    """The problem a result record was made on (its graph id and hardware id)."""
-    return Problem(load_graph(rec["graph_id"]), get_hardware(rec["hardware_id"]))
-
-
-def validate_record(rec: dict[str, Any], tol: float = 1e-9) -> tuple[bool, str]:
-    """Re-score one result record; True when the partition is valid and the score matches."""
-    for key in ("graph_id", "hardware_id", "partition", "score"):
-        if key not in rec:
-            return False, f"record is missing field {key!r}"
-    if rec["partition"] is None:
-        return rec["score"] == 0, "no partition (score must be 0)"
-    problem = _record_problem(rec)
-    p = np.asarray(rec["partition"])
-    try:
-        violations = problem.check(p)
-    except ValueError as exc:
-        return False, f"bad partition: {exc}"
-    if violations:
-        return False, f"invalid partition: {violations[0]}"
-    score = float(problem.evaluate(p).score[0])
-    if abs(score - float(rec["score"])) > tol * max(1.0, abs(score)):
-        return False, f"score {score:.6f} differs from recorded {rec['score']:.6f}"
-    return True, f"ok: score {score:.6f}"
-
-
-def _records(path: str) -> list[dict[str, Any]]:
-    """Result records of a bench CSV or of a JSON-lines file."""
-    if path.endswith(".csv"):
-        from mcm_gym.bench.runner import read_rows
-
-        return read_rows(path)
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f.read().splitlines() if line.strip()]
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
-        for i, rec in enumerate(_records(path)):
+        for i, rec in enumerate(read_records(path)):
             ok, msg = validate_record(rec)
             bad += not ok
             print(f"{path}:{i + 1}: {'OK ' if ok else 'BAD'} {msg}")
@@ -185,7 +129,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from mcm_gym.viz import partition_figure, save_figure
 
-    records = _records(args.result)
+    records = read_records(args.result)
     if not records:
         raise ValueError(f"{args.result}: no result records")
     if not 1 <= args.row <= len(records):
@@ -193,7 +137,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     rec = records[args.row - 1]
     if rec.get("partition") is None:
         raise ValueError(f"{args.result}:{args.row}: the record has no partition to show")
-    problem = _record_problem(rec)
+    problem = record_problem(rec)
     p = np.asarray(rec["partition"])
     fig = partition_figure(problem, p, title=f"{rec['graph_id']} on {rec['hardware_id']}: "
                                              f"{rec.get('method', '')} seed {rec.get('seed', '')}")
@@ -202,7 +146,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from mcm_gym.bench.runner import format_table, plot_traces, run_bench, summarize
+    from mcm_gym.bench import format_table, plot_traces, run_bench, summarize
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,14 +158,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{cell.method} {cell.graph} {cell.hardware} seed {cell.seed}")
         bar.update(1)
 
-    runner: Any = run_bench
-    if args.ray:  # the same grid as Ray tasks, on a local cluster or the one at the address
-        from mcm_gym.bench.distributed import run_bench_ray
-
-        runner = partial(run_bench_ray, address=args.ray, max_retries=args.max_retries, num_cpus=args.ray_cpus)
+    # --ray: the same grid as Ray tasks, on a local cluster or the one at the address
+    executor = {"executor": "ray", "address": args.ray, "max_retries": args.max_retries,
+                "num_cpus": args.ray_cpus} if args.ray else {}
     try:
-        rows = runner(args.graphs, args.hardware, args.methods, args.seeds, args.budget,
-                      out_csv=csv_path, progress=progress, resume=not args.no_resume)
+        rows = run_bench(args.graphs, args.hardware, args.methods, args.seeds, args.budget,
+                         out_csv=csv_path, progress=progress, resume=not args.no_resume, **executor)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: the finished rows are in {csv_path}", file=sys.stderr)
@@ -232,7 +174,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     atomic_write_text(md_path, table + "\n")
     plot_traces(rows, png_path)
     print(f"wrote {csv_path}, {md_path}, {png_path}")
-    failures = getattr(rows, "failures", [])
+    failures = rows.failures
     for cell, msg in failures:
         print(f"FAILED {cell.method} {cell.graph} {cell.hardware} seed {cell.seed}: {msg}", file=sys.stderr)
     return 1 if failures else 0
@@ -307,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=_cmd_finetune)
     g = sub.add_parser("graphs", help="list, show or import graphs")
     gsub = g.add_subparsers(dest="action")
-    gl = gsub.add_parser("list", help="bundled graphs: sizes, FLOPs, weights, split, presets they fit")
-    gl.add_argument("--hardware", nargs="*", help=f"presets to check (e.g. {' '.join(list_presets())})")
+    gl = gsub.add_parser("list", help="bundled graphs: sizes, FLOPs, weights, split, default hardware")
+    gl.add_argument("--hardware", nargs="*", help="also search for a valid partition on these presets (e.g. "
+                    f"{' '.join(list_presets())}; none named: the zoo's {len(DEFAULT_PRESETS)} defaults)")
     gs = gsub.add_parser("show", help="one graph: totals, op histogram, largest nodes, source")
     gs.add_argument("id", help="graph id, short name or JSON file")
     gi = gsub.add_parser("import", help="import a model: .onnx file, .json graph, or module:function "

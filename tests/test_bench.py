@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mcm_gym
-from mcm_gym.bench.runner import format_table, plot_traces, read_rows, run_bench, summarize
-from mcm_gym.cli import main, validate_record
+from mcm_gym.bench import format_table, plot_traces, read_rows, run_bench, summarize, validate_record
+from mcm_gym.cli import main
 from mcm_gym.search.heuristics import RandomSearch, SimulatedAnnealing
 
 TINY = "tiny://attention-v1"

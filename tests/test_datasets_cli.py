@@ -9,7 +9,8 @@ import pytest
 
 import mcm_gym
 import mcm_gym.instances
-from mcm_gym.cli import main, validate_record
+from mcm_gym.bench import validate_record
+from mcm_gym.cli import main
 from mcm_gym.search.base import get_searcher
 from mcm_gym.search.heuristics import RandomSearch, split_by_work
 

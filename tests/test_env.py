@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import mcm_gym
+from mcm_gym import GraphGenerator
 from mcm_gym.env.partition_env import CHIP_FEATURES, NODE_FEATURES, InvalidActionError, MCMPartitionEnv
 
 TINY = "tiny://attention-v1"
@@ -233,3 +234,46 @@ def test_env_pickles() -> None:
     env.step(0)
     clone = pickle.loads(pickle.dumps(env))
     assert clone.action_masks().tolist() == env.action_masks().tolist()
+
+
+def test_generator_sizes_the_padding_without_sampling() -> None:
+    gen = GraphGenerator.layered(range(5))
+    graphs = list(gen)
+    env = gym.make("MCMPartition-v0", graphs=gen, hardware="ring-4")
+    u = env.unwrapped
+    assert (u.max_nodes, u.max_edges) == (max(g.n for g in graphs), max(g.num_edges for g in graphs))
+    seen = set()
+    for seed in range(12):  # every graph of the generator fits the padding
+        env.reset(seed=seed)
+        seen.add(u.problem.graph.id)
+    assert len(seen) > 1
+    env2 = gym.make("MCMPartition-v0", graphs=["generator://layered-dag-v0/0:5"], hardware="ring-4")
+    assert env2.unwrapped.max_nodes == u.max_nodes
+
+
+def test_reset_options_choose_the_instance() -> None:
+    env = gym.make("MCMPartition-v0", graph="tiny://chain-v1", hardware="ring-4", max_nodes=64, max_edges=128)
+    u = env.unwrapped
+    obs, _ = env.reset(seed=0, options={"graph": "tiny://attention-v1"})
+    assert u.problem.graph.id == "tiny://attention-v1"
+    assert int(obs["node_mask"].sum()) == u.problem.graph.n
+    env.reset(seed=1)  # a single-instance env keeps the choice
+    assert u.problem.graph.id == "tiny://attention-v1"
+    with pytest.raises(ValueError, match="8 chips > k_max=4"):
+        env.reset(options={"hardware": "ring-8"})
+    env8 = gym.make("MCMPartition-v0", graph="tiny://chain-v1", hardware="ring-4", k_max=8)
+    env8.reset(options={"hardware": "ring-8"})
+    assert env8.unwrapped.problem.hardware.num_chips == 8
+    with pytest.raises(ValueError, match="unknown option.*'benchmark'"):
+        env.reset(options={"benchmark": "tiny://chain-v1"})
+    with pytest.raises(ValueError, match="nodes > max_nodes"):
+        env.reset(options={"graph": "zoo://bert-base-v1"})
+    pool = gym.make("MCMPartition-v0", graphs=["tiny://chain-v1", "tiny://diamond-v1"], hardware="ring-4",
+                    max_nodes=64, max_edges=128)
+    pool.reset(seed=0, options={"graph": "tiny://attention-v1"})
+    assert pool.unwrapped.problem.graph.id == "tiny://attention-v1"
+    ids = set()
+    for s in range(8):  # a pool draws from its own graphs again
+        pool.reset(seed=s)
+        ids.add(pool.unwrapped.problem.graph.id)
+    assert ids <= {"tiny://chain-v1", "tiny://diamond-v1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcm_gym.bench.runner import read_rows
+from mcm_gym.bench import read_rows
 from mcm_gym.cli import main
 from mcm_gym.search.base import get_searcher, parse_method
 

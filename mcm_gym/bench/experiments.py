@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mcm_gym._io import atomic_write_text
-from mcm_gym.bench.runner import decode_row, format_table, plot_traces, run_bench, summarize
+from mcm_gym.bench import decode_row, format_table, plot_traces, run_bench, summarize
 from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph

@@ -182,9 +182,10 @@ class CostModel:
         p = self.check_shape(partitions)
         if p.shape[0] > chunk:
             parts = [self.evaluate(p[i:i + chunk], chunk=chunk) for i in range(0, p.shape[0], chunk)]
-            return Evaluation(**{f: (np.concatenate([getattr(e, f) for e in parts])
-                                     if f != "lower_bound" else self.lower_bound)
-                                 for f in Evaluation.__dataclass_fields__})
+            fields: dict[str, Any] = {f: (np.concatenate([getattr(e, f) for e in parts])
+                                          if f != "lower_bound" else self.lower_bound)
+                                      for f in Evaluation.__dataclass_fields__}
+            return Evaluation(**fields)
         hw = self.hardware
         chip_time = self.chip_sums(p, self.node_time)
         memory = self.chip_sums(p, self.mem_demand)

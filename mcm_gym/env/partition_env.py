@@ -1,4 +1,4 @@
-"""The Gymnasium environment ``MCMPartition-v0``."""
+"""The Gymnasium environment ``MCMPartition-v0``: instances, actions, masks, repair and reward."""
 
 from __future__ import annotations
 
@@ -15,49 +15,12 @@ from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware, get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig, RepairResult
+from mcm_gym.env.observation import CHIP_FEATURES, NODE_FEATURES, ObservationBuilder
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.dataset import GraphGenerator
+from mcm_gym.instances.ids import expand_ids
 
 __all__ = ["MCMPartitionEnv", "InvalidActionError", "NODE_FEATURES", "CHIP_FEATURES"]
-
-NODE_FEATURES = (
-    "time",  # fastest time of the node / lower bound (<= 1)
-    "weight",  # weight_bytes / largest chip SRAM (<= 1)
-    "transfer",  # out_bytes / slowest link bandwidth / lower bound, clipped to 1
-    "position",  # index in the topological order / (n - 1)
-    "depth",  # longest path from a source / max depth
-    "in_degree",  # in-degree / 8, clipped to 1
-    "out_degree",  # out-degree / 8, clipped to 1
-    "work_before",  # share of total work (fastest times) of the nodes before it in the order
-    "placed",  # 1 once placed (dynamic)
-    "chip",  # chip placed on / (K_max - 1), 0 if not placed (dynamic)
-    "current",  # 1 for the node being placed now (dynamic)
-    "cut",  # bytes crossing a pipeline cut right after the node (in the order) / slowest link / lower bound,
-    # clipped to 1
-)
-CHIP_FEATURES = (
-    "exists",  # 1 for a real chip, 0 for padding up to K_max
-    "sram",  # SRAM / largest SRAM
-    "peak",  # peak FLOP/s / fastest chip
-    "memory_used",  # bytes placed / SRAM, clipped to 1
-    "work",  # compute time placed / its fair share (total work / K) / 2, clipped to 1: 0.5 = a fair share
-    "frontier",  # 1 for the highest chip used so far
-    "allowed",  # the action mask for the current node
-)
-
-
-def _cut_bytes(g: Graph) -> np.ndarray:
-    """Bytes crossing a cut between node ``i`` and ``i + 1`` of the order, for every ``i``: each
-    tensor whose producer is at or before ``i`` and whose last consumer is after ``i`` (sent once)."""
-    n = g.n
-    last = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last, g.edge_src, g.edge_dst)
-    has = last >= 0
-    diff = np.zeros(n + 1)
-    np.add.at(diff, np.flatnonzero(has), g.out_bytes[has])
-    np.add.at(diff, last[has], -g.out_bytes[has])
-    return np.cumsum(diff)[:n]
-
 
 class InvalidActionError(ValueError):
     """An action outside the action space (e.g. a chip index beyond ``K_max``)."""
@@ -104,18 +67,27 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
       ``generator://layered-dag-v0/7``), short name or file; default ``zoo://bert-base-v1``.
     * ``hardware``: a :class:`Hardware`, preset (``ring-8``, ``mesh-6x6``) or file; default: the graph's
       ``default_hardware`` metadata, else ``ring-8``.
-    * ``graphs``: instead of ``graph``, a list of graphs/ids or a :class:`GraphGenerator`; each reset
-      draws one with ``self.np_random``.
+    * ``graphs``: instead of ``graph``, a list of graphs/ids (ranges such as
+      ``generator://layered-dag-v0/0:100`` allowed) or a :class:`GraphGenerator`; each reset draws one
+      with ``self.np_random``.
     * ``mode``: ``"sequential"`` or ``"oneshot"``.
-    * ``max_nodes``, ``max_edges``, ``k_max``: padding sizes (default: the largest instance given).
+    * ``max_nodes``, ``max_edges``, ``k_max``: padding sizes (default: the largest instance given; for
+      a :class:`GraphGenerator`, its ``max_nodes`` / ``max_edges``).
     * ``repair``: a :class:`RepairConfig`; ``use_repair``: False scores the raw candidate (ablation).
     * ``timing``: add ``info["repair_time"]`` (wall-clock seconds). Off by default so that ``info``
       holds only deterministic values (the same seed gives the same ``info``); the last repair's time
       is always in ``env.unwrapped.last_repair_time``.
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
 
+    ## Reset
+    ``reset(options={"graph": id_or_graph, "hardware": preset_or_hardware})`` (either key alone works)
+    chooses the instance of the episode, as CompilerGym's ``reset(benchmark=...)``; it must fit the
+    padding. An env made with one ``graph`` keeps the choice for later resets; an env with ``graphs``
+    draws from them again at the next reset without options. Unknown option keys raise ``ValueError``.
+
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Since 0.2 (no change to observations, rewards or dynamics): ``reset``
+      options choose the instance, and a :class:`GraphGenerator` sizes the padding.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -155,17 +127,23 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
             self._fixed: list[Graph] = [g]
         else:
             self._generator = graphs if isinstance(graphs, GraphGenerator) else None
-            self._fixed = [] if self._generator else [load_graph(x) for x in graphs]
+            self._fixed = [] if self._generator else [load_graph(x) for x in expand_ids(graphs)]
             if not self._generator and not self._fixed:
                 raise ValueError("graphs is empty")
         self._hardware_spec = hardware
-        first = self._fixed[0] if self._fixed else self._generator.sample(np.random.default_rng(0))  # type: ignore[union-attr]
+        if self._generator is not None:  # padding from the generator's own sizes, never from a sample
+            first = self._generator.sample(np.random.default_rng(0))
+            self.max_nodes = int(max_nodes or self._generator.max_nodes)
+            self.max_edges = int(max_edges or self._generator.max_edges)
+            chips = ([self._hardware_for(first).num_chips] if hardware is not None
+                     else [self._hardware_for(g).num_chips for g in self._generator])
+        else:
+            first = self._fixed[0]
+            self.max_nodes = int(max_nodes or max(g.n for g in self._fixed))
+            self.max_edges = int(max_edges or max(max(g.num_edges, 1) for g in self._fixed))
+            chips = [self._hardware_for(g).num_chips for g in self._fixed]
         hw0 = self._hardware_for(first)
-
-        sized = self._fixed or [first]
-        self.max_nodes = int(max_nodes or max(g.n for g in sized))
-        self.max_edges = int(max_edges or max(max(g.num_edges, 1) for g in sized))
-        self.k_max = int(k_max or hw0.num_chips)
+        self.k_max = int(k_max or max(chips))
         for g in self._fixed:
             self._check_fits(g, self._hardware_for(g))
 
@@ -213,40 +191,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
     def _set_instance(self, g: Graph, hw: Hardware) -> None:
         self._check_fits(g, hw)
         self.problem = self._problem(g, hw)
-        pr = self.problem
-        n, k = g.n, hw.num_chips
-        lb = pr.lower_bound if pr.lower_bound > 0 else 1.0
-        tmin = pr.cost.node_time.min(axis=1)
-        static = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
-        bw = hw.link_bandwidth.min() if hw.num_links else np.inf
-        depth = g.depth
-        indeg = np.bincount(g.edge_dst, minlength=n)
-        outdeg = np.bincount(g.edge_src, minlength=n)
-        total = tmin.sum() if tmin.sum() > 0 else 1.0
-        static[:n, 0] = np.clip(tmin / lb, 0, 1)
-        static[:n, 1] = np.clip(pr.mem_demand / hw.sram_bytes.max(), 0, 1)
-        static[:n, 2] = np.clip(g.out_bytes / bw / lb, 0, 1)
-        static[:n, 3] = np.arange(n) / max(n - 1, 1)
-        static[:n, 4] = depth / max(int(depth.max()), 1)
-        static[:n, 5] = np.clip(indeg / 8, 0, 1)
-        static[:n, 6] = np.clip(outdeg / 8, 0, 1)
-        static[:n, 7] = (np.cumsum(tmin) - tmin) / total
-        static[:n, 11] = np.clip(_cut_bytes(g) / bw / lb, 0, 1)
-        self._static_nodes = static
-        ei = np.zeros((2, self.max_edges), dtype=np.int64)
-        ei[0, : g.num_edges] = g.edge_src
-        ei[1, : g.num_edges] = g.edge_dst
-        self._edge_index = ei
-        self._node_mask = np.zeros(self.max_nodes, dtype=np.int8)
-        self._node_mask[:n] = 1
-        self._edge_mask = np.zeros(self.max_edges, dtype=np.int8)
-        self._edge_mask[: g.num_edges] = 1
-        chips = np.zeros((self.k_max, len(CHIP_FEATURES)), dtype=np.float32)
-        chips[:k, 0] = 1
-        chips[:k, 1] = hw.sram_bytes / hw.sram_bytes.max()
-        chips[:k, 2] = hw.peak_flops / hw.peak_flops.max()
-        self._static_chips = chips
-        self._total_work = total
+        self._obs_builder = ObservationBuilder(self.problem, self.max_nodes, self.max_edges, self.k_max)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -264,7 +209,20 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        if self._generator is not None:
+        opts = dict(options or {})
+        unknown = sorted(set(opts) - {"graph", "hardware"})
+        if unknown:
+            raise ValueError(f"reset: unknown option(s) {', '.join(map(repr, unknown))}; "
+                             f"known: 'graph', 'hardware'")
+        if opts.get("graph") is not None or opts.get("hardware") is not None:
+            g = load_graph(opts["graph"]) if opts.get("graph") is not None else self.problem.graph
+            hw = get_hardware(opts["hardware"]) if opts.get("hardware") is not None else self._hardware_for(g)
+            self._set_instance(g, hw)
+            if self._generator is None and len(self._fixed) == 1:  # a single instance: the choice stays
+                self._fixed = [g]
+                if opts.get("hardware") is not None:
+                    self._hardware_spec = hw
+        elif self._generator is not None:
             g = self._generator.sample(self.np_random)
             self._set_instance(g, self._hardware_for(g))
         elif len(self._fixed) > 1:
@@ -360,35 +318,9 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         return m.ravel()
 
     def _obs(self) -> dict[str, np.ndarray]:
-        n = self.problem.graph.n
-        nodes = self._static_nodes.copy()
-        placed = self._state.assign[:n] >= 0
-        nodes[:n, 8] = placed
-        nodes[:n, 9] = np.where(placed, np.clip(self._state.assign[:n], 0, self.k_max - 1), 0) / max(
-            self.k_max - 1, 1)
-        cur = min(self._cursor, n - 1)
-        if not self._done:
-            nodes[cur, 10] = 1.0
-        k = self.problem.num_chips
-        chips = self._static_chips.copy()
-        chips[:k, 3] = np.clip(self._state.mem_used / self.problem.hardware.sram_bytes, 0, 1)
-        chips[:k, 4] = np.clip(self._work * k / self._total_work / 2, 0, 1)
-        if self._state.max_used >= 0:
-            chips[self._state.max_used, 5] = 1.0
         mask = self._oneshot_mask() if self.mode == "oneshot" else self._mask
-        if self.mode == "sequential":
-            chips[:, 6] = self._mask
-        else:
-            chips[:k, 6] = 1.0
-        return {
-            "node_features": nodes,
-            "edge_index": self._edge_index.copy(),
-            "node_mask": self._node_mask.copy(),
-            "edge_mask": self._edge_mask.copy(),
-            "current_node": np.array([cur], dtype=np.int64),
-            "chip_state": chips,
-            "action_mask": mask.astype(np.int8),
-        }
+        return self._obs_builder.build(self._state, self._work, self._cursor, self._done, mask,
+                                       self._mask if self.mode == "sequential" else None)
 
     def _base_info(self) -> dict[str, Any]:
         g, hw = self.problem.graph, self.problem.hardware
@@ -428,7 +360,7 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         return float(row["score"]), info
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> str | np.ndarray | None:
+    def render(self) -> Any:  # str (ansi), (H, W, 3) uint8 array (rgb_array) or None
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
             return None

@@ -25,7 +25,7 @@ def layered_dag(seed: int, *, min_nodes: int = 8, max_nodes: int = 48, max_width
     layers: list[list[int]] = [[0]]
     count = 1
     while count < n_target:
-        w = int(min(rng.integers(1, max_width + 1), n_target - count))
+        w = min(int(rng.integers(1, max_width + 1)), n_target - count)
         layers.append(list(range(count, count + w)))
         count += w
     nodes, edges = [], []

@@ -22,18 +22,16 @@ import importlib.util
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcm_gym.core.graph import Graph, GraphError
-from mcm_gym.core.hardware import HardwareError, get_hardware
-from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import list_graphs, load_graph
 
-__all__ = ["HELDOUT_SEEDS", "SPLITS", "TRAIN_SEEDS", "fits", "graph_split", "graph_table",
+__all__ = ["HELDOUT_SEEDS", "SPLITS", "TRAIN_SEEDS", "graph_split", "graph_table",
            "import_model", "show_graph", "split_ids", "zoo_ids"]
 
 SPLITS = ("train", "heldout")
@@ -70,31 +68,11 @@ def split_ids(split: str, *, generators: bool = True) -> list[str]:
     return ids
 
 
-def fits(graph: Graph, hardware: Any) -> bool:
-    """Whether a valid partition of ``graph`` on ``hardware`` was found: the repair of an
-    equal-work split (:func:`mcm_gym.search.split_by_work`), greedy first, then the solver."""
-    from mcm_gym.core.repair import greedy_repair
-    from mcm_gym.search.heuristics import split_by_work
-
-    try:
-        problem = Problem(graph, get_hardware(hardware))
-    except HardwareError:  # includes InfeasibleError
-        return False
-    cand = split_by_work(problem)
-    p = greedy_repair(problem, cand)
-    if p is not None and problem.is_valid(p):
-        return True
-    res = problem.repair(cand)
-    return res.partition is not None and bool(problem.is_valid(res.partition))
-
-
-def graph_table(ids: Iterable[str] | None = None,
-                presets: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def graph_table(ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per graph: ``id``, ``nodes``, ``edges``, ``gflops`` (GFLOP), ``weight_mb`` and
-    ``max_node_weight_mb`` (MB = 1e6 bytes), ``dtype``, ``split``, ``default_hardware``, and
-    ``fits``: the presets (default :data:`DEFAULT_PRESETS`) on which a valid partition was found.
-    ``ids`` defaults to every bundled graph."""
-    presets = list(presets) if presets is not None else list(DEFAULT_PRESETS)
+    ``max_node_weight_mb`` (MB = 1e6 bytes), ``dtype``, ``split``, ``default_hardware``. ``ids``
+    defaults to every bundled graph. Cheap: it reads the graphs only (whether a graph fits a preset
+    is a search, :func:`mcm_gym.search.fits`)."""
     rows = []
     for gid in (list(ids) if ids is not None else list_graphs()):
         g = load_graph(gid)
@@ -104,7 +82,6 @@ def graph_table(ids: Iterable[str] | None = None,
             "max_node_weight_mb": float(g.weight_bytes.max()) / 1e6,
             "dtype": g.metadata.get("dtype"), "split": graph_split(g),
             "default_hardware": g.metadata.get("default_hardware"),
-            "fits": [p for p in presets if fits(g, p)],
         })
     return rows
 

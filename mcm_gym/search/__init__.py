@@ -20,7 +20,14 @@ from mcm_gym.search.base import (
     parse_method,
     register_searcher,
 )
-from mcm_gym.search.heuristics import BalancedSplit, GreedyBalancer, RandomSearch, SimulatedAnnealing, split_by_work
+from mcm_gym.search.heuristics import (
+    BalancedSplit,
+    GreedyBalancer,
+    RandomSearch,
+    SimulatedAnnealing,
+    fits,
+    split_by_work,
+)
 
 for _cls in (BalancedSplit, RandomSearch, SimulatedAnnealing, GreedyBalancer):
     register_searcher(_cls.name, _cls)
@@ -29,4 +36,4 @@ register_searcher("exact", "mcm_gym.search.exact:ExactSearch")
 
 __all__ = ["SEARCHERS", "BalancedSplit", "GreedyBalancer", "Progress", "RandomSearch", "SearchResult",
            "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "get_searcher", "known_searchers",
-           "parse_method", "register_searcher", "split_by_work"]
+           "fits", "parse_method", "register_searcher", "split_by_work"]

@@ -19,7 +19,8 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 
 __all__ = ["SearchResult", "Searcher", "Tracker", "Progress", "SEARCHERS", "register_searcher", "get_searcher",
-           "known_searchers", "parse_method", "check_method"]
+           "known_searchers", "parse_method", "check_method",
+           "format_result"]
 
 Progress = Callable[[int, float], None]  # (evaluations so far, best score so far)
 
@@ -59,6 +60,33 @@ class SearchResult:
                 "evaluations": self.evaluations, "wall_time": self.wall_time,
                 "partition": None if self.partition is None else self.partition.tolist(),
                 "trace": self.trace, **({"extra": self.extra} if self.extra else {})}
+
+
+def format_result(problem: Problem, res: SearchResult) -> str:
+    """A human-readable report of a search result: score, throughput, per-chip compute time (us), SRAM use
+    and out-link time (us)."""
+    g, hw = problem.graph, problem.hardware
+    lines = [f"graph     {res.graph_id}  ({g.n} nodes, {g.total_flops / 1e9:.2f} GFLOP, "
+             f"{g.total_weight_bytes / 2**20:.1f} MiB weights)",
+             f"hardware  {res.hardware_id}  ({hw.num_chips} chips, {hw.total_sram_bytes / 2**20:.0f} MiB SRAM, "
+             f"constraints: {', '.join(hw.constraints.enabled())})",
+             f"method    {res.method}  (seed {res.seed}, {res.evaluations} evaluations, {res.wall_time:.2f} s)"]
+    if res.partition is None:
+        lines.append("result    no valid partition found")
+        return "\n".join(lines)
+    ev = problem.evaluate(res.partition).row()
+    lines += [f"score     {res.score:.4f}  (lower bound / bottleneck; 1 = physical limit)",
+              f"throughput {res.throughput:,.1f} samples/s   bottleneck {res.bottleneck * 1e6:.2f} us   "
+              f"lower bound {res.lower_bound * 1e6:.2f} us   latency {ev['latency'] * 1e6:.2f} us",
+              f"{'chip':>4} {'nodes':>6} {'compute us':>11} {'SRAM used':>10} {'out-link us':>12}"]
+    counts = np.bincount(res.partition, minlength=hw.num_chips)
+    link_out = np.zeros(hw.num_chips)  # time of the links each chip drives
+    np.add.at(link_out, hw.link_driver, ev["link_time"])
+    for c in range(hw.num_chips):
+        lines.append(f"{c:>4} {counts[c]:>6} {ev['chip_time'][c] * 1e6:>11.2f} "
+                     f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
+    return "\n".join(lines)
+
 
 
 class Tracker:

@@ -67,7 +67,8 @@ class _Model:
         # Multicast groups per producer: (producer, consumers, weight in bytes).
         groups: list[tuple[int, list[int], float]] = []
         src, dst, byt = g.edge_src, g.edge_dst, g.edge_bytes
-        bounds = np.flatnonzero(np.r_[True, src[1:] != src[:-1], True]) if src.size else []
+        bounds: np.ndarray = (np.flatnonzero(np.r_[True, src[1:] != src[:-1], True]) if src.size
+                              else np.zeros(0, dtype=np.int64))
         for a, b in zip(list(bounds[:-1]), list(bounds[1:]), strict=True):
             levels = np.unique(byt[a:b])[::-1]
             for j, level in enumerate(levels.tolist()):

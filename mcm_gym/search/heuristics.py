@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mcm_gym.core.graph import Graph
+from mcm_gym.core.hardware import Hardware, HardwareError, get_hardware
 from mcm_gym.core.problem import Problem
-from mcm_gym.core.repair import RepairConfig
+from mcm_gym.core.repair import RepairConfig, greedy_repair
 from mcm_gym.search.base import Searcher
 
-__all__ = ["BalancedSplit", "RandomSearch", "SimulatedAnnealing", "GreedyBalancer", "split_by_work"]
+__all__ = ["BalancedSplit", "RandomSearch", "SimulatedAnnealing", "GreedyBalancer", "split_by_work", "fits"]
 
 
 def split_by_work(problem: Problem, cuts: np.ndarray | None = None) -> np.ndarray:
@@ -154,3 +156,18 @@ class GreedyBalancer(Searcher):
             if scores[best] <= cur_score + 1e-12:
                 break
             cur, cur_score = moves_arr[best], float(scores[best])
+
+
+def fits(graph: Graph, hardware: Hardware | str) -> bool:
+    """Whether a valid partition of ``graph`` on ``hardware`` was found: the repair of an
+    equal-work split (:func:`mcm_gym.search.split_by_work`), greedy first, then the solver."""
+    try:
+        problem = Problem(graph, get_hardware(hardware))
+    except HardwareError:  # includes InfeasibleError
+        return False
+    cand = split_by_work(problem)
+    p = greedy_repair(problem, cand)
+    if p is not None and problem.is_valid(p):
+        return True
+    res = problem.repair(cand)
+    return res.partition is not None and bool(problem.is_valid(res.partition))

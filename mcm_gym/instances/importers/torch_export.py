@@ -507,11 +507,11 @@ def from_torch(
         transformers_version: str | None = transformers.__version__
     except ImportError:
         transformers_version = None
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else None
     if isinstance(config_dict, dict):  # class-label tables are bulky and say nothing about shapes
-        for key in ("id2label", "label2id"):
-            config_dict.pop(key, None)
+        for label_key in ("id2label", "label2id"):
+            config_dict.pop(label_key, None)
 
     meta: dict[str, Any] = {
         "source": f"{type(model).__module__}.{type(model).__qualname__}",
