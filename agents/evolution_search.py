@@ -22,8 +22,7 @@ import numpy as np
 
 import mcm_gym  # noqa: F401  (registers MCMPartition-v0)
 from mcm_gym.bench import format_table, run_bench, summarize
-from mcm_gym.search.base import Searcher
-from mcm_gym.search.heuristics import split_by_work
+from mcm_gym.search import Searcher, split_by_work
 
 
 def mutate(parent: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:

@@ -19,9 +19,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mcm_gym  # noqa: E402
+from mcm_gym import RepairConfig  # noqa: E402
 from mcm_gym._io import atomic_write_text  # noqa: E402
-from mcm_gym.core.repair import RepairConfig  # noqa: E402
-from mcm_gym.search.heuristics import split_by_work  # noqa: E402
+from mcm_gym.search import split_by_work  # noqa: E402
 
 
 def noisy(base: np.ndarray, k: int, frac: float, rng: np.random.Generator) -> np.ndarray:

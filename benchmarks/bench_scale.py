@@ -89,10 +89,8 @@ def repair_chunk(graph: str, hardware: str, seed: int, count: int, noise: float)
     """Repair ``count`` noisy candidates (the equal-work split with a ``noise`` fraction of nodes on
     a random chip) and score them; (repaired valid, evaluated, seconds). The problem is cached per
     worker process, so only the first task in a process pays for loading the graph."""
-    from mcm_gym.core.hardware import get_hardware
-    from mcm_gym.core.problem import Problem
-    from mcm_gym.instances.catalog import load_graph
-    from mcm_gym.search.heuristics import split_by_work
+    from mcm_gym import Problem, get_hardware, load_graph
+    from mcm_gym.search import split_by_work
 
     key = (graph, hardware)
     if key not in _PROBLEMS:

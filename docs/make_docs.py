@@ -14,15 +14,14 @@ import numpy as np
 
 import mcm_gym
 from mcm_gym._io import atomic_write_text
-from mcm_gym.search.base import get_searcher
-from mcm_gym.search.heuristics import split_by_work
+from mcm_gym.search import get_searcher, split_by_work
 from mcm_gym.viz import partition_figure
 
 HERE = Path(__file__).resolve().parent
 FIG = HERE / "figures"
 
 API_MODULES = ["mcm_gym.core.graph", "mcm_gym.core.hardware", "mcm_gym.core.constraints", "mcm_gym.core.cost",
-               "mcm_gym.core.encoding", "mcm_gym.core.repair", "mcm_gym.core.problem", "mcm_gym.instances.ids",
+               "mcm_gym.core.encoding", "mcm_gym.core.repair", "mcm_gym.core.problem", "mcm_gym.core.ids",
                "mcm_gym.instances.generators", "mcm_gym.instances.catalog", "mcm_gym.instances.dataset",
                "mcm_gym.instances.zoo", "mcm_gym.instances.importers", "mcm_gym.instances.coarsen", "mcm_gym.env",
                "mcm_gym.search", "mcm_gym.search.dp", "mcm_gym.search.exact", "mcm_gym.learn.extractor",

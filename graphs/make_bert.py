@@ -83,7 +83,7 @@ def build(variant: str, seq_len: int, batch: int, dtype: str) -> dict[str, Any]:
     import torch
     from transformers import BertConfig, BertModel
 
-    from mcm_gym.instances.importers import from_torch
+    from mcm_gym.instances.importers.torch_export import from_torch
 
     overrides = VARIANTS[variant]
     config = BertConfig(**overrides)

@@ -271,7 +271,7 @@ ZOO: tuple[ZooModel, ...] = (
 def feasible_on(graph: Any, preset: str) -> tuple[bool, str]:
     """Whether the repair of an equal-work split is a valid partition of ``graph`` on ``preset``."""
     from mcm_gym import InfeasibleError, Problem, get_hardware
-    from mcm_gym.search.heuristics import split_by_work
+    from mcm_gym.search import split_by_work
 
     try:
         problem = Problem(graph, get_hardware(preset))
@@ -287,9 +287,8 @@ def build_one(entry: ZooModel) -> Any:
     """Build, import, coarsen and check one model; returns the :class:`mcm_gym.Graph`."""
     import torch
 
-    from mcm_gym.core.graph import Graph
-    from mcm_gym.instances.coarsen import coarsen
-    from mcm_gym.instances.importers import from_torch
+    from mcm_gym import Graph
+    from mcm_gym.instances import coarsen, from_torch
 
     torch.manual_seed(0)
     model, inputs, source, cfg = entry.build()

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from mcm_gym.core.ids import InstanceIdError, parse_id
+
 __all__ = [
     "Chip",
     "Link",
@@ -430,7 +432,7 @@ PRESETS: dict[str, str] = {
     "mesh-RxC": "Simba-like R x C mesh (v1), e.g. mesh-6x6",
 }
 
-_PRESET_RE = re.compile(r"^(?:preset://)?(ring|mesh)-(\d+)(?:x(\d+))?(?:-v(\d+))?$")
+_PRESET_RE = re.compile(r"^(ring|mesh)-(\d+)(?:x(\d+))?(?:-v(\d+))?$")  # a preset's name, after preset://
 
 
 def list_presets() -> list[str]:
@@ -446,7 +448,14 @@ def get_hardware(spec: str | os.PathLike[str] | Hardware | Mapping[str, Any]) ->
     if isinstance(spec, Mapping):
         return Hardware.from_dict(spec)
     s = str(spec)
-    m = _PRESET_RE.match(s)
+    try:
+        pid = parse_id(s)
+    except InstanceIdError as exc:
+        raise HardwareError(f"unknown hardware {s!r}: {exc}") from None
+    if pid.scheme not in ("", "preset"):
+        raise HardwareError(f"{s!r} is a {pid.scheme}:// id, not hardware: use a preset (ring-8, "
+                            f"preset://ring-8-v1), mesh-RxC or a path to a JSON/YAML file")
+    m = _PRESET_RE.match(pid.name)
     if m:
         kind, a, b, ver = m.groups()
         if ver is not None and ver != "1":

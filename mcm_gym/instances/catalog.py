@@ -2,7 +2,7 @@
 
 ``zoo://bert-base-v1`` is a bundled file (``graphs/*.json``; the file's ``id`` field), and its short
 name ``bert-base`` works too; ``generator://layered-dag-v0/<seed>`` is built by its family (see
-:mod:`mcm_gym.instances.ids` for the grammar). Bundled data are read lazily, never at import time.
+:mod:`mcm_gym.core.ids` for the grammar). Bundled data are read lazily, never at import time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from mcm_gym.core.graph import Graph, GraphError
 from mcm_gym.instances.generators import generate
-from mcm_gym.instances.ids import InstanceIdError, parse_id
+from mcm_gym.core.ids import InstanceIdError, parse_id
 
 __all__ = ["load_graph", "list_graphs", "graph_dir"]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from mcm_gym.core.graph import Graph, GraphError
 from mcm_gym.instances.catalog import load_graph
-from mcm_gym.instances.ids import expand_ids
+from mcm_gym.core.ids import expand_ids
 
 __all__ = ["GraphGenerator"]
 

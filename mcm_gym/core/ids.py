@@ -1,4 +1,5 @@
-"""Instance ids, parsed in one place.
+"""Instance ids (graphs, generators, hardware presets), parsed in one place. It sits in the core so
+that hardware presets use it too; :mod:`mcm_gym.instances` re-exports it.
 
 Grammar (ids are stable and versioned; a change of content gets a new version):
 
@@ -93,13 +94,13 @@ def parse_id(text: str) -> InstanceId:
 
 
 def expand_ids(specs: Iterable[Any]) -> list[Any]:
-    """Replace every range id in ``specs`` by its single ids (as strings); keep other entries
-    (objects, short names, paths) as they are."""
+    """Replace every generator range in ``specs`` by its single ids (canonical strings); keep other
+    entries (objects, short names, paths, other ids) as they are."""
     out: list[Any] = []
     for s in specs:
         if isinstance(s, str):
             pid = parse_id(s)
-            if pid.is_range:
+            if pid.seeds is not None:  # generator ids, ranges expanded, in canonical form
                 out += [str(x) for x in pid.expand()]
                 continue
         out.append(s)
