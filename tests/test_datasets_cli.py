@@ -76,7 +76,7 @@ def test_cli_partition_writes_a_replayable_result(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["partition", "--graph", "nope"], "unknown graph"),
-    (["partition", "--hardware", "ring-0"], "at least one chip"),
+    (["partition", "--hardware", "ring-0"], "ring needs 1..256 chips, got 0"),
     (["partition", "--hardware", "hexagon-9"], "unknown hardware preset"),
     (["partition", "--hardware", "ring-2"], "SRAM"),
 ])

@@ -108,16 +108,6 @@ def test_failure_without_retries_is_reported_not_fatal(cluster, tmp_path):
     assert len(read_rows(tmp_path / "r.csv")) == len(rows)
 
 
-@pytest.mark.expensive
-def test_rllib_ppo_trains(tmp_path):
-    pytest.importorskip("ray.rllib")
-    from mcm_gym.learn.rllib import train_rllib_ppo
-
-    returns = train_rllib_ppo(graph="tiny://attention-v1", hardware="ring-4", iterations=2, seed=0)
-    assert len(returns) == 2
-    assert all(0.0 < r <= 1.0 for r in returns), returns
-
-
 def test_cli_bench_on_ray(cluster, tmp_path, capsys):
     from mcm_gym.cli import main
 

@@ -210,15 +210,17 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
                  baselines: Sequence[str] = ("random", "sa", "dp"), progress: Progress | None = None) -> str:
     """Zero-shot score of ``checkpoint`` (one greedy episode + repair) on held-out ``pairs`` against RL
     from scratch with ``scratch_budget`` episodes and ``baselines`` at the same budget."""
-    from mcm_gym.learn.checkpoints import resolve_checkpoint
-    from mcm_gym.learn.train import evaluate_policy_on, expand_graph_ids, load_model, read_sidecar
+    from mcm_gym.learn.checkpoints import load_model, read_sidecar, resolve_checkpoint
+    from mcm_gym.learn.config import TrainConfig
+    from mcm_gym.learn.evaluation import evaluate_policy_on
+    from mcm_gym.learn.resolution import trained_graph_ids
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_checkpoint(checkpoint)
     side = read_sidecar(ckpt) or {}
-    conf = side.get("config") or {}
-    trained_on = {str(g) for g in expand_graph_ids(list(conf.get("graphs", [])) + list(conf.get("bc_graphs", [])))}
+    conf = TrainConfig.from_sidecar(side)  # either sidecar format
+    trained_on = trained_graph_ids(conf) if conf is not None else set()
     model = load_model(ckpt)
     zs_path = out / "zeroshot.json"
     zs: dict[str, Any] = json.loads(zs_path.read_text()) if zs_path.exists() else {}

@@ -10,12 +10,13 @@ an interrupted run keeps the rows already done and several runs, serial or Ray, 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcm_gym.bench.results import merge_rows, read_rows, result_row, row_key
+from mcm_gym.bench.results import ResultsFileError, merge_rows, read_rows, result_row, row_key
 from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
@@ -70,7 +71,14 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
     keys = [(graph_ids[g], hw_ids[h], s.name, seed, budget) for g, h, _, s, seed in cells]
     table: dict[tuple[Any, ...], dict[str, Any]] = {}
     if out_csv and Path(out_csv).exists():
-        table = {row_key(r): r for r in read_rows(out_csv)}
+        try:
+            table = {row_key(r): r for r in read_rows(out_csv)}
+        except ResultsFileError as exc:
+            if resume:
+                raise ResultsFileError(f"{exc}: fix or delete that line, or run without resuming (the file "
+                                       f"is then moved aside)") from None
+            aside = _move_aside(Path(out_csv))
+            warnings.warn(f"{exc}; moved the file to {aside} and started a new one", RuntimeWarning, stacklevel=2)
     todo = [i for i, k in enumerate(keys) if not (resume and k in table)]
     done = 0
 
@@ -125,6 +133,16 @@ def run_bench_ray(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequ
     """:func:`run_bench` with the Ray executor (``pip install 'mcm-gym[ray]'``)."""
     return run_bench(graphs, hardwares, methods, seeds, budget, out_csv, progress, resume, executor="ray",
                      address=address, max_retries=max_retries, num_cpus=num_cpus)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename an unreadable results file to ``<name>.unreadable[.N]`` (never over another file)."""
+    aside = path.with_name(path.name + ".unreadable")
+    n = 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.unreadable.{n}"), n + 1
+    path.rename(aside)
+    return aside
 
 
 def _gid(spec: str) -> str:

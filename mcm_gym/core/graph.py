@@ -321,10 +321,17 @@ class Graph:
     def load(cls, path: str | os.PathLike[str]) -> Graph:
         """Load a ``mcm-graph/1`` JSON file."""
         path = Path(path)
+        if path.is_dir():
+            raise GraphError(f"{path} is a directory, not a graph file ({FORMAT} JSON)")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise GraphError(f"graph file not found: {path}") from None
+        except UnicodeDecodeError:
+            hint = (" It looks like an ONNX model: mcm_gym.load_graph and the CLI import .onnx files "
+                    "(with mcm-gym[onnx]), or convert it once with `mcm-gym graphs import "
+                    f"{path} --out model.json`." if path.suffix == ".onnx" or _is_onnx(path) else "")
+            raise GraphError(f"{path}: not a {FORMAT} JSON file (binary content).{hint}") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -434,3 +441,11 @@ def _find_cycle(n: int, succ: list[list[int]], indeg: list[int]) -> list[int]:
         v = pred[v]
     cyc = path[seen[v]:][::-1]
     return cyc + [cyc[0]]
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether a binary file looks like an ONNX model (a protobuf that names an ONNX producer or
+    opset near its start)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return b"onnx" in head.lower() or b"pytorch" in head.lower()

@@ -126,11 +126,13 @@ class Hardware:
         if len(self.chips) == 0:
             raise HardwareError("hardware needs at least one chip (got a chip count of 0)")
         k = len(self.chips)
+        if k > MAX_CHIPS:
+            raise HardwareError(f"hardware has {k} chips; at most {MAX_CHIPS} are supported")
         for ln in self.links:
             if not (0 <= ln.src < k and 0 <= ln.dst < k) or ln.src == ln.dst:
                 raise HardwareError(f"link {ln.src}->{ln.dst} does not join two distinct chips of 0..{k - 1}")
-        if self.topology not in ("ring", "chain", "mesh", "custom"):
-            raise HardwareError(f"unknown topology {self.topology!r}: use ring, chain, mesh or custom")
+        if self.topology not in TOPOLOGIES:
+            raise HardwareError(f"unknown topology {self.topology!r}: use one of {', '.join(TOPOLOGIES)}")
         if self.topology == "mesh":
             if self.grid is None or self.grid[0] * self.grid[1] != k:
                 raise HardwareError(f"mesh needs grid=(rows, cols) with rows*cols == {k}")
@@ -277,28 +279,48 @@ class Hardware:
         if not isinstance(doc, Mapping):
             raise HardwareError(f"{source}: expected an object, got {type(doc).__name__}")
         try:
+            return cls._from_dict(doc, source)
+        except HardwareError as exc:
+            text = str(exc)
+            raise HardwareError(text if text.startswith(source) else f"{source}: {text}") from None
+
+    @classmethod
+    def _from_dict(cls, doc: Mapping[str, Any], source: str) -> Hardware:
+        try:
             chips_doc = doc["chips"]
         except KeyError:
             raise HardwareError(f"{source}: missing field 'chips'") from None
         if isinstance(chips_doc, Mapping):  # {"count": K, "peak_flops": ..., ...}
             chips_doc = dict(chips_doc)
             count = chips_doc.pop("count", None)
-            if not isinstance(count, int):
-                raise HardwareError(f"{source}: 'chips.count' must be an integer")
-            if count <= 0:
-                raise HardwareError(f"{source}: chip count must be >= 1, got {count}")
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise HardwareError(f"{source}: 'chips.count' must be an integer, got {count!r}")
+            if not 1 <= count <= MAX_CHIPS:
+                raise HardwareError(f"{source}: chip count must lie in 1..{MAX_CHIPS}, got {count}")
             chips_doc = [chips_doc] * count
         if not isinstance(chips_doc, list):
             raise HardwareError(f"{source}: 'chips' must be a list or an object with 'count'")
         chips = []
         for i, c in enumerate(chips_doc):
+            if not isinstance(c, Mapping):
+                raise HardwareError(f"{source}: chip #{i} must be an object, got {c!r}")
             try:
                 chips.append(Chip(**c))
-            except TypeError as exc:
+            except (TypeError, HardwareError) as exc:
                 raise HardwareError(f"{source}: chip #{i}: {exc}") from None
         topology = doc.get("topology", "custom")
-        grid = tuple(doc["grid"]) if doc.get("grid") else None
+        if topology not in TOPOLOGIES:
+            raise HardwareError(f"{source}: unknown topology {topology!r}; use one of {', '.join(TOPOLOGIES)} "
+                                f"(custom takes explicit 'links')")
+        grid_doc = doc.get("grid")
+        if grid_doc is not None and not (isinstance(grid_doc, (list, tuple)) and len(grid_doc) == 2
+                                         and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1
+                                                 for x in grid_doc)):
+            raise HardwareError(f"{source}: 'grid' must be [rows, cols] with two integers >= 1, got {grid_doc!r}")
+        grid = (int(grid_doc[0]), int(grid_doc[1])) if grid_doc is not None else None
         if "links" in doc and doc["links"] is not None:
+            if not isinstance(doc["links"], list) or not all(isinstance(ln, Mapping) for ln in doc["links"]):
+                raise HardwareError(f"{source}: 'links' must be a list of objects {{src, dst, bandwidth, latency}}")
             try:
                 links = [Link(**ln) for ln in doc["links"]]
             except TypeError as exc:
@@ -310,9 +332,16 @@ class Hardware:
             links = _standard_links(topology, len(chips), grid, float(doc["link_bandwidth"]),
                                     float(doc.get("link_latency", 0.0)))
         cons = doc.get("constraints") or {}
+        if not isinstance(cons, Mapping):
+            raise HardwareError(f"{source}: 'constraints' must map names to true/false (e.g. "
+                                f"{{triangle: true}}), got {type(cons).__name__} {cons!r}")
         unknown = set(cons) - set(CONSTRAINT_NAMES) - {"activation_memory"}
         if unknown:
-            raise HardwareError(f"{source}: unknown constraint(s) {sorted(unknown)}")
+            raise HardwareError(f"{source}: unknown constraint(s) {sorted(unknown)}; known: "
+                                f"{', '.join(CONSTRAINT_NAMES)}, activation_memory")
+        bad = sorted(k for k, v in cons.items() if not isinstance(v, bool))
+        if bad:
+            raise HardwareError(f"{source}: constraint switches must be true or false: {', '.join(bad)}")
         return cls(chips=tuple(chips), links=tuple(links), topology=topology,
                    name=str(doc.get("name", "custom")), id=doc.get("id"), grid=grid,  # type: ignore[arg-type]
                    constraints=ConstraintSwitches(**cons), serialize_comm=bool(doc.get("serialize_comm", False)),
@@ -324,7 +353,12 @@ class Hardware:
         path = Path(path)
         if not path.exists():
             raise HardwareError(f"hardware file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise HardwareError(f"{path} is a directory, not a hardware file (JSON or YAML)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise HardwareError(f"{path}: not a text file; a hardware file is JSON or YAML") from None
         try:
             if path.suffix in (".yaml", ".yml"):
                 import yaml
@@ -381,6 +415,11 @@ def _standard_links(topology: str, k: int, grid: tuple[int, int] | None, bw: flo
     raise HardwareError(f"topology {topology!r} needs explicit 'links'")
 
 
+TOPOLOGIES = ("ring", "chain", "mesh", "custom")
+#: The most chips a hardware profile may have: routing tables grow as K^3 (K x K chip pairs x K links).
+MAX_CHIPS = 256
+
+
 # ---------------------------------------------------------------------------- presets
 # Figures are illustrative unless a source is given; each preset says which.
 MiB = 1 << 20
@@ -409,8 +448,8 @@ SIMBA_SOURCE = (
 
 def ring(k: int) -> Hardware:
     """Paper-like ``ring-K``: ``k`` identical chips on a unidirectional 1D ring."""
-    if k < 1:
-        raise HardwareError(f"ring needs at least one chip, got {k}")
+    if not 1 <= k <= MAX_CHIPS:
+        raise HardwareError(f"ring needs 1..{MAX_CHIPS} chips, got {k}")
     return Hardware(chips=(RING_CHIP,) * k, links=tuple(_standard_links("ring", k, None, RING_LINK_BW,
                                                                           RING_LINK_LAT)),
                     topology="ring", name=f"ring-{k}", id=f"preset://ring-{k}-v1", source=RING_SOURCE)
@@ -418,8 +457,8 @@ def ring(k: int) -> Hardware:
 
 def mesh(rows: int, cols: int) -> Hardware:
     """Simba-like ``mesh-RxC``: chiplets on a 2D mesh with XY routing, pipeline in snake order."""
-    if rows < 1 or cols < 1:
-        raise HardwareError(f"mesh needs rows, cols >= 1, got {rows}x{cols}")
+    if rows < 1 or cols < 1 or rows * cols > MAX_CHIPS:
+        raise HardwareError(f"mesh needs rows, cols >= 1 and at most {MAX_CHIPS} chips, got {rows}x{cols}")
     k = rows * cols
     return Hardware(chips=(SIMBA_CHIP,) * k,
                     links=tuple(_standard_links("mesh", k, (rows, cols), SIMBA_LINK_BW, SIMBA_LINK_LAT)),

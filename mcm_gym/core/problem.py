@@ -41,9 +41,13 @@ class Problem:
                     f"{hardware.name!r} has only {have:.6g} bytes of SRAM in total")
             v = int(np.argmax(self.mem_demand))
             if self.mem_demand[v] > hardware.sram_bytes.max():
+                dtype = graph.metadata.get("dtype_bytes")
+                hint = ("; store the model at 1 byte per value (int8), as the zoo does for BERT-large and GPT-2: "
+                        "`mcm-gym graphs import ... --dtype-bytes 1`, or from_torch(..., dtype_bytes=1)"
+                        if dtype is None or dtype > 1 else "")
                 raise InfeasibleError(
                     f"node {graph.names[v]!r} of graph {graph.name!r} needs {self.mem_demand[v]:.6g} bytes "
-                    f"but the largest chip of {hardware.name!r} has {hardware.sram_bytes.max():.6g} bytes")
+                    f"but the largest chip of {hardware.name!r} has {hardware.sram_bytes.max():.6g} bytes{hint}")
 
     @property
     def n(self) -> int:

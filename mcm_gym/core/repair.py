@@ -38,7 +38,7 @@ from mcm_gym.core.encoding import Encoding, node_bounds
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
 
-__all__ = ["RepairConfig", "RepairResult", "RepairTarget", "repair", "greedy_repair"]
+__all__ = ["RepairConfig", "RepairResult", "RepairTarget", "repair", "greedy_repair", "explain_infeasible"]
 
 STATUSES = ("optimal", "feasible", "infeasible", "unknown")
 
@@ -127,6 +127,36 @@ def greedy_repair(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray | 
         if ok and problem.is_valid(p):
             return p
     return None
+
+
+def explain_infeasible(problem: RepairTarget) -> str:
+    """Why no valid partition may exist, in words: a node whose chip bounds are empty (the memory of
+    its ancestors or descendants, bytes), or where a packing of the nodes in topological order runs out
+    of SRAM. A hint, not a proof, unless it names empty bounds."""
+    g, hw = problem.graph, problem.hardware
+    dem = problem.mem_demand
+    lo, hi = node_bounds(g, hw, dem)
+    if np.any(lo > hi):
+        v = int(np.flatnonzero(lo > hi)[0])
+        if dem[v] > hw.sram_bytes.max():
+            return f"node {g.names[v]!r} needs {dem[v]:.6g} bytes, more than any chip's SRAM"
+        reach = g.reach.astype(np.float64)
+        anc, desc = float(reach[:, v] @ dem), float(reach[v] @ dem)
+        return (f"node {g.names[v]!r} has no feasible chip: with its ancestors it needs {anc:.6g} bytes on chips "
+                f"0..c and with its descendants {desc:.6g} bytes on chips c..{hw.num_chips - 1}, and no chip c "
+                f"leaves room for both (SRAM per chip: {', '.join(f'{x:.3g}' for x in hw.sram_bytes)} bytes)")
+    if hw.constraints.memory:
+        chip, used = 0, 0.0
+        for v in range(g.n):  # nodes are in topological order
+            while used + dem[v] > hw.sram_bytes[chip] and chip + 1 < hw.num_chips:
+                chip, used = chip + 1, 0.0
+            if used + dem[v] > hw.sram_bytes[chip]:
+                return (f"the weights fit the total SRAM ({dem.sum():.6g} of {hw.total_sram_bytes:.6g} bytes) but "
+                        f"packing the nodes in topological order runs out at node {g.names[v]!r} "
+                        f"({dem[v]:.6g} bytes; {hw.sram_bytes[chip] - used:.6g} bytes free on the last chip): "
+                        f"the pipeline order strands SRAM on earlier chips")
+            used += dem[v]
+    return "no reason found by the bounds or a greedy packing; the constraints may conflict, or the solver's budget ran out"
 
 
 # ------------------------------------------------------------------------------ repair

@@ -235,12 +235,14 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        if not self.action_space.contains(np.asarray(action, dtype=np.int64)
-                                          if self.mode == "oneshot" else _as_int(action)):
-            raise InvalidActionError(f"action {action!r} is outside the action space {self.action_space}")
+        checked = _as_chips(action, scalar=self.mode == "sequential")
+        if checked is None or not self.action_space.contains(checked):
+            raise InvalidActionError(f"action {action!r:.200} is outside the action space {self.action_space}: "
+                                     f"give integer chip indices")
+        action = checked
         g = self.problem.graph
         if self.mode == "sequential":
-            a = _as_int(action)
+            a = int(action)
             if not self._mask[a]:
                 self._invalid_actions += 1
             self._place(self._cursor, a)
@@ -408,10 +410,17 @@ class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
         return render_partition_rgb(self.problem, self._current_partition(), candidate=cand)
 
 
-def _as_int(action: Any) -> Any:
-    a = np.asarray(action)
-    if a.shape == () and np.issubdtype(a.dtype, np.integer):
-        return int(a)
-    if a.shape in ((), (1,)) and np.issubdtype(a.dtype, np.floating) and float(a.ravel()[0]).is_integer():
-        return int(a.ravel()[0])
-    return action
+def _as_chips(action: Any, scalar: bool) -> Any:
+    """``action`` as chip indices: an ``int`` (``scalar``; also a 1-element array) or an int64 array;
+    None when it is not made of integers (booleans, strings, non-integral floats)."""
+    try:
+        a = np.asarray(action)
+    except (TypeError, ValueError):
+        return None
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        return None
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a) & (a == np.round(a))):
+        return None
+    if scalar:
+        return int(a.ravel()[0]) if a.size == 1 and a.ndim <= 1 else None
+    return a.astype(np.int64)

@@ -60,7 +60,8 @@ def _load_cached(path: str) -> Graph:
 
 
 def load_graph(spec: str | os.PathLike[str] | Graph | dict[str, Any]) -> Graph:
-    """Resolve a graph: a :class:`Graph`, a ``mcm-graph/1`` dict, an id, a short name or a file path."""
+    """Resolve a graph: a :class:`Graph`, a ``mcm-graph/1`` dict, an id, a short name or a file path
+    (``mcm-graph/1`` JSON, or an ``.onnx`` model, imported with :func:`~mcm_gym.instances.from_onnx`)."""
     if isinstance(spec, Graph):
         return spec
     if isinstance(spec, dict):
@@ -79,6 +80,10 @@ def load_graph(spec: str | os.PathLike[str] | Graph | dict[str, Any]) -> Graph:
     if s in idx:
         return _load_cached(str(idx[s]))
     if os.path.exists(s):
+        if s.endswith(".onnx") and os.path.isfile(s):  # imported on the fly (mcm-gym[onnx])
+            from mcm_gym.instances.importers import from_onnx
+
+            return from_onnx(s)
         return Graph.load(s)
     raise GraphError(f"unknown graph {s!r}: give a file path, a generator id "
                      f"(generator://layered-dag-v0/<seed>) or one of {', '.join(list_graphs())}")

@@ -15,6 +15,7 @@ from mcm_gym.search.base import (
     SearchResult,
     Tracker,
     check_method,
+    format_result,
     get_searcher,
     known_searchers,
     parse_method,
@@ -35,5 +36,5 @@ register_searcher("dp", "mcm_gym.search.dp:DPSearch")
 register_searcher("exact", "mcm_gym.search.exact:ExactSearch")
 
 __all__ = ["SEARCHERS", "BalancedSplit", "GreedyBalancer", "Progress", "RandomSearch", "SearchResult",
-           "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "get_searcher", "known_searchers",
+           "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "format_result", "get_searcher", "known_searchers",
            "fits", "parse_method", "register_searcher", "split_by_work"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mcm_gym.core.problem import Problem
-from mcm_gym.core.repair import RepairConfig
+from mcm_gym.core.repair import RepairConfig, explain_infeasible
 
 __all__ = ["SearchResult", "Searcher", "Tracker", "Progress", "SEARCHERS", "register_searcher", "get_searcher",
            "known_searchers", "parse_method", "check_method",
@@ -67,12 +67,12 @@ def format_result(problem: Problem, res: SearchResult) -> str:
     and out-link time (us)."""
     g, hw = problem.graph, problem.hardware
     lines = [f"graph     {res.graph_id}  ({g.n} nodes, {g.total_flops / 1e9:.2f} GFLOP, "
-             f"{g.total_weight_bytes / 2**20:.1f} MiB weights)",
-             f"hardware  {res.hardware_id}  ({hw.num_chips} chips, {hw.total_sram_bytes / 2**20:.0f} MiB SRAM, "
+             f"{g.total_weight_bytes / 1e6:.1f} MB weights)",
+             f"hardware  {res.hardware_id}  ({hw.num_chips} chips, {hw.total_sram_bytes / 1e6:.0f} MB SRAM, "
              f"constraints: {', '.join(hw.constraints.enabled())})",
              f"method    {res.method}  (seed {res.seed}, {res.evaluations} evaluations, {res.wall_time:.2f} s)"]
     if res.partition is None:
-        lines.append("result    no valid partition found")
+        lines.append(f"result    no valid partition found: {explain_infeasible(problem)}")
         return "\n".join(lines)
     ev = problem.evaluate(res.partition).row()
     lines += [f"score     {res.score:.4f}  (lower bound / bottleneck; 1 = physical limit)",
