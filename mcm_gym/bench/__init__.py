@@ -20,6 +20,6 @@ from mcm_gym.bench.results import (
 )
 from mcm_gym.bench.runner import BenchRows, Cell, run_bench, run_bench_ray
 
-__all__ = ["FIELDS", "BenchRows", "ResultsFileError", "Cell", "decode_row", "format_table", "merge_rows", "plot_traces", "read_records",
-           "read_rows", "result_row", "row_key", "run_bench", "run_bench_ray", "summarize", "validate_record",
-           "write_rows"]
+__all__ = ["FIELDS", "BenchRows", "Cell", "ResultsFileError", "decode_row", "format_table", "merge_rows",
+           "plot_traces", "read_records", "read_rows", "result_row", "row_key", "run_bench", "run_bench_ray",
+           "summarize", "validate_record", "write_rows"]

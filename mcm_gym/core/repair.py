@@ -156,7 +156,8 @@ def explain_infeasible(problem: RepairTarget) -> str:
                         f"({dem[v]:.6g} bytes; {hw.sram_bytes[chip] - used:.6g} bytes free on the last chip): "
                         f"the pipeline order strands SRAM on earlier chips")
             used += dem[v]
-    return "no reason found by the bounds or a greedy packing; the constraints may conflict, or the solver's budget ran out"
+    return ("no reason found by the bounds or a greedy packing; the constraints may conflict, or the "
+            "solver's budget ran out")
 
 
 # ------------------------------------------------------------------------------ repair

@@ -13,12 +13,12 @@ from gymnasium import spaces
 from mcm_gym.core.constraints import PlacementState
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware, get_hardware
+from mcm_gym.core.ids import expand_ids
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig, RepairResult
 from mcm_gym.env.observation import CHIP_FEATURES, NODE_FEATURES, ObservationBuilder
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.dataset import GraphGenerator
-from mcm_gym.core.ids import expand_ids
 
 __all__ = ["MCMPartitionEnv", "InvalidActionError", "NODE_FEATURES", "CHIP_FEATURES"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mcm_gym.core.graph import Graph, GraphError
-from mcm_gym.instances.generators import generate
 from mcm_gym.core.ids import InstanceIdError, parse_id
+from mcm_gym.instances.generators import generate
 
 __all__ = ["load_graph", "list_graphs", "graph_dir"]
 

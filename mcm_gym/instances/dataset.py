@@ -8,8 +8,8 @@ from functools import cached_property
 import numpy as np
 
 from mcm_gym.core.graph import Graph, GraphError
-from mcm_gym.instances.catalog import load_graph
 from mcm_gym.core.ids import expand_ids
+from mcm_gym.instances.catalog import load_graph
 
 __all__ = ["GraphGenerator"]
 

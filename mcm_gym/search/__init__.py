@@ -36,5 +36,5 @@ register_searcher("dp", "mcm_gym.search.dp:DPSearch")
 register_searcher("exact", "mcm_gym.search.exact:ExactSearch")
 
 __all__ = ["SEARCHERS", "BalancedSplit", "GreedyBalancer", "Progress", "RandomSearch", "SearchResult",
-           "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "format_result", "get_searcher", "known_searchers",
-           "fits", "parse_method", "register_searcher", "split_by_work"]
+           "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "fits", "format_result", "get_searcher",
+           "known_searchers", "parse_method", "register_searcher", "split_by_work"]
