@@ -20,14 +20,17 @@ from mcm_gym.viz import partition_figure
 HERE = Path(__file__).resolve().parent
 FIG = HERE / "figures"
 
-API_MODULES = ["mcm_gym.core.graph", "mcm_gym.core.hardware", "mcm_gym.core.constraints", "mcm_gym.core.cost",
-               "mcm_gym.core.encoding", "mcm_gym.core.repair", "mcm_gym.core.problem", "mcm_gym.core.ids",
-               "mcm_gym.instances.generators", "mcm_gym.instances.catalog", "mcm_gym.instances.dataset",
-               "mcm_gym.instances.zoo", "mcm_gym.instances.importers", "mcm_gym.instances.coarsen", "mcm_gym.env",
-               "mcm_gym.search", "mcm_gym.search.dp", "mcm_gym.search.exact", "mcm_gym.learn.extractor",
-               "mcm_gym.learn.train", "mcm_gym.learn.imitation", "mcm_gym.learn.rl_search",
-               "mcm_gym.learn.checkpoints", "mcm_gym.bench", "mcm_gym.bench.distributed", "mcm_gym.bench.experiments",
-               "mcm_gym.viz", "mcm_gym._io"]
+API_MODULES = ["mcm_gym._io", "mcm_gym.core.ids", "mcm_gym.core.graph", "mcm_gym.core.hardware",
+               "mcm_gym.core.cost", "mcm_gym.core.constraints", "mcm_gym.core.encoding", "mcm_gym.core.repair",
+               "mcm_gym.core.problem", "mcm_gym.instances.generators", "mcm_gym.instances.catalog",
+               "mcm_gym.instances.dataset", "mcm_gym.instances.zoo", "mcm_gym.instances.importers",
+               "mcm_gym.instances.coarsen", "mcm_gym.viz", "mcm_gym.env.partition_env", "mcm_gym.env.observation",
+               "mcm_gym.search.base", "mcm_gym.search.heuristics", "mcm_gym.search.dp", "mcm_gym.search.exact",
+               "mcm_gym.learn.extractor", "mcm_gym.learn.config", "mcm_gym.learn.model", "mcm_gym.learn.resolution",
+               "mcm_gym.learn.factories", "mcm_gym.learn.checkpoints", "mcm_gym.learn.callbacks",
+               "mcm_gym.learn.evaluation", "mcm_gym.learn.train", "mcm_gym.learn.imitation",
+               "mcm_gym.learn.rl_search", "mcm_gym.learn.rllib", "mcm_gym.bench.results", "mcm_gym.bench.report",
+               "mcm_gym.bench.runner", "mcm_gym.bench.distributed", "mcm_gym.bench.experiments"]
 
 
 def figures() -> list[Path]:

@@ -23,26 +23,11 @@ from mcm_gym.search.base import SearchResult, check_method, format_result, get_s
 
 
 def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
-    """Inference with a trained policy: one deterministic episode, then ``budget - 1`` sampled ones;
-    each repaired partition is one evaluation. Keeps the best."""
-    import time
+    """Inference with a trained policy (:class:`mcm_gym.learn.evaluation.PolicySearch`): one
+    deterministic episode, then sampled ones; each repaired partition is one evaluation."""
+    from mcm_gym.learn.evaluation import policy_search as run_policy
 
-    from mcm_gym.learn.train import evaluate_policy_on
-
-    t0 = time.perf_counter()
-    runs = [evaluate_policy_on(checkpoint, problem.graph, problem.hardware, episodes=1, seed=seed)]
-    if budget > 1:
-        runs.append(evaluate_policy_on(checkpoint, problem.graph, problem.hardware, episodes=budget - 1,
-                                       deterministic=False, seed=seed))
-    trace: list[float] = []
-    best, best_score = None, 0.0
-    for run in runs:
-        for score, part in zip(run["scores"], run["partitions"], strict=True):
-            if part is not None and score > best_score:
-                best, best_score = np.asarray(part), float(score)
-            trace.append(best_score)
-    return SearchResult.of(problem, f"policy:{Path(checkpoint).stem}", seed, best, best_score, trace,
-                           time.perf_counter() - t0)
+    return run_policy(problem, checkpoint, budget, seed)
 
 
 def _cmd_partition(args: argparse.Namespace) -> int:
@@ -55,7 +40,11 @@ def _cmd_partition(args: argparse.Namespace) -> int:
         res = get_searcher(args.method).search(problem, budget=args.budget, seed=args.seed)
     print(format_result(problem, res))
     if args.out:
-        atomic_write_text(args.out, json.dumps(res.to_dict()) + "\n")
+        rec = res.to_dict()
+        for what, spec in (("graph", args.graph), ("hardware", args.hardware)):
+            if spec and Path(spec).is_file():  # a file, not an id: record where to find it again
+                rec[f"{what}_file"] = str(Path(spec).resolve())
+        atomic_write_text(args.out, json.dumps(rec) + "\n")
         print(f"wrote {args.out}")
     return 0 if res.partition is not None else 1
 
@@ -91,7 +80,13 @@ def _cmd_graphs(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
-        for i, rec in enumerate(read_records(path)):
+        records = read_records(path)
+        if not records:
+            raise ValueError(f"{path}: no result records in the file (empty, or a CSV header only)")
+        for i, rec in enumerate(records):
+            if isinstance(rec, dict):  # --graph / --hardware stand in for the record's own
+                rec = {**rec, **{f"{w}_file": v for w, v in (("graph", args.graph), ("hardware", args.hardware))
+                                 if v}}
             ok, msg = validate_record(rec)
             bad += not ok
             print(f"{path}:{i + 1}: {'OK ' if ok else 'BAD'} {msg}")
@@ -99,7 +94,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mcm_gym.learn.train import TrainConfig, curve_table, evaluate_policy_on, read_sidecar, train
+    from mcm_gym.learn.checkpoints import curve_table, read_sidecar
+    from mcm_gym.learn.config import TrainConfig
+    from mcm_gym.learn.evaluation import evaluate_policy_on
+    from mcm_gym.learn.train import train
 
     cfg = TrainConfig.from_yaml(args.config)
     changes = {"out_dir": args.out, "total_timesteps": args.timesteps, "seed": args.seed,
@@ -116,7 +114,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from mcm_gym.learn.train import curve_table, finetune, read_sidecar
+    from mcm_gym.learn.checkpoints import curve_table, read_sidecar
+    from mcm_gym.learn.train import finetune
 
     final = finetune(resolve_checkpoint(args.checkpoint), args.graph, args.hardware, args.timesteps,
                      out_dir=args.out, seed=args.seed, progress=not args.no_progress)
@@ -228,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"{', '.join(PRETRAINED)} (shipped); --budget episodes, the first greedy")
     p.set_defaults(func=_cmd_partition)
     t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
-    t.add_argument("config", help="YAML with TrainConfig fields, e.g. agents/configs/pretrain_bc.yaml")
+    t.add_argument("config", help="YAML training config (sections instances, env, ppo, policy, bc, eval; see "
+                                  "mcm_gym.learn.config), e.g. agents/configs/pretrain_bc.yaml")
     t.add_argument("--out", help="output folder (overrides out_dir)")
     t.add_argument("--timesteps", type=int, help="overrides total_timesteps")
     t.add_argument("--seed", type=int)
@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.set_defaults(func=_cmd_show)
     v = sub.add_parser("validate", help="re-score result files (bench CSV or JSON lines) and check them")
     v.add_argument("files", nargs="+")
+    v.add_argument("--graph", help="graph file the records were made on (default: the record's graph id or file)")
+    v.add_argument("--hardware", help="hardware file the records were made on (default: the record's)")
     v.set_defaults(func=_cmd_validate)
     x = sub.add_parser("experiment", help="the paper's experiments (tables + plots): search, finetune, "
                                           "zeroshot, ablation (see mcm_gym.bench.experiments)")
@@ -350,8 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (GraphError, HardwareError, ValueError, FileNotFoundError) as exc:
+    except (GraphError, HardwareError, ValueError) as exc:
         print(f"mcm-gym: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional dependency is missing
+        print(f"mcm-gym: error: {missing_extra(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mcm-gym: interrupted", file=sys.stderr)
@@ -359,6 +364,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a directory given as a file, no permission, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mcm-gym: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+#: Top-level module of an optional dependency -> the extra that installs it.
+EXTRAS = {"torch": "rl", "stable_baselines3": "rl", "sb3_contrib": "rl", "matplotlib": "viz", "onnx": "onnx",
+          "transformers": "torch", "ray": "ray", "tensorboard": "rl"}
+
+
+def missing_extra(exc: ImportError) -> str:
+    """The message for a missing optional dependency: which extra to install."""
+    text = str(exc)
+    if "pip install" in text:  # the raising code already says how
+        return text
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return text
+    return f"this needs the {top!r} package: pip install 'mcm-gym[{extra}]' ({text})"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -140,6 +140,7 @@ def partition_figure(problem: Problem, partition: np.ndarray, *, candidate: np.n
     ax_l.set_title("time per link (us), coloured by sending chip"
                    + ("\nred: bottleneck" if bottleneck > 0 and not chip_is_bottleneck else ""), fontsize=9)
     ax_l.set_xlabel("link", fontsize=small)
+    ax_l.xaxis.get_major_locator().set_params(integer=True)
     ax_l.tick_params(labelsize=small)
 
     ax_p = fig.add_subplot(gs[1, 2])

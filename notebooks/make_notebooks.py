@@ -283,10 +283,12 @@ reward is the repaired partition's score. Pre-trained on many graphs, the policy
 a graph it never saw, then fine-tuned on it.
 
 Pre-training here has two stages: the policy first imitates a fast search (the stage DP) on the
-training graphs (behaviour cloning, `bc_teacher`), then PPO improves it with the repaired score as
-reward. Kept small so that it runs on a laptop CPU in a couple of minutes: random layered DAGs on a
-4-chip ring. The same code, with `agents/configs/pretrain_bc.yaml`, pre-trains the shipped policy
-on hundreds of graphs."""),
+training graphs (behaviour cloning, the `bc` section), then PPO improves it with the repaired score as
+reward. Kept small so that it runs on a laptop CPU in a couple of minutes: random layered DAGs of the
+`train` split on a 4-chip ring, validated on graphs of the `heldout` split. The config has the
+sections of a YAML training config (`instances`, `env`, `ppo` with MaskablePPO's own argument names,
+`policy`, `bc`, `eval`); the same code, with `agents/configs/pretrain_bc.yaml`, pre-trains the shipped
+policy on hundreds of graphs."""),
     new_code_cell("""import json
 import tempfile
 from pathlib import Path
@@ -294,20 +296,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcm_gym.learn.train import TrainConfig, evaluate_policy_on, finetune, train
+from mcm_gym.learn.config import TrainConfig
+from mcm_gym.learn.evaluation import evaluate_policy_on
+from mcm_gym.learn.train import finetune, train
 
 torch.set_num_threads(1)
 out = Path(tempfile.mkdtemp()) / "pretrain"
-cfg = TrainConfig(
-    graphs=["generator://layered-dag-v0/0:40"],  # 40 random training graphs
-    hardware=["ring-4"],
-    eval_graphs=["generator://layered-dag-v0/1000:1003"],  # held out (seeds 1000+)
-    k_max=4, max_nodes=64, max_edges=128,
-    bc_teacher="dp", bc_epochs=5,  # stage 1: imitate the stage DP's partitions of the training graphs
-    total_timesteps=6000, n_steps=512, batch_size=128, n_epochs=4,
-    extractor={"hidden": 32, "layers": 2}, eval_every=2000, checkpoint_every=0,
-    seed=0, out_dir=str(out),
-)
+cfg = TrainConfig.from_dict({
+    "instances": {"split": "train", "graphs": ["generator://layered-dag-v0/0:40"],  # 40 random training graphs
+                  "hardware": ["ring-4"]},
+    "env": {"k_max": 4, "max_nodes": 64, "max_edges": 128},
+    "bc": {"teacher": "dp", "epochs": 5},  # stage 1: imitate the stage DP's partitions of the training graphs
+    "ppo": {"n_steps": 512, "batch_size": 128, "n_epochs": 4},  # passed to MaskablePPO as they are
+    "policy": {"extractor": {"hidden": 32, "layers": 2}},
+    "eval": {"split": "heldout", "graphs": ["generator://layered-dag-v0/1000:1003"], "every": 2000},
+    "total_timesteps": 6000, "checkpoint_every": 0, "seed": 0, "out_dir": str(out),
+})
 ckpt = train(cfg, progress=False)
 curve = json.loads((out / "train_log.json").read_text())["curve"]
 for point in curve:
@@ -321,8 +325,9 @@ print("zero-shot score:", round(zero["mean_score"], 3), "| repair:", zero["repai
 
 Fine-tuning starts from the pre-trained weights; the first point of its curve is the zero-shot
 score."""),
-    new_code_cell("""ft = finetune(ckpt, "tiny://attention-v1", "ring-4", total_timesteps=1500, n_steps=256,
-              batch_size=64, eval_every=500, out_dir=str(out.parent / "finetune"), progress=False)
+    new_code_cell("""ft = finetune(ckpt, "tiny://attention-v1", "ring-4", total_timesteps=1500,
+              ppo={"n_steps": 256, "batch_size": 64}, eval={"every": 500},
+              out_dir=str(out.parent / "finetune"), progress=False)
 ft_curve = json.loads((out.parent / "finetune" / "train_log.json").read_text())["curve"]
 after = evaluate_policy_on(ft, "tiny://attention-v1", "ring-4")
 print("after fine-tuning:", round(after["mean_score"], 3))"""),

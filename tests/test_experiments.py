@@ -94,15 +94,14 @@ def test_behaviour_cloning_learns_the_teachers_chips():
     from mcm_gym.env.partition_env import MCMPartitionEnv
     from mcm_gym.instances.catalog import load_graph
     from mcm_gym.learn.imitation import behaviour_clone, collect_demos
-    from mcm_gym.learn.train import TrainConfig, build_model
+    from mcm_gym.learn.model import build_model
 
     pairs = [(load_graph(f"generator://layered-dag-v0/{s}"), get_hardware("ring-4")) for s in range(4)]
     demos = collect_demos(pairs, k_max=4, teacher="dp", budget=4)
     assert demos.episodes == 4 and len(demos) + demos.dropped == sum(g.n for g, _ in pairs)
     assert len(demos.switches) == len(demos) and any(demos.switches)
     env = MCMPartitionEnv(TINY, "ring-4")
-    model = build_model(TrainConfig(graphs=[TINY], hardware=["ring-4"], seed=0,
-                                    extractor={"hidden": 16, "layers": 1}), env)
+    model = build_model(env, policy={"extractor": {"hidden": 16, "layers": 1}}, seed=0)
     hist = behaviour_clone(model, demos, epochs=8, batch_size=32, learning_rate=3e-3, seed=0)
     assert len(hist) == 8 and all(np.isfinite(h["loss"]) for h in hist)
     assert hist[-1]["nll"] < hist[0]["nll"] and hist[-1]["accuracy"] > hist[0]["accuracy"]
@@ -111,10 +110,12 @@ def test_behaviour_cloning_learns_the_teachers_chips():
 def test_train_with_a_teacher_warm_start_records_it(tmp_path):
     from mcm_gym.learn.train import TrainConfig, read_sidecar, train
 
-    cfg = TrainConfig(graphs=["generator://layered-dag-v0/0:3"], hardware=["ring-4"], k_max=4,
-                      eval_graphs=["generator://layered-dag-v0/1000"], bc_teacher="dp", bc_budget=2, bc_epochs=2,
-                      bc_batch_size=16, total_timesteps=64, n_steps=64, batch_size=32, eval_every=64,
-                      checkpoint_every=0, extractor={"hidden": 16, "layers": 1}, out_dir=str(tmp_path))
+    cfg = TrainConfig.from_dict({
+        "instances": {"split": "train", "graphs": ["generator://layered-dag-v0/0:3"], "hardware": ["ring-4"]},
+        "env": {"k_max": 4}, "bc": {"teacher": "dp", "budget": 2, "epochs": 2, "batch_size": 16},
+        "ppo": {"n_steps": 64, "batch_size": 32}, "policy": {"extractor": {"hidden": 16, "layers": 1}},
+        "eval": {"split": "heldout", "graphs": ["generator://layered-dag-v0/1000"], "every": 64},
+        "total_timesteps": 64, "checkpoint_every": 0, "out_dir": str(tmp_path)})
     side = read_sidecar(train(cfg, progress=False))
     bc = side["bc"]
     assert bc["teacher"] == "dp" and bc["episodes"] == 3 and bc["examples"] > 0 and len(bc["epochs"]) == 2
@@ -122,18 +123,21 @@ def test_train_with_a_teacher_warm_start_records_it(tmp_path):
     best = read_sidecar(tmp_path / "best.zip")  # the best-validated checkpoint, with its curve
     evals = [p["eval_mean_score"] for p in side["curve"] if p.get("eval_mean_score") is not None]
     assert best["curve"][-1]["eval_mean_score"] == max(evals)
-    with pytest.raises(ValueError, match="bc_epochs"):
-        TrainConfig(graphs=["tiny://chain-v1"], bc_epochs=0)
-    with pytest.raises(ValueError, match="bc_teacher .annealing. is not a search method"):
-        TrainConfig(graphs=["tiny://chain-v1"], bc_teacher="annealing")
+    with pytest.raises(ValueError, match="bc.epochs must be >= 1"):
+        cfg.replace(bc={"epochs": 0})
+    with pytest.raises(ValueError, match="bc.teacher .annealing. is not a search method"):
+        cfg.replace(bc={"teacher": "annealing"})
 
 
 def test_short_finetune_stops_at_the_asked_timesteps(tmp_path):
     from mcm_gym.learn.checkpoints import resolve_checkpoint
+    from mcm_gym.learn.config import TrainConfig
     from mcm_gym.learn.train import finetune, read_sidecar
 
     ckpt = resolve_checkpoint("pretrained")
-    assert read_sidecar(ckpt)["config"]["n_steps"] > 40  # the shipped run's rollouts are longer
+    shipped = TrainConfig.from_sidecar(read_sidecar(ckpt))
+    assert shipped is not None and shipped.ppo["n_steps"] > 40  # the shipped run's rollouts are longer
     side = read_sidecar(finetune(ckpt, "tiny://chain-v1", "ring-4", total_timesteps=40, out_dir=tmp_path,
-                                 progress=False, eval_every=0, checkpoint_every=0))
-    assert side["timesteps"] == 40 and side["config"]["n_steps"] == 40
+                                 progress=False, eval={"every": 0}, checkpoint_every=0))
+    assert side["timesteps"] == 40 and side["config"]["ppo"]["n_steps"] == 40
+    assert side["config"]["bc"]["teacher"] is None  # fine-tuning has no warm start

@@ -118,24 +118,108 @@ def test_policy_kwargs_build_a_maskable_ppo() -> None:
 
 
 # ------------------------------------------------------------------------------ config
+CONFIGS = sorted((ROOT / "agents" / "configs").glob("*.yaml"))
+
+
 def test_config_from_yaml_errors_and_coercion(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
-    p.write_text("graphs: [tiny://chain-v1]\nlerning_rate: 1e-3\n")
-    with pytest.raises(ValueError, match="lerning_rate.*did you mean 'learning_rate'"):
+    p.write_text("instances: {graphs: [tiny://chain-v1]}\nppo: {lerning_rate: 1e-3}\n")
+    with pytest.raises(ValueError, match="c.yaml.*lerning_rate.*did you mean 'learning_rate'"):
         TrainConfig.from_yaml(p)
-    p.write_text("hardware: [ring-4]\n")
-    with pytest.raises(ValueError, match="missing required field.*graphs"):
+    p.write_text("env: {k_max: 4}\n")
+    with pytest.raises(ValueError, match="missing the section 'instances'"):
         TrainConfig.from_yaml(p)
-    p.write_text("graphs: tiny://chain-v1\nlearning_rate: 1e-3\nn_steps: 64.0\nmax_wall_time: 1e2\n"
-                 "extractor: {hidden: 8}\n")
+    p.write_text("instances: {graphs: tiny://chain-v1}\nppo: {learning_rate: 1e-3, n_steps: 64.0}\n"
+                 "max_wall_time: 1e2\npolicy: {extractor: {hidden: 8}}\neval: {every: 5e3}\n")
     cfg = TrainConfig.from_yaml(p)
-    assert cfg.graphs == ["tiny://chain-v1"] and cfg.learning_rate == 1e-3 and cfg.n_steps == 64
-    assert cfg.max_wall_time == 100.0
-    p.write_text("graphs: [tiny://chain-v1]\nextractor: {hiden: 8}\n")
-    with pytest.raises(ValueError, match="unknown extractor option"):
+    assert cfg.instances.graphs == ["tiny://chain-v1"]
+    assert cfg.ppo["learning_rate"] == 1e-3 and cfg.ppo["n_steps"] == 64 and isinstance(cfg.ppo["n_steps"], int)
+    assert cfg.max_wall_time == 100.0 and cfg.eval.every == 5000
+    p.write_text("instances: {graphs: [tiny://chain-v1]}\npolicy: {extractor: {hiden: 8}}\n")
+    with pytest.raises(ValueError, match="c.yaml.*unknown extractor key.*'hiden' .did you mean 'hidden'"):
         TrainConfig.from_yaml(p)
-    with pytest.raises(ValueError, match="vec_env"):
-        TrainConfig(graphs=["tiny://chain-v1"], vec_env="threads")
+    p.write_text("instances: {graphs: [tiny://chain-v1]}\nn_steps: 64\n")  # the flat format of before
+    with pytest.raises(ValueError, match="c.yaml.*'n_steps' .now ppo.n_steps"):
+        TrainConfig.from_yaml(p)
+    with pytest.raises(ValueError, match="env.vec_env"):
+        TrainConfig.from_dict({"instances": {"graphs": ["tiny://chain-v1"]}, "env": {"vec_env": "threads"}})
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ("instances", "graph"), ("env", "kmax"), ("ppo", "n_step"), ("policy", "netarch"), ("bc", "teachr"),
+    ("eval", "evry"), (None, "totl_timesteps")])
+def test_an_unknown_key_in_any_section_is_refused_with_its_name_and_file(tmp_path: Path, section: str | None,
+                                                                        key: str) -> None:
+    data: dict = {"instances": {"graphs": ["tiny://chain-v1"]}}
+    if section is None:
+        data[key] = 1
+    else:
+        data.setdefault(section, {})[key] = 1
+    p = tmp_path / "odd.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=rf"odd\.yaml: .*unknown .*'{key}'"):
+        TrainConfig.from_yaml(p)
+    data = {"instances": {"graphs": ["tiny://chain-v1"]}}  # the same config without the key loads
+    p.write_text(yaml.safe_dump(data))
+    assert TrainConfig.from_yaml(p).instances.graphs == ["tiny://chain-v1"]
+
+
+def test_ppo_section_goes_verbatim_to_maskable_ppo(tmp_path: Path) -> None:
+    from mcm_gym.learn.factories import make_train_env
+    from mcm_gym.learn.model import build_model
+
+    cfg = TrainConfig.from_dict({
+        "instances": {"graphs": ["tiny://diamond-v1"], "hardware": ["ring-4"]},
+        "ppo": {"n_steps": 24, "batch_size": 12, "n_epochs": 3, "ent_coef": 0.037, "clip_range": 0.15,
+                "normalize_advantage": False, "target_kl": 0.05},
+        "policy": {"extractor": {"hidden": 8, "layers": 1}, "net_arch": [8], "activation_fn": "ReLU"},
+        "out_dir": str(tmp_path)})
+    venv = make_train_env(cfg)
+    model = build_model(venv, ppo=cfg.ppo, policy=cfg.policy, seed=cfg.seed)
+    assert (model.n_steps, model.batch_size, model.n_epochs, model.ent_coef) == (24, 12, 3, 0.037)
+    assert model.clip_range(1.0) == 0.15 and model.normalize_advantage is False and model.target_kl == 0.05
+    assert model.policy.features_extractor.hidden == 8 and model.policy.activation_fn is torch.nn.ReLU
+    assert model.gamma == cfg.ppo["gamma"] == 1.0  # the defaults fill what the section leaves out
+    venv.close()
+    with pytest.raises(ValueError, match="'n_step' .did you mean 'n_steps'"):  # refused before any training
+        cfg.replace(ppo={"n_step": 8})
+    with pytest.raises(ValueError, match="ppo key 'seed'.*top-level seed"):
+        cfg.replace(ppo={"seed": 1})
+
+
+def test_declared_splits_are_checked(tmp_path: Path) -> None:
+    from mcm_gym.instances.zoo import split_ids
+    from mcm_gym.learn.resolution import expand_graph_specs, resolve_instances
+
+    cfg = TrainConfig.from_dict({"instances": {"split": "train", "graphs": ["generator://layered-dag-v0/0:3"],
+                                               "hardware": ["ring-4"]},
+                                 "eval": {"split": "heldout", "graphs": ["generator://layered-dag-v0/1000"]}})
+    inst = resolve_instances(cfg)
+    assert [g.id for g in inst.graphs] == [f"generator://layered-dag-v0/{i}" for i in range(3)]
+    with pytest.raises(ValueError, match="eval: 1 graph.* not in the 'heldout' split: generator://layered-dag-v0/3"):
+        resolve_instances(cfg.replace(eval={"graphs": ["generator://layered-dag-v0/3"]}))
+    with pytest.raises(ValueError, match="instances: 1 graph.* not in the 'train' split: zoo://bert-base-v1"):
+        resolve_instances(cfg.replace(instances={"graphs": ["zoo://bert-base-v1", "generator://layered-dag-v0/1"]}))
+    assert expand_graph_specs(["split://heldout"]) == split_ids("heldout")
+    with pytest.raises(ValueError, match="split"):
+        TrainConfig.from_dict({"instances": {"split": "validation"}})
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_committed_configs_load_and_validate_on_the_heldout_split(path: Path) -> None:
+    from mcm_gym.instances.zoo import split_ids
+    from mcm_gym.learn.resolution import expand_graph_specs
+
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.eval.split == "heldout" and cfg.eval.graphs
+    heldout = set(split_ids("heldout"))
+    evals = expand_graph_specs(cfg.eval.graphs)
+    assert evals and set(evals) <= heldout, sorted(set(evals) - heldout)
+    if cfg.instances.split == "train":  # pre-training: nothing it trains on is held out
+        train_ids = set(split_ids("train"))
+        trained = expand_graph_specs(cfg.instances.graphs) + expand_graph_specs(cfg.bc.graphs)
+        assert set(trained) <= train_ids, sorted(set(trained) - train_ids)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 @pytest.mark.parametrize("name", ["pretrain_layered.yaml", "bert_ring8.yaml"])
@@ -146,18 +230,39 @@ def test_bundled_configs_resolve(name: str) -> None:
     inst = resolve_instances(cfg)
     assert inst.graphs and inst.eval_pairs
     assert all(g.n <= inst.max_nodes for g in inst.graphs)
-    assert json.loads(json.dumps(cfg.to_dict()))["graphs"] == cfg.to_dict()["graphs"]
+
+
+def test_flat_sidecar_config_of_the_shipped_checkpoint_is_read() -> None:
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+
+    side = read_sidecar(resolve_checkpoint("pretrained"))
+    assert "instances" not in side["config"]  # written before the sections
+    cfg = TrainConfig.from_sidecar(side)
+    assert cfg is not None and cfg.ppo["n_steps"] == side["config"]["n_steps"]
+    assert cfg.instances.graphs == side["config"]["graphs"] and cfg.bc.teacher == side["config"]["bc_teacher"]
+    assert cfg.policy["extractor"] == side["config"]["extractor"] and cfg.env.k_max == side["config"]["k_max"]
+
+
+def test_config_replace_updates_sections_key_by_key() -> None:
+    cfg = TrainConfig.from_dict({"instances": {"graphs": ["tiny://chain-v1"]}, "ppo": {"n_steps": 64}})
+    new = cfg.replace(ppo={"ent_coef": 0.5}, eval={"every": 0}, seed=9)
+    assert new.ppo["n_steps"] == 64 and new.ppo["ent_coef"] == 0.5 and new.eval.every == 0 and new.seed == 9
+    assert cfg.ppo["ent_coef"] == 0.01 and cfg.eval.every == 10_000  # the original is unchanged
+    with pytest.raises(ValueError, match="'evry'"):
+        cfg.replace(eval={"evry": 0})
+    with pytest.raises(ValueError, match="'eval_every' .now eval.every"):
+        cfg.replace(eval_every=0)
 
 
 # ------------------------------------------------------------------------------ training library
-def _cfg(out: Path, **kw) -> TrainConfig:
-    base = dict(graphs=TINY + ["generator://layered-dag-v0/0:2"], hardware=["ring-4"], k_max=4,
-                total_timesteps=128, n_steps=64, batch_size=32, n_epochs=2,
-                extractor={"hidden": 16, "layers": 2, "chip_hidden": 4}, net_arch=[32],
-                eval_every=64, checkpoint_every=64, eval_graphs=["generator://layered-dag-v0/50"],
-                seed=3, out_dir=str(out))
-    base.update(kw)
-    return TrainConfig(**base)
+def _cfg(out: Path, **changes) -> TrainConfig:
+    base = {"instances": {"graphs": TINY + ["generator://layered-dag-v0/0:2"], "hardware": ["ring-4"]},
+            "env": {"k_max": 4},
+            "ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 2},
+            "policy": {"extractor": {"hidden": 16, "layers": 2, "chip_hidden": 4}, "net_arch": [32]},
+            "eval": {"graphs": ["generator://layered-dag-v0/50"], "every": 64},
+            "total_timesteps": 128, "checkpoint_every": 64, "seed": 3, "out_dir": str(out)}
+    return TrainConfig.from_dict(base).replace(**changes)
 
 
 def _params(path: Path) -> np.ndarray:
@@ -178,8 +283,9 @@ def test_run_writes_atomic_checkpoints_and_sidecars(run: Path) -> None:
     assert not [n for n in names if "tmp" in n or n.startswith(".")], names
     assert (out / "checkpoints" / "step_0000000064.zip").exists()
     side = read_sidecar(run)
-    assert side["format"] == "mcm-gym-train/1" and side["kind"] == "train"
+    assert side["format"] == "mcm-gym-train/2" and side["kind"] == "train"
     assert side["timesteps"] == 128 and side["config"]["seed"] == 3
+    assert TrainConfig.from_sidecar(side) == _cfg(out)  # the sidecar records the whole config
     curve = side["curve"]
     assert [pt["timesteps"] for pt in curve] == [0, 64, 128]
     assert all("eval_mean_score" in pt for pt in curve)
@@ -230,10 +336,11 @@ def test_same_seed_same_result(run: Path, tmp_path: Path) -> None:
 def test_finetune_round_trip_on_a_larger_graph(run: Path, tmp_path: Path) -> None:
     """Pre-trained with max_nodes 15..48 padding; fine-tuned and evaluated on other sizes."""
     final = finetune(run, "tiny://chain-v1", "ring-4", total_timesteps=96, out_dir=tmp_path / "ft",
-                     n_steps=48, batch_size=24, eval_every=48, progress=False)
+                     ppo={"n_steps": 48, "batch_size": 24}, eval={"every": 48}, progress=False)
     side = read_sidecar(final)
     assert side["kind"] == "finetune" and side["parent"] == str(run)
-    assert side["config"]["graphs"] == ["tiny://chain-v1"] and side["timesteps"] == 96
+    assert side["config"]["instances"]["graphs"] == ["tiny://chain-v1"] and side["timesteps"] == 96
+    assert side["config"]["ppo"]["n_steps"] == 48 and side["config"]["eval"]["graphs"] == ["tiny://chain-v1"]
     assert side["curve"][0]["timesteps"] == 0 and side["curve"][0]["eval_mean_score"] > 0
     base, tuned = _params(run), _params(final)
     assert base.shape == tuned.shape and not np.array_equal(base, tuned)
@@ -253,10 +360,35 @@ def test_evaluate_policy_on_is_deterministic(run: Path) -> None:
     assert set(a["repair"]) >= {"status", "mean_changes", "mean_time_s"}
 
 
+def test_callbacks_are_built_on_sb3s_classes(tmp_path: Path) -> None:
+    from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    from mcm_gym.learn.callbacks import RunState, make_callbacks
+    from mcm_gym.learn.resolution import resolve_instances
+
+    cfg = _cfg(tmp_path)
+    cbs = make_callbacks(cfg, resolve_instances(cfg), tmp_path, RunState(), {"kind": "train"})
+    assert isinstance(cbs.validation, MaskableEvalCallback) and isinstance(cbs.checkpoints, CheckpointCallback)
+    assert isinstance(cbs.callback, CallbackList)
+    assert cbs.callback.callbacks == [cbs.recorder, cbs.validation, cbs.checkpoints]
+    assert cbs.validation.n_eval_episodes == len(resolve_instances(cfg).eval_pairs) * cfg.eval.episodes
+    off = make_callbacks(cfg.replace(eval={"every": 0}, checkpoint_every=0), resolve_instances(cfg), tmp_path,
+                         RunState(), {})
+    assert off.validation is None and off.checkpoints is None
+
+
+def test_max_wall_time_stops_training_with_a_final_checkpoint(tmp_path: Path) -> None:
+    final = train(_cfg(tmp_path, total_timesteps=100_000, max_wall_time=1e-6, eval={"every": 0},
+                       checkpoint_every=0), progress=False)
+    side = read_sidecar(final)
+    assert final.name == "final.zip" and 0 < side["timesteps"] <= 64  # stopped in the first rollout
+
+
 def test_train_ppo_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import runpy
 
-    cfg = _cfg(tmp_path / "s", total_timesteps=64, eval_every=0, checkpoint_every=0).to_dict()
+    cfg = _cfg(tmp_path / "s", total_timesteps=64, eval={"every": 0}, checkpoint_every=0).to_dict()
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     main = runpy.run_path(str(ROOT / "agents" / "train_ppo.py"))["main"]
     assert main([str(tmp_path / "c.yaml"), "--no-progress", "--timesteps", "32"]) == 0
@@ -282,16 +414,37 @@ def test_rl_search_spends_exactly_the_budget_and_is_reproducible(run: Path) -> N
     assert raw.evaluations == 5
 
 
+def test_rl_search_takes_ppo_settings_under_sb3_names() -> None:
+    from mcm_gym.learn.rl_search import RLSearch
+    from mcm_gym.search.base import get_searcher
+
+    s = get_searcher("rl:ent_coef=0.02,n_epochs=2,use_repair=false")
+    assert isinstance(s, RLSearch) and s.ppo == {"ent_coef": 0.02, "n_epochs": 2} and s.use_repair is False
+    assert s.name == "rl:ent_coef=0.02,n_epochs=2,use_repair=false"
+    assert get_searcher("rl:checkpoint=pretrained,ent_coef=0.02").ppo == {"ent_coef": 0.02}
+    with pytest.raises(ValueError, match="bad option.*n_epoch"):
+        get_searcher("rl:n_epoch=2")
+    pr = Problem(load_graph("tiny://diamond-v1"), get_hardware("ring-4"))
+    rl = RLSearch(ppo={"ent_coef": 0.03, "n_steps": 8, "batch_size": 4}, gae_lambda=0.9,
+                  extractor={"hidden": 8, "layers": 1}, net_arch=[8])
+    res = rl.search(pr, budget=4, seed=0)
+    model = rl.last_model
+    assert model is not None and res.evaluations == 4 and res.extra["n_steps"] == 8
+    assert (model.ent_coef, model.gae_lambda, model.n_steps, model.batch_size) == (0.03, 0.9, 8, 4)
+    assert model.n_epochs == 4 and model.policy.features_extractor.hidden == 8  # defaults, then the options
+
+
 # ------------------------------------------------------------------------------ learning
 @pytest.mark.expensive
 def test_short_training_improves_the_deterministic_score(tmp_path: Path) -> None:
     """About a minute on 2 idle cores: the deterministic policy gets better on its training graphs
     (mean score about 0.42 untrained, 0.60 after 6144 steps)."""
     graphs = TINY + ["generator://layered-dag-v0/0:6"]
-    cfg = TrainConfig(graphs=graphs, hardware=["ring-4"], eval_graphs=graphs, total_timesteps=6144,
-                      n_steps=256, batch_size=64, n_epochs=4, learning_rate=2e-3,
-                      extractor={"hidden": 32, "layers": 2}, eval_every=3072, checkpoint_every=0,
-                      seed=0, out_dir=str(tmp_path))
+    cfg = TrainConfig.from_dict({
+        "instances": {"graphs": graphs, "hardware": ["ring-4"]}, "eval": {"graphs": graphs, "every": 3072},
+        "ppo": {"n_steps": 256, "batch_size": 64, "n_epochs": 4, "learning_rate": 2e-3},
+        "policy": {"extractor": {"hidden": 32, "layers": 2}}, "total_timesteps": 6144, "checkpoint_every": 0,
+        "seed": 0, "out_dir": str(tmp_path)})
     curve = read_sidecar(train(cfg, progress=False))["curve"]
     before, after = curve[0]["eval_mean_score"], curve[-1]["eval_mean_score"]
     assert after > before + 0.05, (before, after)
@@ -301,9 +454,9 @@ def test_cli_train_finetune_and_partition_with_a_policy(tmp_path, capsys) -> Non
     from mcm_gym.cli import main
 
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("graphs: [tiny://chain-v1, tiny://diamond-v1]\nhardware: [ring-4]\nk_max: 4\n"
-                   "total_timesteps: 256\nn_steps: 128\nbatch_size: 64\nn_epochs: 1\neval_every: 0\n"
-                   "checkpoint_every: 0\nextractor: {hidden: 16, layers: 1}\nseed: 0\n")
+    cfg.write_text("instances: {graphs: [tiny://chain-v1, tiny://diamond-v1], hardware: [ring-4]}\nenv: {k_max: 4}\n"
+                   "total_timesteps: 256\nppo: {n_steps: 128, batch_size: 64, n_epochs: 1}\neval: {every: 0}\n"
+                   "checkpoint_every: 0\npolicy: {extractor: {hidden: 16, layers: 1}}\nseed: 0\n")
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     ckpt = tmp_path / "run" / "final.zip"
     assert ckpt.exists()

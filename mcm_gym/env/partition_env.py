@@ -26,7 +26,7 @@ class InvalidActionError(ValueError):
     """An action outside the action space (e.g. a chip index beyond ``K_max``)."""
 
 
-class MCMPartitionEnv(gym.Env[dict[str, np.ndarray], Any]):
+class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     """Partition a computation graph across the chips of a multi-chip module.
 
     ## Description

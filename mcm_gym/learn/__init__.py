@@ -1,6 +1,23 @@
-"""Learned partitioners: the GNN features extractor, training configs and env factories, checkpoints,
-training / fine-tuning / imitation, the ``rl`` searcher and RLlib support.
+"""Learned partitioners: the GNN policy, its training, checkpoints, evaluation, the ``rl`` searcher
+and RLlib support.
+
+Modules, one job each:
+
+* :mod:`~mcm_gym.learn.extractor`: the GNN features extractor (:class:`GNNExtractor`);
+* :mod:`~mcm_gym.learn.model`: the one ``MaskablePPO`` builder (``build_model``; PPO settings under
+  SB3's names);
+* :mod:`~mcm_gym.learn.config`: the sectioned training config (``TrainConfig``, YAML);
+* :mod:`~mcm_gym.learn.resolution`: a config's instances (splits, ranges) to graphs, hardware, padding;
+* :mod:`~mcm_gym.learn.factories`: training and validation envs (``make_env``, ``make_train_env``);
+* :mod:`~mcm_gym.learn.checkpoints`: checkpoint I/O, sidecars, moving weights between paddings;
+* :mod:`~mcm_gym.learn.callbacks`: curve, validation and checkpoint callbacks (on SB3's classes);
+* :mod:`~mcm_gym.learn.evaluation`: running a trained policy (zero-shot, or as a searcher);
+* :mod:`~mcm_gym.learn.imitation`: behaviour cloning of a search;
+* :mod:`~mcm_gym.learn.train`: training runs (``train``, ``finetune``, the warm start);
+* :mod:`~mcm_gym.learn.rl_search`: ``RLSearch``, the ``rl`` method of the search registry;
+* :mod:`~mcm_gym.learn.rllib`: RLlib PPO (experimental).
 
 Layer: imports core, instances, env and search; torch, stable-baselines3 and sb3-contrib are imported
-only where used (``pip install 'mcm-gym[rl]'``).
+only by the modules that use them (``pip install 'mcm-gym[rl]'``; ``checkpoints`` imports them
+only inside its functions).
 """

@@ -1,12 +1,40 @@
-"""Checkpoints shipped with the package, by name."""
+"""Checkpoint I/O: the shipped checkpoints by name, atomic saving, loading, JSON sidecars, and moving
+weights between paddings.
+
+Checkpoints are sb3-contrib ``MaskablePPO`` zip files, each with a JSON sidecar (same name,
+``.json``) holding the config, the training curve and the best partition seen; both are written
+atomically (:func:`mcm_gym._io.atomic_write`: a temporary file in the same folder, then
+``os.replace``). The policy's weights do not depend on the padding sizes ``max_nodes`` /
+``max_edges``, only on ``K_max``, so a checkpoint moves to graphs of any size on hardware with at most
+``K_max`` chips (:func:`policy_for_env`, :func:`transplant`).
+
+This module imports torch and stable-baselines3 only inside the functions that need them, so the
+command line can name the shipped checkpoints without loading them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["PRETRAINED", "resolve_checkpoint"]
+from mcm_gym._io import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+__all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "save_atomic", "load_model", "sidecar_path",
+           "read_sidecar", "write_sidecar", "curve_table", "k_max_of", "check_transferable", "policy_for_env",
+           "transplant"]
 
 PRETRAINED = {"pretrained": "pretrained-v2.zip"}  # names of checkpoints shipped in mcm_gym/learn/shipped
+#: Sidecars written now: ``config`` in sections (``mcm-gym-train/1``: the flat config of before).
+SIDECAR_FORMAT = "mcm-gym-train/2"
 
 
 def resolve_checkpoint(spec: str) -> str:
@@ -21,3 +49,109 @@ def resolve_checkpoint(spec: str) -> str:
     if not Path(spec).exists():
         raise FileNotFoundError(f"checkpoint not found: {spec} (or use one of: {', '.join(PRETRAINED)})")
     return spec
+
+
+def save_atomic(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
+    """Save ``model`` to ``path`` (a ``.zip``) via a temporary file in the same folder + ``os.replace``,
+    so a reader never sees a partial checkpoint."""
+    return atomic_write(path, model.save)
+
+
+def load_model(path: str | os.PathLike[str], env: Any = None, device: str = "cpu") -> MaskablePPO:
+    """Load a ``MaskablePPO`` checkpoint (optionally bound to ``env``, whose spaces must match)."""
+    from sb3_contrib import MaskablePPO
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {p} not found")
+    return MaskablePPO.load(p, env=env, device=device)
+
+
+def sidecar_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """The JSON sidecar of a checkpoint: same name, ``.json``."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def read_sidecar(checkpoint: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A checkpoint's sidecar (config, curve, best partition), or None if it has none."""
+    p = sidecar_path(checkpoint)
+    if not p.exists():
+        return None
+    with open(p, encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+def write_sidecar(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Atomically write ``data`` as JSON to ``path`` (a sidecar, or ``train_log.json``)."""
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def curve_table(curve: list[dict[str, Any]], fmt: Callable[[Any], str] | None = None) -> str:
+    """A plain-text table of a sidecar's training curve (timesteps, wall s, episodes, train/eval scores)."""
+    f = fmt or (lambda v: "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v))
+    cols = ["timesteps", "wall_time", "episodes", "train_mean_score", "train_best_score",
+            "eval_mean_score", "eval_best_score"]
+    lines = ["  ".join(f"{c:>16}" for c in cols)]
+    for pt in curve:
+        lines.append("  ".join(f"{f(pt.get(c)):>16}" for c in cols))
+    return "\n".join(lines)
+
+
+def _shape(space: gym.spaces.Space[Any]) -> tuple[int, ...]:
+    if space.shape is None:
+        raise ValueError(f"space {space} has no shape")
+    return space.shape
+
+
+def k_max_of(space: gym.spaces.Space[Any]) -> int:
+    """The ``K_max`` of an ``MCMPartition-v0`` observation space (rows of ``chip_state``)."""
+    from gymnasium import spaces
+
+    if not isinstance(space, spaces.Dict) or "chip_state" not in space.spaces:
+        raise ValueError(f"not an MCMPartition-v0 observation space: {space}")
+    return _shape(space["chip_state"])[0]
+
+
+def check_transferable(src: gym.spaces.Space[Any], dst: gym.spaces.Space[Any]) -> None:
+    """``ValueError`` unless a policy for observation space ``src`` can run on ``dst``: the same
+    feature widths, ``K_max`` and mode; the padding may differ."""
+    from gymnasium import spaces
+
+    if not isinstance(src, spaces.Dict) or not isinstance(dst, spaces.Dict):
+        raise ValueError("both observation spaces must be Dict spaces of MCMPartition-v0")
+    for key in ("node_features", "chip_state"):
+        if _shape(src[key])[-1] != _shape(dst[key])[-1]:
+            raise ValueError(f"policy was trained on {key} with {_shape(src[key])[-1]} features, "
+                             f"the env has {_shape(dst[key])[-1]}")
+    k_src, k_dst = k_max_of(src), k_max_of(dst)
+    if k_src != k_dst:
+        raise ValueError(f"policy was trained with k_max={k_src}, the env has k_max={k_dst}; "
+                         f"build the env with k_max={k_src}")
+    mask_src, mask_dst = _shape(src["action_mask"]), _shape(dst["action_mask"])
+    if mask_src != mask_dst and mask_src[0] == k_src:
+        raise ValueError("policy and env differ in mode (sequential vs oneshot)")
+
+
+def policy_for_env(model: MaskablePPO, env: gym.Env[Any, Any]) -> MaskableActorCriticPolicy:
+    """``model``'s policy for ``env``'s observation space: the policy itself when the spaces match,
+    else a copy built for ``env``'s padding with the same weights (same ``K_max`` required)."""
+    if model.observation_space == env.observation_space and model.action_space == env.action_space:
+        return model.policy
+    check_transferable(model.observation_space, env.observation_space)
+    pol = type(model.policy)(env.observation_space, env.action_space, lambda _: 0.0, **model.policy_kwargs)
+    pol.load_state_dict(model.policy.state_dict())
+    pol.to(model.device)
+    pol.set_training_mode(False)
+    return pol
+
+
+def transplant(source: MaskablePPO, target: MaskablePPO) -> None:
+    """Copy ``source``'s policy weights (and optimizer state) into ``target`` (same architecture,
+    any padding, same ``K_max``)."""
+    check_transferable(source.observation_space, target.observation_space)
+    target.policy.load_state_dict(source.policy.state_dict())
+    try:
+        target.policy.optimizer.load_state_dict(source.policy.optimizer.state_dict())
+    except (ValueError, KeyError):  # pragma: no cover - different optimizer; keep the fresh one
+        pass

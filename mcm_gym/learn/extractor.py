@@ -5,7 +5,7 @@
 policy and value heads. Its parameters do not depend on ``max_nodes`` or ``max_edges``, only on the
 number of node and chip features and on ``K_max`` (through the chip-state and action-mask parts of
 the output), so a policy trained with one padding can be moved to any other padding with the same
-``K_max`` (see :func:`mcm_gym.learn.train.policy_for_env`).
+``K_max`` (see :func:`mcm_gym.learn.checkpoints.policy_for_env`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ __all__ = ["GNNExtractor", "policy_kwargs", "DEFAULT_NET_ARCH"]
 
 #: Hidden layers of the policy and value heads on top of the extractor.
 DEFAULT_NET_ARCH: dict[str, list[int]] = {"pi": [128, 128], "vf": [128, 128]}
+
+
+def _shape(space: spaces.Dict, key: str) -> tuple[int, ...]:
+    shape = space[key].shape
+    if shape is None:
+        raise ValueError(f"observation key {key!r} has no shape")
+    return tuple(int(x) for x in shape)
 
 
 class _SageLayer(nn.Module):
@@ -77,9 +84,9 @@ class GNNExtractor(BaseFeaturesExtractor):
             raise ValueError("hidden and chip_hidden must be >= 1 and layers >= 0")
         if attention and hidden % heads:
             raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
-        n_max, n_feat = observation_space["node_features"].shape
-        k_max, c_feat = observation_space["chip_state"].shape
-        mask_len = int(observation_space["action_mask"].shape[0])
+        _, n_feat = _shape(observation_space, "node_features")
+        k_max, c_feat = _shape(observation_space, "chip_state")
+        mask_len = _shape(observation_space, "action_mask")[0]
         features_dim = 3 * hidden + n_feat + k_max * chip_hidden + mask_len
         super().__init__(observation_space, features_dim)
         self.hidden, self.n_feat, self.k_max, self.chip_hidden = hidden, n_feat, k_max, chip_hidden

@@ -34,22 +34,31 @@ __all__ = ["RLlibMaskedObs", "MCMRLlibEnv", "train_rllib_ppo"]
 _INSTALL_HINT = "RLlib is not installed: pip install 'ray[rllib]' (see mcm_gym.learn.rllib's docstring)"
 
 
-class RLlibMaskedObs(gym.ObservationWrapper):  # type: ignore[type-arg]
+Obs = dict[str, np.ndarray]
+
+
+class RLlibMaskedObs(gym.ObservationWrapper[Obs, Any, Obs]):
     """``{"action_mask": float32 (K,), "observations": float32 (D,) in [0, 1]}`` from the env's Dict."""
 
-    def __init__(self, env: gym.Env) -> None:  # type: ignore[type-arg]
+    def __init__(self, env: gym.Env[Obs, Any]) -> None:
         super().__init__(env)
         base = env.observation_space
-        assert isinstance(base, spaces.Dict) and "action_mask" in base.spaces
-        self._keys = [k for k in base.spaces if k != "action_mask"]
-        self._scale = {}
+        if not isinstance(base, spaces.Dict) or "action_mask" not in base.spaces:
+            raise ValueError(f"RLlibMaskedObs needs a Dict observation space with an action_mask, got {base}")
+        boxes: dict[str, spaces.Box] = {}
+        for k, sp in base.spaces.items():
+            if not isinstance(sp, spaces.Box):
+                raise ValueError(f"RLlibMaskedObs: observation key {k!r} is not a Box ({sp})")
+            boxes[k] = sp
+        self._keys: list[str] = [k for k in boxes if k != "action_mask"]
+        self._scale: dict[str, float] = {}
         for k in self._keys:
-            sp = base.spaces[k]
+            sp = boxes[k]
             hi = float(np.max(sp.high)) if np.issubdtype(sp.dtype, np.integer) else 1.0
             self._scale[k] = 1.0 / max(hi, 1.0)
-        dim = sum(int(np.prod(base.spaces[k].shape)) for k in self._keys)
+        dim = sum(int(np.prod(boxes[k].shape)) for k in self._keys)
         self.observation_space = spaces.Dict({
-            "action_mask": spaces.Box(0.0, 1.0, base.spaces["action_mask"].shape, np.float32),
+            "action_mask": spaces.Box(0.0, 1.0, boxes["action_mask"].shape, np.float32),
             "observations": spaces.Box(0.0, 1.0, (dim,), np.float32),
         })
 
