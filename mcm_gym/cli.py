@@ -97,13 +97,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mcm_gym.learn.checkpoints import curve_table, read_sidecar
     from mcm_gym.learn.config import TrainConfig
     from mcm_gym.learn.evaluation import evaluate_policy_on
-    from mcm_gym.learn.train import train
+    from mcm_gym.learn.train import TrainingInterrupted, train
 
     cfg = TrainConfig.from_yaml(args.config)
     changes = {"out_dir": args.out, "total_timesteps": args.timesteps, "seed": args.seed,
-               "max_wall_time": args.max_wall_time}
+               "max_wall_time": args.max_wall_time, "checkpoint_every": args.checkpoint_every}
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None})
-    final = train(cfg, resume_from=args.resume, progress=not args.no_progress)
+    try:
+        final = train(cfg, resume_from=args.resume, progress=not args.no_progress)
+    except TrainingInterrupted as stop:
+        out = f" --out {args.out}" if args.out else ""
+        print(f"mcm-gym: interrupted; saved {stop.checkpoint}. Resume with:\n"
+              f"  mcm-gym train {args.config}{out} --resume {stop.checkpoint}", file=sys.stderr)
+        return 130
     side = read_sidecar(final) or {}
     print(curve_table(side.get("curve", [])))
     print(f"best training score {side.get('best', {}).get('score', 0.0):.4f}; wrote {final}")
@@ -115,10 +121,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from mcm_gym.learn.checkpoints import curve_table, read_sidecar
-    from mcm_gym.learn.train import finetune
+    from mcm_gym.learn.train import TrainingInterrupted, finetune
 
-    final = finetune(resolve_checkpoint(args.checkpoint), args.graph, args.hardware, args.timesteps,
-                     out_dir=args.out, seed=args.seed, progress=not args.no_progress)
+    try:
+        final = finetune(resolve_checkpoint(args.checkpoint), args.graph, args.hardware, args.timesteps,
+                         out_dir=args.out, seed=args.seed, progress=not args.no_progress)
+    except TrainingInterrupted as stop:
+        print(f"mcm-gym: interrupted; saved {stop.checkpoint} (fine-tune it further with "
+              f"mcm-gym finetune {stop.checkpoint} --graph {args.graph})", file=sys.stderr)
+        return 130
     side = read_sidecar(final) or {}
     print(curve_table(side.get("curve", [])))
     print(f"wrote {final}")
@@ -233,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timesteps", type=int, help="overrides total_timesteps")
     t.add_argument("--seed", type=int)
     t.add_argument("--max-wall-time", type=float, help="stop after this many seconds")
+    t.add_argument("--checkpoint-every", type=int, help="save checkpoints/step_<timesteps>.zip every this many "
+                   "timesteps (overrides checkpoint_every; 0: only best.zip and final.zip). Ctrl-C saves "
+                   "interrupted.zip and prints how to resume")
     t.add_argument("--resume", help="continue from this checkpoint")
     t.add_argument("--graph", help="also report the final policy's zero-shot score on this graph")
     t.add_argument("--hardware", help="hardware for --graph")

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-__all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "save_atomic", "load_model", "sidecar_path",
+__all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", "is_shipped", "save_atomic",
+           "load_model", "load_weights_only", "sidecar_path",
            "read_sidecar", "write_sidecar", "curve_table", "k_max_of", "check_transferable", "policy_for_env",
            "transplant"]
 
@@ -37,18 +38,32 @@ PRETRAINED = {"pretrained": "pretrained-v2.zip"}  # names of checkpoints shipped
 SIDECAR_FORMAT = "mcm-gym-train/2"
 
 
+def shipped_dir() -> Path:
+    """Folder of the checkpoints shipped with the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("mcm_gym.learn") / "shipped"))
+
+
 def resolve_checkpoint(spec: str) -> str:
     """A checkpoint path, or the name of one shipped with the package (``pretrained``)."""
     if spec in PRETRAINED:
-        from importlib import resources
-
-        path = Path(str(resources.files("mcm_gym.learn") / "shipped" / PRETRAINED[spec]))
+        path = shipped_dir() / PRETRAINED[spec]
         if not path.exists():
             raise FileNotFoundError(f"the shipped checkpoint {spec!r} is missing from this install ({path})")
         return str(path)
     if not Path(spec).exists():
         raise FileNotFoundError(f"checkpoint not found: {spec} (or use one of: {', '.join(PRETRAINED)})")
+    if Path(spec).is_dir():
+        raise ValueError(f"{spec} is a directory; give a checkpoint .zip (e.g. {Path(spec) / 'best.zip'}) "
+                         f"or one of: {', '.join(PRETRAINED)}")
     return spec
+
+
+def is_shipped(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is one of the checkpoints shipped with the package."""
+    p = Path(path).resolve()
+    return p.parent == shipped_dir().resolve() and p.name in PRETRAINED.values()
 
 
 def save_atomic(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
@@ -57,14 +72,61 @@ def save_atomic(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, model.save)
 
 
-def load_model(path: str | os.PathLike[str], env: Any = None, device: str = "cpu") -> MaskablePPO:
-    """Load a ``MaskablePPO`` checkpoint (optionally bound to ``env``, whose spaces must match)."""
-    from sb3_contrib import MaskablePPO
+def load_model(path: str | os.PathLike[str], env: Any = None, device: str = "cpu",
+               weights_only: bool | None = None) -> MaskablePPO:
+    """Load a ``MaskablePPO`` checkpoint (optionally bound to ``env``, whose spaces must match).
 
+    SB3's own loader unpickles parts of the zip, and a crafted file runs code when unpickled: load
+    only checkpoints you trust that way. ``weights_only`` (default: True for the shipped checkpoints,
+    False for others) loads without unpickling instead (:func:`load_weights_only`)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"checkpoint {p} not found")
+    if p.is_dir():
+        raise ValueError(f"{p} is a directory; give a checkpoint .zip")
+    if weights_only if weights_only is not None else is_shipped(p):
+        return load_weights_only(p, env=env, device=device)
+    from sb3_contrib import MaskablePPO
+
     return MaskablePPO.load(p, env=env, device=device)
+
+
+def load_weights_only(path: str | os.PathLike[str], env: Any = None, device: str = "cpu") -> MaskablePPO:
+    """Load a checkpoint without unpickling anything: the architecture and PPO settings from its JSON
+    sidecar, the policy weights and optimizer state from the zip's ``policy.pth`` and
+    ``policy.optimizer.pth`` with ``torch.load(weights_only=True)``. Without ``env``, the model is
+    bound to a small ``tiny://attention-v1`` env with the checkpoint's ``k_max`` (the weights do not
+    depend on the padding; :func:`policy_for_env` moves them to any env). The timestep count starts
+    at 0."""
+    import io
+    import zipfile
+
+    import torch
+
+    from mcm_gym.learn.config import TrainConfig
+    from mcm_gym.learn.factories import make_env
+    from mcm_gym.learn.model import build_model
+
+    p = Path(path)
+    side = read_sidecar(p)
+    cfg = TrainConfig.from_sidecar(side) if side else None
+    if cfg is None:
+        raise ValueError(f"{p}: no JSON sidecar ({sidecar_path(p).name}) with the architecture; load it with "
+                         f"weights_only=False if you trust the file")
+    if env is None:
+        k_max = int(cfg.env.k_max or 8)
+        env = make_env(["tiny://attention-v1"], [f"ring-{min(k_max, 8)}"], max_nodes=16, max_edges=32, k_max=k_max)
+    model = build_model(env, ppo=cfg.ppo, policy=cfg.policy, seed=cfg.seed, device=device)
+    with zipfile.ZipFile(p) as z:
+        names = set(z.namelist())
+        if "policy.pth" not in names:
+            raise ValueError(f"{p}: not a stable-baselines3 checkpoint (no policy.pth)")
+        state = torch.load(io.BytesIO(z.read("policy.pth")), map_location=device, weights_only=True)
+        model.policy.load_state_dict(state)
+        if "policy.optimizer.pth" in names:
+            opt = torch.load(io.BytesIO(z.read("policy.optimizer.pth")), map_location=device, weights_only=True)
+            model.policy.optimizer.load_state_dict(opt)
+    return model
 
 
 def sidecar_path(checkpoint: str | os.PathLike[str]) -> Path:

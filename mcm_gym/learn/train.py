@@ -47,7 +47,7 @@ from mcm_gym.learn.resolution import Instances, expand_graph_specs, resolve_inst
 if TYPE_CHECKING:
     from sb3_contrib import MaskablePPO
 
-__all__ = ["train", "finetune", "warm_start",
+__all__ = ["train", "finetune", "warm_start", "TrainingInterrupted",
            # re-exported from the modules train.py was split into
            "TrainConfig", "Instances", "resolve_instances", "HardwareMixEnv", "make_env", "make_train_env",
            "build_model", "load_model", "save_atomic", "sidecar_path", "read_sidecar", "curve_table",
@@ -66,13 +66,27 @@ def _progress_ok(progress: bool) -> bool:
     return True
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run was saved to :attr:`checkpoint` (resumable with
+    ``train(cfg, resume_from=checkpoint)``) before the interrupt propagates."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(f"training interrupted; saved {checkpoint}")
+        self.checkpoint = checkpoint
+
+
 def _fit(model: MaskablePPO, cfg: TrainConfig, inst: Instances, out: Path, state: RunState, progress: bool,
          reset: bool, meta: dict[str, Any]) -> Path:
     cbs = make_callbacks(cfg, inst, out, state, meta)
     remaining = cfg.total_timesteps - (0 if reset else model.num_timesteps)
     if remaining > 0:
-        model.learn(total_timesteps=remaining, callback=cbs.callback, reset_num_timesteps=reset,
-                    progress_bar=_progress_ok(progress), tb_log_name="ppo")
+        try:
+            model.learn(total_timesteps=remaining, callback=cbs.callback, reset_num_timesteps=reset,
+                        progress_bar=_progress_ok(progress), tb_log_name="ppo")
+        except KeyboardInterrupt:  # keep what was learned (the weights of the last update), then stop
+            if getattr(cbs.recorder, "model", None) is None:  # interrupted before learning began: nothing to keep
+                raise
+            raise TrainingInterrupted(cbs.recorder.save(out / "interrupted.zip")) from None
     else:  # nothing left to learn (e.g. resuming a finished run): still write final.zip
         from stable_baselines3.common.logger import Logger
 
