@@ -280,3 +280,26 @@ def test_exact_deterministic_and_within_budget() -> None:
     tight = ExactSearch(rel_tol=0.0).search(problem, budget=2, seed=0)
     assert tight.evaluations <= 2 and len(tight.trace) == tight.evaluations
     assert tight.extra["proven_lower_bound"] <= a.bottleneck * (1 + REL)
+
+
+def test_register_searcher_plugs_a_method_in() -> None:
+    from mcm_gym.search import SEARCHERS, Searcher, get_searcher, known_searchers, register_searcher
+    from mcm_gym.search.heuristics import BalancedSplit
+
+    class Mine(BalancedSplit):
+        name = "mine-test"
+
+    register_searcher("mine-test", Mine)
+    try:
+        assert isinstance(get_searcher("mine-test"), Mine) and "mine-test" in known_searchers()
+        with pytest.raises(ValueError, match="already registered"):
+            register_searcher("mine-test", BalancedSplit)
+        with pytest.raises(TypeError, match="not a Searcher subclass"):
+            register_searcher("other-test", object)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="without ':'"):
+            register_searcher("a:b", Mine)
+    finally:
+        del SEARCHERS["mine-test"]
+    assert issubclass(Mine, Searcher)
+    # rl comes from the learning layer through the package's entry point, not from an import here
+    assert "rl" in known_searchers()
