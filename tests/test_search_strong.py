@@ -17,6 +17,7 @@ import mcm_gym
 from mcm_gym.core.graph import Edge, Graph, Node
 from mcm_gym.core.hardware import ConstraintSwitches, Hardware, uniform
 from mcm_gym.core.problem import InfeasibleError, Problem
+from mcm_gym.search.cpsat import available as cpsat_available
 from mcm_gym.search.dp import DPSearch, best_split, dfs_order, level_order
 from mcm_gym.search.exact import ExactSearch
 from mcm_gym.search.heuristics import BalancedSplit, RandomSearch
@@ -213,7 +214,13 @@ def test_dp_beats_balanced_split_on_bert_ring8() -> None:
 
 
 # ------------------------------------------------------------------------------ exact
-def test_exact_agrees_with_brute_force() -> None:
+@pytest.fixture(params=["z3", pytest.param("cpsat", marks=pytest.mark.skipif(
+    not cpsat_available(), reason="OR-Tools not installed (pip install 'mcm-gym[cpsat]')"))])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_exact_agrees_with_brute_force(backend: str) -> None:
     """Tiny random DAGs (ring, chain, 1-row mesh; every constraint switch), times exact in floats:
     the proven optimum is the brute-force optimum, the proven bound never exceeds it, and no other
     searcher reports a better score."""
@@ -221,8 +228,9 @@ def test_exact_agrees_with_brute_force() -> None:
     instances = problems(21, 36, max_nodes=7, max_chips=3, topologies=("ring", "chain", "mesh"))
     for problem in instances:
         opt, _ = brute_force(problem)
-        res = ExactSearch(rel_tol=0.0).search(problem, budget=200, seed=0)
+        res = ExactSearch(rel_tol=0.0, backend=backend).search(problem, budget=200, seed=0)
         ex = res.extra
+        assert ex["backend"] == backend
         if opt == float("inf"):
             assert res.partition is None
             continue
@@ -241,21 +249,21 @@ def test_exact_agrees_with_brute_force() -> None:
     assert proven >= 0.9 * len(instances)
 
 
-def test_exact_with_rounded_times_keeps_sound_bounds() -> None:
+def test_exact_with_rounded_times_keeps_sound_bounds(backend: str) -> None:
     """Times that are not multiples of one unit (peak 3 FLOP/s, 0.7 B/s links): rounding up to
     find solutions and down to prove bounds keeps the bound below the optimum, gap in rel_tol."""
     for problem in problems(31, 12, max_nodes=6, max_chips=3, dyadic=False, switches=False):
         opt, _ = brute_force(problem)
         if opt == float("inf"):
             continue
-        res = ExactSearch(rel_tol=1e-3).search(problem, budget=200, seed=0)
+        res = ExactSearch(rel_tol=1e-3, backend=backend).search(problem, budget=200, seed=0)
         ex = res.extra
         assert ex["proven_lower_bound"] <= opt * (1 + REL)
         assert res.bottleneck >= opt * (1 - REL)
         assert ex["proven_optimal"] and ex["gap"] <= 1e-3
         assert res.bottleneck <= opt * (1 + 1e-3 + REL)
         # As tight as the rounding allows: the bound must stay sound at the resolution limit.
-        res = ExactSearch(rel_tol=0.0).search(problem, budget=200, seed=0)
+        res = ExactSearch(rel_tol=0.0, backend=backend).search(problem, budget=200, seed=0)
         assert res.extra["proven_lower_bound"] <= opt * (1 + REL)
         assert res.extra["gap"] <= 1e-5 and close(res.bottleneck, opt)
 
@@ -264,20 +272,20 @@ def test_exact_refuses_large_graphs() -> None:
     g = mcm_gym.layered_dag(0, min_nodes=70, max_nodes=70)
     problem = Problem(g, mcm_gym.get_hardware("ring-4"))
     with pytest.raises(ValueError, match="max_nodes"):
-        ExactSearch().search(problem, budget=10)
+        ExactSearch(backend="z3").search(problem, budget=10)
     small = Problem(mcm_gym.load_graph("tiny://diamond-v1"), mcm_gym.get_hardware("ring-4"))
     with pytest.raises(ValueError, match="max_nodes"):
-        ExactSearch(max_nodes=3).search(small, budget=10)
+        ExactSearch(max_nodes=3, backend="z3").search(small, budget=10)
 
 
-def test_exact_deterministic_and_within_budget() -> None:
+def test_exact_deterministic_and_within_budget(backend: str) -> None:
     problem = Problem(mcm_gym.layered_dag(0, min_nodes=20, max_nodes=24),
                       mcm_gym.get_hardware("ring-4"))
-    a = ExactSearch().search(problem, budget=50, seed=0)
-    b = ExactSearch().search(problem, budget=50, seed=0)
+    a = ExactSearch(backend=backend).search(problem, budget=50, seed=0)
+    b = ExactSearch(backend=backend).search(problem, budget=50, seed=0)
     assert a.trace == b.trace and np.array_equal(a.partition, b.partition) and a.extra == b.extra
     assert a.extra["proven_optimal"] and a.score >= DPSearch().search(problem, 8).score - 1e-12
-    tight = ExactSearch(rel_tol=0.0).search(problem, budget=2, seed=0)
+    tight = ExactSearch(rel_tol=0.0, backend=backend).search(problem, budget=2, seed=0)
     assert tight.evaluations <= 2 and len(tight.trace) == tight.evaluations
     assert tight.extra["proven_lower_bound"] <= a.bottleneck * (1 + REL)
 
@@ -303,3 +311,24 @@ def test_register_searcher_plugs_a_method_in() -> None:
     assert issubclass(Mine, Searcher)
     # rl comes from the learning layer through the package's entry point, not from an import here
     assert "rl" in known_searchers()
+
+
+@pytest.mark.skipif(not cpsat_available(), reason="OR-Tools not installed (pip install 'mcm-gym[cpsat]')")
+def test_z3_and_cpsat_agree_on_the_optimum() -> None:
+    """The two exact backends prove the same optimum on small random instances (every topology,
+    every constraint switch), and CP-SAT proves BERT-sized ones the Z3 backend refuses."""
+    instances = problems(57, 24, max_nodes=8, max_chips=4, topologies=("ring", "chain", "mesh"))
+    agreed = 0
+    for problem in instances:
+        z = ExactSearch(rel_tol=0.0, backend="z3").search(problem, budget=400, seed=0)
+        c = ExactSearch(rel_tol=0.0, backend="cpsat").search(problem, budget=400, seed=0)
+        assert (z.partition is None) == (c.partition is None)
+        if z.partition is None:
+            continue
+        if z.extra["proven_optimal"] and c.extra["proven_optimal"]:
+            assert close(z.bottleneck, c.bottleneck), (z.bottleneck, c.bottleneck)
+            agreed += 1
+        # each backend's proven bound holds for the other's partition
+        assert c.extra["proven_lower_bound"] <= z.bottleneck * (1 + REL)
+        assert z.extra["proven_lower_bound"] <= c.bottleneck * (1 + REL)
+    assert agreed >= 20

@@ -76,6 +76,7 @@ def format_result(problem: Problem, res: SearchResult) -> str:
         return "\n".join(lines)
     ev = problem.evaluate(res.partition).row()
     lines += [f"score     {res.score:.4f}  (lower bound / bottleneck; 1 = physical limit)",
+              *([f"proof     {proof_line(res)}"] if "proven_lower_bound" in res.extra else []),
               f"throughput {res.throughput:,.1f} samples/s   bottleneck {res.bottleneck * 1e6:.2f} us   "
               f"lower bound {res.lower_bound * 1e6:.2f} us   latency {ev['latency'] * 1e6:.2f} us",
               f"{'chip':>4} {'nodes':>6} {'compute us':>11} {'SRAM used':>10} {'out-link us':>12}"]
@@ -87,6 +88,17 @@ def format_result(problem: Problem, res: SearchResult) -> str:
                      f"{ev['memory'][c] / hw.sram_bytes[c]:>9.0%} {link_out[c] * 1e6:>12.2f}")
     return "\n".join(lines)
 
+
+
+def proof_line(res: SearchResult) -> str:
+    """``optimal`` or the gap to the proven bound, for a result that carries one (``exact``)."""
+    ex = res.extra
+    bound_score = res.lower_bound / ex["proven_lower_bound"] if ex["proven_lower_bound"] > 0 else 1.0
+    how = f"{ex.get('backend', 'z3')}, {ex.get('stop', '?')}"
+    if ex.get("proven_optimal"):
+        return f"optimal: no valid partition scores above {bound_score:.4f} ({how})"
+    return (f"gap {100 * ex['gap']:.2f}% to the proven bound: no valid partition scores above "
+            f"{bound_score:.4f} ({how})")
 
 
 class Tracker:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -42,9 +43,13 @@ from mcm_gym.core.encoding import Encoding, node_bounds
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
+from mcm_gym.search.cpsat import available as cpsat_available
+from mcm_gym.search.cpsat import solve_cpsat
 from mcm_gym.search.dp import StageSplitter, alap_order, dfs_order, level_order
 
-__all__ = ["ExactSearch"]
+__all__ = ["ExactSearch", "BACKENDS"]
+
+BACKENDS = ("auto", "z3", "cpsat")
 
 _UNKNOWN, _SAT, _UNSAT = 0, 1, -1
 #: Relative gap treated as zero: the simulator's float sums and exact bounds differ by a few ulps.
@@ -167,29 +172,43 @@ def _gap(best: float, bound: float) -> float:
 
 
 class ExactSearch(Searcher):
-    """Bottleneck minimisation proven with Z3: an optimum (within ``rel_tol``), or on a limit the
-    best partition found and a proven lower bound. Only for small graphs (about 30 nodes, 4-8
-    chips); refuses graphs above ``max_nodes`` nodes with a ``ValueError``.
+    """Bottleneck minimisation with a proof: an optimum (within ``rel_tol``), or on a limit the best
+    partition found and a proven lower bound.
+
+    ``backend``: ``"z3"`` (bisection on the bottleneck with Z3, only for small graphs: about 30
+    nodes, 4-8 chips; refuses graphs above ``max_nodes`` nodes with a ``ValueError``), ``"cpsat"``
+    (one OR-Tools CP-SAT model, :mod:`mcm_gym.search.cpsat`: full-size graphs, ``pip install
+    'mcm-gym[cpsat]'``; ``workers`` search workers, 1 by default), or ``"auto"`` (CP-SAT where
+    installed, else Z3). Both start from the stage DP's best split.
 
     ``SearchResult.extra``: ``proven_optimal`` (gap <= rel_tol; exactly optimal when ``gap == 0``),
     ``proven_lower_bound`` (s; no valid partition has a smaller bottleneck), ``gap``
     (best bottleneck / proven bound - 1), ``exact_times`` (times are exact multiples of the unit),
-    ``stop`` (why the search ended), ``solver_calls``, ``infeasible`` (proven: no valid partition).
+    ``stop`` (why the search ended), ``solver_calls``, ``infeasible`` (proven: no valid partition),
+    ``backend`` (the one used).
 
-    ``time_limit``: seconds for the whole search (wall clock, a safety net); ``rlimit``: Z3 resource
-    units per call (deterministic); ``time_units``: resolution of rounded times (the initial best
-    bottleneck spans this many units; relative rounding error about terms per sum / time_units).
+    ``time_limit``: seconds for the whole search (wall clock; default 600 with CP-SAT, 30 with Z3);
+    ``rlimit``: Z3 resource units per call (deterministic); ``time_units``: resolution of rounded times
+    with Z3 (the initial best bottleneck spans this many units; relative rounding error about terms
+    per sum / time_units).
     """
 
     name = "exact"
 
-    def __init__(self, repair: RepairConfig | None = None, *, time_limit: float = 30.0,
+    def __init__(self, repair: RepairConfig | None = None, *, time_limit: float | None = None,
                  rel_tol: float = 1e-3, rlimit: int = 50_000_000, max_nodes: int = 64,
-                 initial_orders: int = 4, time_units: int = 1 << 22) -> None:
+                 initial_orders: int = 4, time_units: int = 1 << 22, backend: str = "auto",
+                 workers: int = 1) -> None:
         super().__init__(repair)
-        if rel_tol < 0 or time_limit <= 0:
+        if rel_tol < 0 or (time_limit is not None and time_limit <= 0):
             raise ValueError("rel_tol must be >= 0 and time_limit > 0")
-        self.time_limit = time_limit
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "cpsat" and not cpsat_available():
+            raise ImportError("the cpsat backend needs OR-Tools: pip install 'mcm-gym[cpsat]'")
+        self.backend = "cpsat" if backend == "cpsat" or (backend == "auto" and cpsat_available()) else "z3"
+        self.time_limit = float(time_limit if time_limit is not None else 600.0 if self.backend == "cpsat" else 30.0)
+        self.workers = workers
         self.rel_tol = rel_tol
         self.rlimit = rlimit
         self.max_nodes = max_nodes
@@ -199,10 +218,10 @@ class ExactSearch(Searcher):
 
     def search(self, problem: Problem, budget: int, seed: int = 0,
                progress: Progress | None = None) -> SearchResult:
-        if problem.n > self.max_nodes:
-            raise ValueError(f"ExactSearch is for small graphs: {problem.graph.name!r} has "
-                             f"{problem.n} nodes > max_nodes={self.max_nodes} (use the 'dp' "
-                             f"searcher instead)")
+        if self.backend == "z3" and problem.n > self.max_nodes:
+            raise ValueError(f"the Z3 exact search is for small graphs: {problem.graph.name!r} has "
+                             f"{problem.n} nodes > max_nodes={self.max_nodes} (install the CP-SAT "
+                             f"backend, pip install 'mcm-gym[cpsat]', or use the 'dp' searcher)")
         self._extra = {}
         res = super().search(problem, budget, seed, progress)
         res.extra = dict(self._extra)
@@ -248,6 +267,9 @@ class ExactSearch(Searcher):
             seen.add(part.tobytes())
             best = min(best, add(part))
 
+        if self.backend == "cpsat":
+            self._run_cpsat(problem, tr, rng, deadline, lower, best, add)
+            return
         model = _Model(problem, self.repair_config.pb_units)
         calls = 0
         stop = "gap"
@@ -342,3 +364,24 @@ class ExactSearch(Searcher):
         extra["proven_optimal"] = bool(math.isfinite(best)
                                        and extra["gap"] <= max(self.rel_tol, _FLOAT_TOL))
         extra.setdefault("infeasible", False)
+        extra["backend"] = "z3"
+
+    def _run_cpsat(self, problem: Problem, tr: Tracker, rng: np.random.Generator, deadline: float,
+                   lower: Fraction, best: float, add: Callable[[np.ndarray], float]) -> None:
+        """One CP-SAT solve warm-started from the best split so far (the tracker's best)."""
+        sol = solve_cpsat(problem, time_limit=max(deadline - time.perf_counter(), 0.1),
+                          seed=int(rng.integers(2**31 - 1)), hint=tr.best, workers=self.workers)
+        if sol.partition is not None and tr.left > 0:
+            if not problem.is_valid(sol.partition):
+                raise AssertionError("the CP-SAT exact search produced an invalid partition; please report")
+            best = min(best, add(sol.partition))
+        infeasible = sol.status == "INFEASIBLE" and sol.exact_memory
+        lb = float(lower) if not (sol.exact_memory and math.isfinite(sol.bound)) else max(float(lower), sol.bound)
+        stop = {"OPTIMAL": "gap", "INFEASIBLE": "infeasible"}.get(sol.status, "time_limit")
+        if tr.left <= 0 and sol.status != "OPTIMAL":
+            stop = "budget"
+        self._extra.update({"proven_lower_bound": lb, "gap": _gap(best, lb), "exact_times": sol.exact_times,
+                            "solver_calls": 1, "stop": stop, "infeasible": infeasible, "backend": "cpsat",
+                            "cpsat_status": sol.status})
+        self._extra["proven_optimal"] = bool(math.isfinite(best)
+                                             and self._extra["gap"] <= max(self.rel_tol, _FLOAT_TOL))
