@@ -248,11 +248,20 @@ class Hardware:
 
     # ------------------------------------------------------------------ helpers
     def with_constraints(self, **switches: bool) -> Hardware:
-        """A copy with some constraint switches changed, e.g. ``hw.with_constraints(triangle=True)``."""
+        """A copy with some constraint switches changed, e.g. ``hw.with_constraints(triangle=True)``.
+        The id records the switches that differ from the defaults (``preset://ring-8-v1?triangle=on``),
+        so results made on the copy replay on it (:func:`get_hardware` reads such ids)."""
         for key in switches:
             if key not in CONSTRAINT_NAMES + ("activation_memory",):
                 raise HardwareError(f"unknown constraint {key!r}; known: {', '.join(CONSTRAINT_NAMES)}")
-        return replace(self, constraints=replace(self.constraints, **switches))
+        cons = replace(self.constraints, **switches)
+        hw_id = self.id
+        if hw_id is not None:
+            default = ConstraintSwitches()
+            diff = [f"{k}={'on' if getattr(cons, k) else 'off'}" for k in SWITCH_NAMES
+                    if getattr(cons, k) != getattr(default, k)]
+            hw_id = hw_id.split("?")[0] + ("?" + "&".join(diff) if diff else "")
+        return replace(self, constraints=cons, id=hw_id)
 
     def __repr__(self) -> str:
         return (f"Hardware(name={self.name!r}, topology={self.topology!r}, chips={self.num_chips}, "
@@ -415,6 +424,8 @@ def _standard_links(topology: str, k: int, grid: tuple[int, int] | None, bw: flo
     raise HardwareError(f"topology {topology!r} needs explicit 'links'")
 
 
+#: Every switch of :class:`ConstraintSwitches`, in a fixed order (ids list them in it).
+SWITCH_NAMES = ("dataflow", "memory", "contiguous", "neighbor_only", "triangle", "activation_memory")
 TOPOLOGIES = ("ring", "chain", "mesh", "custom")
 #: The most chips a hardware profile may have: routing tables grow as K^3 (K x K chip pairs x K links).
 MAX_CHIPS = 256
@@ -487,6 +498,16 @@ def get_hardware(spec: str | os.PathLike[str] | Hardware | Mapping[str, Any]) ->
     if isinstance(spec, Mapping):
         return Hardware.from_dict(spec)
     s = str(spec)
+    if "?" in s and not os.path.exists(s):  # switches on top: preset://ring-8-v1?triangle=on&contiguous=off
+        base, _, query = s.partition("?")
+        switches: dict[str, bool] = {}
+        for item in filter(None, query.split("&")):
+            key, eq, value = item.partition("=")
+            if not eq or value not in ("on", "off") or key not in SWITCH_NAMES:
+                raise HardwareError(f"bad constraint switch {item!r} in {s!r}: use name=on or name=off with a "
+                                    f"name of {', '.join(SWITCH_NAMES)}")
+            switches[key] = value == "on"
+        return get_hardware(base).with_constraints(**switches)
     try:
         pid = parse_id(s)
     except InstanceIdError as exc:

@@ -6,7 +6,8 @@ Grammar (ids are stable and versioned; a change of content gets a new version):
 * ``zoo://<name>-v<N>``: a bundled real-model graph; ``tiny://<name>-v<N>``: a small hand-made one;
 * ``generator://<family>-v<N>/<seed>``: a random graph, the same for the same seed;
   ``generator://<family>-v<N>/<A>:<B>`` stands for the seeds ``A..B-1`` (a *range*);
-* ``preset://<name>-v<N>``: a hardware preset (``preset://ring-8-v1``);
+* ``preset://<name>-v<N>``: a hardware preset (``preset://ring-8-v1``); ``suite://<name>-v<N>``: a
+  benchmark suite (:mod:`mcm_gym.bench.suites`);
 * anything else is a short name (``bert-base``, ``ring-8``) or a file path, resolved by the loader.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 __all__ = ["InstanceId", "InstanceIdError", "parse_id", "expand_ids", "SCHEMES"]
 
-SCHEMES = ("zoo", "tiny", "generator", "preset")
+SCHEMES = ("zoo", "tiny", "generator", "preset", "suite")
 _URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.*)$")
 _VERSIONED = re.compile(r"^[A-Za-z0-9_.-]+-v\d+$")
 _SEEDS = re.compile(r"^(?P<a>\d+)(?::(?P<b>\d+))?$")

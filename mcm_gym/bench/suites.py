@@ -1,0 +1,125 @@
+"""Benchmark suites: versioned, fixed lists of instances (graph id, hardware id, constraint switches).
+
+* ``suite://paper-v1``: the paper's setting, BERT-base on the paper-like ring-8, with the default
+  switches and with ``triangle`` on (the paper's "chip triangle dependency");
+* ``suite://zoo-v1``: every zoo graph on its default preset, on ring-8 and on mesh-4x4 (all feasible);
+* ``suite://heldout-v1``: the held-out split (its zoo graphs and generator seeds 1000-1009) on ring-4,
+  ring-8 and mesh-2x2, where the graph fits.
+
+A suite's content never changes under its id; a change makes a new version. ``switches`` are
+:class:`~mcm_gym.core.hardware.ConstraintSwitches` fields set on top of the preset's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcm_gym.core.hardware import Hardware, get_hardware
+from mcm_gym.core.ids import InstanceIdError, parse_id
+from mcm_gym.core.problem import InfeasibleError, Problem
+from mcm_gym.instances.catalog import load_graph
+
+__all__ = ["Instance", "SUITES", "get_suite", "list_suites"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One benchmark instance: a graph id, a hardware id and the constraint switches changed."""
+
+    graph: str
+    hardware: str
+    switches: tuple[tuple[str, bool], ...] = ()
+
+    @classmethod
+    def of(cls, graph: str, hardware: str, switches: Mapping[str, bool] | None = None) -> Instance:
+        return cls(graph, hardware, tuple(sorted((switches or {}).items())))
+
+    def hardware_profile(self) -> Hardware:
+        hw = get_hardware(self.hardware)
+        return hw.with_constraints(**dict(self.switches)) if self.switches else hw
+
+    def problem(self) -> Problem:
+        return Problem(load_graph(self.graph), self.hardware_profile())
+
+    @property
+    def key(self) -> str:
+        """A stable text key: ``graph | hardware | switch=value,...``."""
+        sw = ",".join(f"{k}={'on' if v else 'off'}" for k, v in self.switches)
+        return f"{self.graph} | {self.hardware}" + (f" | {sw}" if sw else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "hardware": self.hardware, "switches": dict(self.switches)}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned list of instances."""
+
+    id: str
+    description: str
+    instances: tuple[Instance, ...] = field(default_factory=tuple)
+
+
+_ZOO = ["bert-base", "bert-large", "convnext-tiny", "distilbert", "efficientnet-b0", "gnmt", "gpt2",
+        "mlp-mixer-b16", "mobilenet-v2", "resnet-50", "smollm-135m", "swin-tiny", "t5-small-encoder", "vit-base"]
+_DEFAULT = {"bert-base": "ring-8", "bert-large": "ring-8", "convnext-tiny": "mesh-2x2", "distilbert": "ring-4",
+            "efficientnet-b0": "mesh-2x2", "gnmt": "ring-8", "gpt2": "ring-4", "mlp-mixer-b16": "mesh-2x2",
+            "mobilenet-v2": "mesh-2x2", "resnet-50": "mesh-2x2", "smollm-135m": "ring-4", "swin-tiny": "mesh-2x2",
+            "t5-small-encoder": "ring-4", "vit-base": "ring-8"}
+_HELDOUT_ZOO = ["bert-base", "resnet-50", "smollm-135m", "swin-tiny"]
+
+
+def _zoo() -> tuple[Instance, ...]:
+    out: list[Instance] = []
+    for name in _ZOO:
+        for hw in dict.fromkeys([_DEFAULT[name], "ring-8", "mesh-4x4"]):
+            out.append(Instance.of(f"zoo://{name}-v1", hw))
+    return tuple(out)
+
+
+def _heldout() -> tuple[Instance, ...]:
+    graphs = [f"zoo://{n}-v1" for n in _HELDOUT_ZOO] + [f"generator://layered-dag-v0/{s}" for s in range(1000, 1010)]
+    out = []
+    for g in graphs:
+        for hw in ("ring-4", "ring-8", "mesh-2x2"):
+            inst = Instance.of(g, hw)
+            try:
+                inst.problem()
+            except InfeasibleError:
+                continue  # the graph's weights do not fit that hardware at all
+            out.append(inst)
+    return tuple(out)
+
+
+_BUILDERS = {
+    "suite://paper-v1": ("BERT-base on the paper-like ring-8: default switches, and with triangle on",
+                         lambda: (Instance.of("zoo://bert-base-v1", "ring-8"),
+                                  Instance.of("zoo://bert-base-v1", "ring-8", {"triangle": True}))),
+    "suite://zoo-v1": ("every zoo graph on its default preset, on ring-8 and on mesh-4x4", _zoo),
+    "suite://heldout-v1": ("the held-out split (4 zoo graphs, generator seeds 1000-1009) on ring-4, ring-8 and "
+                           "mesh-2x2 where it fits", _heldout),
+}
+SUITES = tuple(_BUILDERS)
+_cache: dict[str, Suite] = {}
+
+
+def list_suites() -> list[str]:
+    """Ids of the suites."""
+    return list(SUITES)
+
+
+def get_suite(suite_id: str) -> Suite:
+    """The suite of ``suite_id`` (``suite://zoo-v1``, or ``zoo-v1``); ``ValueError`` names the known ones."""
+    sid = suite_id if "://" in suite_id else f"suite://{suite_id}"
+    try:
+        pid = parse_id(sid)
+    except InstanceIdError as exc:
+        raise ValueError(f"bad suite id {suite_id!r}: {exc}") from None
+    if pid.scheme != "suite" or sid not in _BUILDERS:
+        raise ValueError(f"unknown suite {suite_id!r}; known: {', '.join(SUITES)}")
+    if sid not in _cache:
+        desc, build = _BUILDERS[sid]
+        _cache[sid] = Suite(sid, desc, tuple(build()))
+    return _cache[sid]
