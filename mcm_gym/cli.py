@@ -39,6 +39,12 @@ def _cmd_partition(args: argparse.Namespace) -> int:
     else:
         res = get_searcher(args.method).search(problem, budget=args.budget, seed=args.seed)
     print(format_result(problem, res))
+    from mcm_gym.bench import leaderboard
+
+    gap = leaderboard.gaps(problem, res.score) if res.partition is not None else None
+    if gap is not None:
+        print(f"leaderboard best known {gap['best_score']:.4f} (gap {100 * gap['gap_to_best']:.2f}%), proven bound "
+              f"{gap['bound_score']:.4f} (gap {100 * gap['gap_to_bound']:.2f}%)")
     if args.out:
         rec = res.to_dict()
         for what, spec in (("graph", args.graph), ("hardware", args.hardware)):
@@ -78,8 +84,15 @@ def _cmd_graphs(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from mcm_gym.bench import leaderboard
+
     bad = 0
     for path in args.files:
+        if leaderboard.is_leaderboard(path):
+            for key, ok, msg in leaderboard.validate(path):
+                bad += not ok
+                print(f"{path}: {key}: {'OK ' if ok else 'BAD'} {msg}")
+            continue
         records = read_records(path)
         if not records:
             raise ValueError(f"{path}: no result records in the file (empty, or a CSV header only)")
@@ -158,6 +171,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mcm_gym.bench import format_table, plot_traces, run_bench, summarize
 
+    if args.suite:
+        return _bench_suite(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path, md_path = out / "results.csv", out / "best_score.png", out / "table.md"
@@ -188,6 +203,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for cell, msg in failures:
         print(f"FAILED {cell.method} {cell.graph} {cell.hardware} seed {cell.seed}: {msg}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _bench_suite(args: argparse.Namespace) -> int:
+    """``bench --suite``: every method on every instance of the suite, with gaps to the leaderboard."""
+    from mcm_gym.bench.leaderboard import evaluate
+
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    for method in args.methods:
+        for seed in args.seeds:
+            evaluate(method, args.suite, budget=args.budget, seed=seed, out=out)
+            out("")
+    path = Path(args.out) / f"{args.suite.split('://')[-1]}.md"
+    atomic_write_text(path, "\n".join(lines))
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from mcm_gym.bench import leaderboard
+
+    path = leaderboard.update(args.suites, time_limit=args.time_limit, path=args.out, progress=lambda key, e: print(
+        f"{key}: best {e['best']['score']:.4f} ({e['best']['method']}), bound {e['bound']['score']:.4f} "
+        f"({e['bound']['method']}, {e['bound']['stop']})", flush=True))
+    print(f"wrote {path}")
+    return 0
 
 
 def _method_spec(spec: str) -> str:
@@ -293,7 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(auto, host:port, ray://host:10001), on that cluster (needs mcm-gym[ray])")
     b.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
     b.add_argument("--max-retries", type=int, default=2, help="Ray retries of a crashed cell (default 2)")
+    b.add_argument("--suite", help="run the methods on a suite's instances instead (suite://paper-v1, zoo-v1, "
+                                   "heldout-v1), each row with its gap to the leaderboard's best and bound")
     b.set_defaults(func=_cmd_bench)
+    lb = sub.add_parser("leaderboard", help="regenerate the leaderboard: dp and exact on every suite instance")
+    lb.add_argument("--suites", nargs="+", default=["suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"])
+    lb.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default 60)")
+    lb.add_argument("--out", help="leaderboard file (default: the one shipped in mcm_gym/bench)")
+    lb.set_defaults(func=_cmd_leaderboard)
     sh = sub.add_parser("show", help="draw a result (partition --out JSON, or a bench results.csv row)")
     sh.add_argument("result")
     sh.add_argument("--row", type=int, default=1, help="which record (1-based; default 1)")

@@ -10,6 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from mcm_gym.bench.leaderboard import gaps
+from mcm_gym.bench.results import record_problem
+from mcm_gym.core.graph import GraphError
+from mcm_gym.core.hardware import HardwareError
+from mcm_gym.core.problem import Problem
+
 __all__ = ["summarize", "format_table", "plot_traces"]
 
 
@@ -29,15 +35,32 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def format_table(summary: Sequence[dict[str, Any]]) -> str:
-    """Markdown table: score = lower bound / bottleneck, so "% of bound" is the score in percent."""
-    lines = ["| graph | hardware | method | score (mean ± std) | throughput (samples/s) | % of lower bound "
-             "| evaluations | wall time (s) |", "|---|---|---|---:|---:|---:|---:|---:|"]
+def format_table(summary: Sequence[dict[str, Any]], leaderboard: str | os.PathLike[str] | None = None) -> str:
+    """Markdown table: score = lower bound / bottleneck, so "% of bound" is the score in percent; "gap
+    to best" and "gap to bound" compare the mean score with the leaderboard's best known score and
+    proven bound (``-`` where the leaderboard does not hold the instance)."""
+    lines = ["| graph | hardware | method | score (mean ± std) | gap to best | gap to bound | throughput (samples/s) "
+             "| % of lower bound | evaluations | wall time (s) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    known: dict[tuple[str, str], Any] = {}
     for s in sorted(summary, key=lambda x: (x["graph_id"], x["hardware_id"], -x["score_mean"])):
+        pair = (s["graph_id"], s["hardware_id"])
+        if pair not in known:
+            known[pair] = _problem(*pair)
+        g = gaps(known[pair], s["score_mean"], leaderboard) if known[pair] is not None else None
+        to_best = f"{100 * g['gap_to_best']:.2f}%" if g else "-"
+        to_bound = f"{100 * g['gap_to_bound']:.2f}%" if g else "-"
         lines.append(f"| {s['graph_id']} | {s['hardware_id']} | {s['method']} | {s['score_mean']:.4f} ± "
-                     f"{s['score_std']:.4f} | {s['throughput_mean']:,.0f} | {100 * s['score_mean']:.1f}% | "
-                     f"{s['evaluations_mean']:.0f} | {s['wall_time_mean']:.1f} |")
+                     f"{s['score_std']:.4f} | {to_best} | {to_bound} | {s['throughput_mean']:,.0f} | "
+                     f"{100 * s['score_mean']:.1f}% | {s['evaluations_mean']:.0f} | {s['wall_time_mean']:.1f} |")
     return "\n".join(lines)
+
+
+def _problem(graph_id: str, hardware_id: str) -> Problem | None:
+    """The problem of a row, or None when its graph or hardware cannot be found again by id."""
+    try:
+        return record_problem({"graph_id": graph_id, "hardware_id": hardware_id})
+    except (GraphError, HardwareError, ValueError):
+        return None
 
 
 def plot_traces(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> None:

@@ -12,7 +12,7 @@ A suite's content never changes under its id; a change makes a new version. ``sw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from mcm_gym.core.ids import InstanceIdError, parse_id
 from mcm_gym.core.problem import InfeasibleError, Problem
 from mcm_gym.instances.catalog import load_graph
 
-__all__ = ["Instance", "SUITES", "get_suite", "list_suites"]
+__all__ = ["Instance", "Suite", "SUITES", "get_suite", "list_suites", "register_suite"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _heldout() -> tuple[Instance, ...]:
     return tuple(out)
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
     "suite://paper-v1": ("BERT-base on the paper-like ring-8: default switches, and with triangle on",
                          lambda: (Instance.of("zoo://bert-base-v1", "ring-8"),
                                   Instance.of("zoo://bert-base-v1", "ring-8", {"triangle": True}))),
@@ -101,13 +101,25 @@ _BUILDERS = {
     "suite://heldout-v1": ("the held-out split (4 zoo graphs, generator seeds 1000-1009) on ring-4, ring-8 and "
                            "mesh-2x2 where it fits", _heldout),
 }
-SUITES = tuple(_BUILDERS)
+SUITES = tuple(_BUILDERS)  # the suites this package defines
 _cache: dict[str, Suite] = {}
 
 
+def register_suite(suite_id: str, description: str, instances: Iterable[Instance]) -> Suite:
+    """Add a suite of your own (``suite://<name>-v<N>``); a registered id cannot change content."""
+    pid = parse_id(suite_id)
+    if pid.scheme != "suite":
+        raise ValueError(f"a suite id is suite://<name>-v<N>, got {suite_id!r}")
+    if suite_id in _BUILDERS:
+        raise ValueError(f"suite {suite_id!r} exists; a new content needs a new version")
+    items = tuple(instances)
+    _BUILDERS[suite_id] = (description, lambda: items)
+    return get_suite(suite_id)
+
+
 def list_suites() -> list[str]:
-    """Ids of the suites."""
-    return list(SUITES)
+    """Ids of the suites (this package's and the registered ones)."""
+    return list(_BUILDERS)
 
 
 def get_suite(suite_id: str) -> Suite:
@@ -118,7 +130,7 @@ def get_suite(suite_id: str) -> Suite:
     except InstanceIdError as exc:
         raise ValueError(f"bad suite id {suite_id!r}: {exc}") from None
     if pid.scheme != "suite" or sid not in _BUILDERS:
-        raise ValueError(f"unknown suite {suite_id!r}; known: {', '.join(SUITES)}")
+        raise ValueError(f"unknown suite {suite_id!r}; known: {', '.join(_BUILDERS)}")
     if sid not in _cache:
         desc, build = _BUILDERS[sid]
         _cache[sid] = Suite(sid, desc, tuple(build()))

@@ -1,0 +1,96 @@
+"""Suites and the leaderboard: versioned instance lists, best known and proven bound per instance,
+gaps, validation (a tampered entry fails), and the CLI around them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mcm_gym.bench import leaderboard as lb
+from mcm_gym.bench.suites import Instance, get_suite, list_suites, register_suite
+from mcm_gym.cli import main
+
+
+def test_suites_are_versioned_lists_of_buildable_instances() -> None:
+    assert {"suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"} <= set(list_suites())
+    paper = get_suite("paper-v1")
+    assert paper.id == "suite://paper-v1" and len(paper.instances) == 2
+    keys = {lb.instance_key(i.problem()) for i in paper.instances}
+    assert len(keys) == 2 and any("triangle" in k for k in keys)  # the switch is part of the instance
+    zoo = get_suite("suite://zoo-v1")
+    assert len({i.graph for i in zoo.instances}) == 14 and all(i.problem().n > 0 for i in zoo.instances[:3])
+    with pytest.raises(ValueError, match="unknown suite 'suite://nope-v1'"):
+        get_suite("suite://nope-v1")
+    with pytest.raises(ValueError, match="exists"):
+        register_suite("suite://paper-v1", "again", [])
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    register_suite("suite://test-tiny-v1", "two tiny instances", [
+        Instance.of("tiny://diamond-v1", "ring-4"), Instance.of("tiny://attention-v1", "ring-4", {"triangle": True})])
+    path = tmp_path_factory.mktemp("lb") / "leaderboard.json"
+    lb.update(["suite://test-tiny-v1"], time_limit=30, path=path)
+    return path
+
+
+def test_update_records_best_and_bound_and_validates(board: Path) -> None:
+    entries = lb.load(board)
+    assert len(entries) == 2
+    for e in entries.values():
+        assert e["suites"] == ["suite://test-tiny-v1"]
+        assert 0 < e["best"]["score"] <= e["bound"]["score"] * (1 + 1e-9) <= 1 + 1e-9
+        assert e["best"]["method"] in ("dp", "exact") and e["best"]["seconds"] >= 0
+    results = lb.validate(board)
+    assert len(results) == 2 and all(ok for _, ok, _ in results), results
+    # a second update keeps the file's entries (no worse best, no looser bound)
+    before = {k: (e["best"]["score"], e["bound"]["score"]) for k, e in entries.items()}
+    lb.update(["suite://test-tiny-v1"], time_limit=30, path=board)
+    after = {k: (e["best"]["score"], e["bound"]["score"]) for k, e in lb.load(board).items()}
+    assert after == before
+
+
+def _tamper(board: Path, tmp_path: Path, change) -> Path:
+    doc = json.loads(board.read_text())
+    change(doc["entries"][0])
+    out = tmp_path / "tampered.json"
+    out.write_text(json.dumps(doc))
+    return out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e["best"].update(score=e["best"]["score"] * 0.9), "not the claimed"),
+    (lambda e: e["best"].update(partition=[0] * (len(e["best"]["partition"]) - 1) + [3]), "not valid"),
+    (lambda e: e["bound"].update(score=e["best"]["score"] * 0.95), "beats its own proven bound"),
+    (lambda e: e.update(key="zoo://x-v1 | preset://ring-4-v1 | dataflow"), "not the key"),
+])
+def test_a_tampered_entry_fails(board: Path, tmp_path: Path, change, message: str, capsys) -> None:
+    bad = _tamper(board, tmp_path, change)
+    results = lb.validate(bad)
+    assert any(not ok and message in msg for _, ok, msg in results), results
+    assert main(["validate", str(bad)]) == 1
+    assert main(["validate", str(board)]) == 0
+
+
+def test_gaps_and_evaluate(board: Path) -> None:
+    inst = get_suite("suite://test-tiny-v1").instances[0]
+    problem = inst.problem()
+    e = lb.load(board)[lb.instance_key(problem)]
+    g = lb.gaps(problem, e["best"]["score"] / 2, board)
+    assert g is not None and g["gap_to_best"] == pytest.approx(0.5)
+    assert g["gap_to_bound"] == pytest.approx(1 - e["best"]["score"] / 2 / e["bound"]["score"])
+    lines: list[str] = []
+    rows = lb.evaluate("balanced", "suite://test-tiny-v1", budget=1, path=board, out=lines.append)
+    assert len(rows) == 2 and all(0 <= r["gap_to_best"] <= 1 for r in rows)
+    assert len(lines) == 3 + 2 and "gap to best" in lines[1]
+
+
+def test_the_shipped_leaderboard_validates() -> None:
+    if not lb.default_path().exists():
+        pytest.skip("no leaderboard shipped")
+    results = lb.validate()
+    assert results and all(ok for _, ok, _ in results), [r for r in results if not r[1]][:3]
+    assert {"suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"} <= {
+        s for e in lb.load().values() for s in e["suites"]}
