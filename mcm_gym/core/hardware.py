@@ -477,12 +477,23 @@ def mesh(rows: int, cols: int) -> Hardware:
                     id=f"preset://mesh-{rows}x{cols}-v1", source=SIMBA_SOURCE)
 
 
+def hring(k: int) -> Hardware:
+    """``hring-K``: ``ring-K`` whose chips differ in speed, stepping evenly from 16 to 48 TFLOP/s along
+    the pipeline (illustrative: a mix of chiplet bins; SRAM, SRAM bandwidth and links as ``ring-K``)."""
+    base = ring(k)
+    speeds = np.linspace(16e12, 48e12, k) if k > 1 else np.array([32e12])
+    chips = tuple(replace(RING_CHIP, peak_flops=float(f)) for f in speeds)
+    return replace(base, chips=chips, name=f"hring-{k}", id=f"preset://hring-{k}-v1",
+                   source=RING_SOURCE + " Heterogeneous: chip speeds step evenly from 16 to 48 TFLOP/s.")
+
+
 PRESETS: dict[str, str] = {
     "ring-N": "paper-like 1D ring of N chips (v1), e.g. ring-8",
+    "hring-N": "ring-N with chip speeds stepping from 16 to 48 TFLOP/s (v1), e.g. hring-4",
     "mesh-RxC": "Simba-like R x C mesh (v1), e.g. mesh-6x6",
 }
 
-_PRESET_RE = re.compile(r"^(ring|mesh)-(\d+)(?:x(\d+))?(?:-v(\d+))?$")  # a preset's name, after preset://
+_PRESET_RE = re.compile(r"^(ring|hring|mesh)-(\d+)(?:x(\d+))?(?:-v(\d+))?$")  # a preset's name, after preset://
 
 
 def list_presets() -> list[str]:
@@ -522,6 +533,8 @@ def get_hardware(spec: str | os.PathLike[str] | Hardware | Mapping[str, Any]) ->
             raise HardwareError(f"unknown preset version in {s!r}: only v1 exists")
         if kind == "ring" and b is None:
             return ring(int(a))
+        if kind == "hring" and b is None:
+            return hring(int(a))
         if kind == "mesh" and b is not None:
             return mesh(int(a), int(b))
     if os.path.exists(s):
