@@ -4,7 +4,12 @@
   switches and with ``triangle`` on (the paper's "chip triangle dependency");
 * ``suite://zoo-v1``: every zoo graph on its default preset, on ring-8 and on mesh-4x4 (all feasible);
 * ``suite://heldout-v1``: the held-out split (its zoo graphs and generator seeds 1000-1009) on ring-4,
-  ring-8 and mesh-2x2, where the graph fits.
+  ring-8 and mesh-2x2, where the graph fits;
+* ``suite://hard-v1``: 16 instances where the known methods fall short, found by
+  ``benchmarks/find_hard.py`` (generator seeds 5000-5059, apart from both splits, on hring-4, hring-8,
+  mesh-2x2, ring-4 with activation memory, ring-4 with triangle and neighbour-only), the three with the
+  largest DP gap per hardware, plus BERT-base on mesh-6x6; :data:`HARD_REASONS` records each one's
+  measured gap and time.
 
 A suite's content never changes under its id; a change makes a new version. ``switches`` are
 :class:`~mcm_gym.core.hardware.ConstraintSwitches` fields set on top of the preset's.
@@ -21,7 +26,7 @@ from mcm_gym.core.ids import InstanceIdError, parse_id
 from mcm_gym.core.problem import InfeasibleError, Problem
 from mcm_gym.instances.catalog import load_graph
 
-__all__ = ["Instance", "Suite", "SUITES", "get_suite", "list_suites", "register_suite"]
+__all__ = ["Instance", "Suite", "SUITES", "HARD_REASONS", "get_suite", "list_suites", "register_suite"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,43 @@ _DEFAULT = {"bert-base": "ring-8", "bert-large": "ring-8", "convnext-tiny": "mes
             "mobilenet-v2": "mesh-2x2", "resnet-50": "mesh-2x2", "smollm-135m": "ring-4", "swin-tiny": "mesh-2x2",
             "t5-small-encoder": "ring-4", "vit-base": "ring-8"}
 _HELDOUT_ZOO = ["bert-base", "resnet-50", "smollm-135m", "swin-tiny"]
+_HARD = [  # (graph, hardware, why it qualifies: measured 2026-12-02 by benchmarks/find_hard.py)
+    ("generator://layered-dag-v0/5007", "hring-4",
+     "dp 0.8738, 10.6% below the optimum 0.9774 (CP-SAT, proven in 0.2 s)"),
+    ("generator://layered-dag-v0/5038", "hring-4",
+     "dp 0.8843, 8.4% below the optimum 0.9652 (CP-SAT, proven in 0.1 s)"),
+    ("generator://layered-dag-v0/5055", "hring-4",
+     "dp 0.9081, 7.6% below the optimum 0.9823 (CP-SAT, proven in 0.3 s)"),
+    ("generator://layered-dag-v0/5000", "hring-8",
+     "dp 0.7143, 21.1% below the optimum 0.9048 (CP-SAT, proven in 0.2 s)"),
+    ("generator://layered-dag-v0/5014", "hring-8",
+     "dp 0.7682, 20.0% below the optimum 0.9601 (CP-SAT, proven in 0.3 s)"),
+    ("generator://layered-dag-v0/5055", "hring-8",
+     "dp 0.7773, 14.0% below the optimum 0.9040 (CP-SAT, proven in 0.5 s)"),
+    ("generator://layered-dag-v0/5039", "mesh-2x2",
+     "dp 0.8829, 11.1% below the optimum 0.9931 (CP-SAT, proven in 0.6 s)"),
+    ("generator://layered-dag-v0/5055", "mesh-2x2",
+     "dp 0.9096, 8.9% below the optimum 0.9981 (CP-SAT, proven in 0.2 s)"),
+    ("generator://layered-dag-v0/5027", "mesh-2x2",
+     "dp 0.9006, 8.0% below the optimum 0.9793 (CP-SAT, proven in 0.1 s)"),
+    ("generator://layered-dag-v0/5039", "ring-4?activation_memory=on",
+     "dp 0.8841, 11.0% below the optimum 0.9929 (CP-SAT, proven in 0.3 s)"),
+    ("generator://layered-dag-v0/5055", "ring-4?activation_memory=on",
+     "dp 0.9116, 8.5% below the optimum 0.9963 (CP-SAT, proven in 0.2 s)"),
+    ("generator://layered-dag-v0/5027", "ring-4?activation_memory=on",
+     "dp 0.9013, 8.0% below the optimum 0.9802 (CP-SAT, proven in 0.1 s)"),
+    ("generator://layered-dag-v0/5016", "ring-4?neighbor_only=on&triangle=on",
+     "dp 0.5132, 32.7% below the optimum 0.7628 (CP-SAT, proven in 0.1 s)"),
+    ("generator://layered-dag-v0/5025", "ring-4?neighbor_only=on&triangle=on",
+     "dp 0.5340, 31.6% below the optimum 0.7804 (CP-SAT, proven in 0.3 s)"),
+    ("generator://layered-dag-v0/5007", "ring-4?neighbor_only=on&triangle=on",
+     "dp 0.6975, 27.7% below the optimum 0.9643 (CP-SAT, proven in 0.1 s)"),
+    ("zoo://bert-base-v1", "mesh-6x6",
+     "dp 0.6645; CP-SAT finds no better partition and proves no bound above the physical one (score 1.0) "
+     "in 300 s: gap unknown, up to 50%"),
+]
+#: Why each instance of ``suite://hard-v1`` is hard, by (graph, hardware).
+HARD_REASONS = {(g, h): why for g, h, why in _HARD}
 
 
 def _zoo() -> tuple[Instance, ...]:
@@ -100,6 +142,9 @@ _BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
     "suite://zoo-v1": ("every zoo graph on its default preset, on ring-8 and on mesh-4x4", _zoo),
     "suite://heldout-v1": ("the held-out split (4 zoo graphs, generator seeds 1000-1009) on ring-4, ring-8 and "
                            "mesh-2x2 where it fits", _heldout),
+    "suite://hard-v1": ("where the stage DP falls more than 5% short of the proven optimum, or the exact search "
+                        "proves nothing in minutes (HARD_REASONS says which and by how much)",
+                        lambda: tuple(Instance.of(g, h) for g, h, _ in _HARD)),
 }
 SUITES = tuple(_BUILDERS)  # the suites this package defines
 _cache: dict[str, Suite] = {}
