@@ -126,7 +126,7 @@ def validate(path: str | os.PathLike[str] | None = None) -> list[tuple[str, bool
             out.append((key, False, f"the best partition ({score:.6f}) beats its own proven bound "
                                     f"({bound['score']:.6f})"))
             continue
-        verdict = "optimal" if score >= float(bound["score"]) * (1 - TOL) else \
+        verdict = "optimal" if score >= float(bound["score"]) * (1 - 1e-6) else \
             f"gap {100 * (1 - score / float(bound['score'])):.3f}% to the bound"
         out.append((key, True, f"ok: best {score:.6f} ({best['method']}), bound {bound['score']:.6f} "
                                f"({bound['method']}), {verdict}"))
