@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from oracle import all_valid, raw_from_spec, violated
-from strategies import batches, instances
+from strategies import batches, graph_specs, instances
 
 from mcm_gym.core.constraints import CONSTRAINTS, PlacementState
 from mcm_gym.core.graph import Graph
@@ -151,6 +151,28 @@ def test_masks_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN001
                 if c.name != "contiguous":
                     assert c.mask(state, v)[p[v]], (c.name, p, v)
             state.place(v, p[v])
+
+
+@given(graph_specs(max_nodes=14, max_weight=20), st.data())
+def test_desc_demand_counts_each_descendant_once(spec, data: st.DataObject) -> None:  # noqa: ANN001
+    """``PlacementState.desc_demand[v]``: the memory of ``v`` and of every node reachable from it,
+    each counted once however many paths lead there (an independent walk over the edges)."""
+    from mcm_gym.core.hardware import uniform
+
+    g = spec.graph()
+    mem = np.array(data.draw(st.lists(st.integers(0, 10**9), min_size=spec.n, max_size=spec.n)), dtype=float)
+    state = PlacementState(g, uniform(2, peak_flops=1, sram_bytes=10**10, link_bandwidth=1), mem)
+    succ: dict[int, list[int]] = {i: [] for i in range(spec.n)}
+    for i, j, _ in spec.edges:
+        succ[i].append(j)
+    for v in range(spec.n):
+        seen, todo = {v}, [v]
+        while todo:
+            for w in succ[todo.pop()]:
+                if w not in seen:
+                    seen.add(w)
+                    todo.append(w)
+        assert state.desc_demand[v] == sum(mem[w] for w in seen)
 
 
 def test_memory_mask_exact_fit() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from oracle import all_valid, changes, is_valid, min_changes, raw_from_graph, raw_from_spec
-from strategies import GraphSpec, instances
+from strategies import GraphSpec, graph_specs, hardwares, instances
 
 from mcm_gym.core.encoding import node_bounds
 from mcm_gym.core.graph import Graph
@@ -45,11 +45,13 @@ def assert_consistent(res: RepairResult, cand: list[int], spec: GraphSpec, hw: H
     assert res.solve_time >= 0
 
 
-# The default (MSU3 first), MaxRes at once, and MSU3 handing over to MaxRes after one call.
-ENGINES = [RepairConfig(), RepairConfig(msu3_max_calls=0), RepairConfig(msu3_max_calls=1)]
+# The default, MaxRes at once, MSU3 handing over to MaxRes after one call, MSU3 (every candidate
+# counted as near), and the bisection (MaxRes stopped at once by a 1 MB memory cap).
+ENGINES = [RepairConfig(), RepairConfig(msu3_max_calls=0), RepairConfig(msu3_max_calls=1, near_fraction=1.0),
+           RepairConfig(near_fraction=1.0), RepairConfig(msu3_max_calls=0, maxres_memory_mb=1)]
 
 
-@pytest.mark.parametrize("cfg", ENGINES, ids=["default", "maxres", "handover"])
+@pytest.mark.parametrize("cfg", ENGINES, ids=["default", "maxres", "handover", "msu3", "bisection"])
 @given(instances(), st.data())
 def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject) -> None:  # noqa: ANN001
     spec, hw = inst
@@ -75,6 +77,27 @@ def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject
         assert valid and changes(g.tolist(), cand) >= best
 
 
+@given(instances(max_nodes=6, max_chips=5), st.data())
+def test_restricted_first_attempt_matches_brute_force(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    """Up to 5 chips with restricted formulas (radius 1, then 2, ...) tried first: still the optimum;
+    when a restricted formula answers, the partition lies within its radius of the candidate."""
+    spec, hw = inst
+    pr, valid = setup(spec, hw)
+    if pr is None:
+        return
+    cand = data.draw(candidates(spec.n, hw.num_chips))
+    res = pr.repair(np.array(cand), RepairConfig(restrict_radius=1, near_fraction=1.0))
+    assert_consistent(res, cand, spec, hw)
+    if valid:
+        assert res.status == "optimal" and res.changes == min_changes(valid, cand)
+        if res.info.get("engine") == "restricted":
+            assert res.info["lower_bound"] == res.changes
+            at = np.clip(cand, 0, hw.num_chips - 1)
+            assert np.all(np.abs(res.partition - at) <= res.info["restricted_radius"])
+    else:
+        assert res.status == "infeasible"
+
+
 @given(instances(), st.data())
 def test_node_bounds_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN001
     spec, hw = inst
@@ -84,6 +107,88 @@ def test_node_bounds_are_sound(inst, data: st.DataObject) -> None:  # noqa: ANN0
     lo, hi = node_bounds(pr.graph, pr.hardware, pr.mem_demand)
     for p in valid:
         assert all(lo[v] <= p[v] <= hi[v] for v in range(spec.n)), (p, lo, hi)
+
+
+def reach_matrix_bounds(g: Graph, hw: Hardware, mem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds as first written, from the ``n x n`` reachability matrix (the reference)."""
+    k = hw.num_chips
+    lo, hi = np.zeros(g.n, dtype=np.int64), np.full(g.n, k - 1, dtype=np.int64)
+    cons = hw.constraints
+    too_big = mem > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
+    if cons.memory and cons.dataflow:
+        reach = g.reach.astype(np.float64)
+        pre, suf = np.cumsum(hw.sram_bytes), np.cumsum(hw.sram_bytes[::-1])[::-1]
+        tol = 1e-9 * max(1.0, float(pre[-1]))
+        lo = np.searchsorted(pre, reach.T @ mem - tol, side="left").astype(np.int64)
+        hi = (np.searchsorted(-suf, -(reach @ mem) + tol, side="right") - 1).astype(np.int64)
+    hi = np.minimum(hi, k - 1)
+    lo[too_big] = k
+    return lo, hi
+
+
+@given(graph_specs(max_nodes=14, max_weight=12), hardwares(max_chips=5, max_sram=30), st.booleans())
+def test_node_bounds_equal_the_reachability_formula(spec: GraphSpec, hw: Hardware, act: bool) -> None:
+    """The bitset bounds equal the n x n matrix formula, on graphs with shared ancestors (each
+    counted once), with and without activation memory."""
+    hw = hw.with_constraints(activation_memory=act)
+    g = spec.graph()
+    mem = g.weight_bytes + (g.out_bytes if act else 0.0)
+    new, old = node_bounds(g, hw, mem), reach_matrix_bounds(g, hw, mem)
+    assert new[0].tolist() == old[0].tolist() and new[1].tolist() == old[1].tolist()
+    anc, desc = g.reach_sums(mem)
+    reach = g.reach.astype(np.float64)
+    assert np.array_equal(anc, reach.T @ mem) and np.array_equal(desc, reach @ mem)
+
+
+def test_reach_sums_blocks_and_sizes() -> None:
+    """Larger graphs, and bitsets cut into blocks of 64 target nodes (the path of huge graphs)."""
+    from mcm_gym.core.graph import _closure_sums  # the block size is internal
+    from mcm_gym.instances.generators import layered_dag
+
+    for seed, n in [(0, 1), (1, 65), (2, 300)]:
+        g = layered_dag(seed, min_nodes=n, max_nodes=n)
+        w = g.weight_bytes + 1.0
+        reach = g.reach.astype(np.float64)
+        anc, desc = g.reach_sums(w)
+        assert np.array_equal(anc, reach.T @ w) and np.array_equal(desc, reach @ w)
+        small = _closure_sums(g.succs, range(g.n - 1, -1, -1), w, max_bytes=64)
+        assert np.array_equal(small, reach @ w)
+    with pytest.raises(ValueError, match="shape"):
+        g.reach_sums(np.zeros(3))
+
+
+def test_bounds_and_masks_never_build_the_reachability_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """node_bounds, PlacementState and the repair do not touch Graph.reach (n x n bytes, and an
+    n x n float64 copy, 800 MB at 10,000 nodes)."""
+    from mcm_gym.core.constraints import PlacementState
+
+    def forbidden(self: Graph) -> np.ndarray:
+        raise AssertionError("Graph.reach used")
+
+    monkeypatch.setattr(Graph, "reach", property(forbidden))
+    g = load_graph("tiny://attention-v1")
+    pr = Problem(g, get_hardware("ring-4"))
+    node_bounds(g, pr.hardware, pr.mem_demand)
+    PlacementState(g, pr.hardware, pr.mem_demand)
+    assert pr.repair(np.full(g.n, 3)).status == "optimal"
+
+
+def test_huge_graph_refused_not_crashed() -> None:
+    """10,000 nodes on ring-64: the formula would not fit under Z3's memory cap, so the repair says
+    so and the greedy answers (before, Z3 ran out of memory parsing 155 MB and killed the process)."""
+    from mcm_gym.core.graph import Node
+    from mcm_gym.instances.generators import layered_dag
+
+    g = layered_dag(7, min_nodes=10_000, max_nodes=10_000)
+    hw = get_hardware("ring-64")
+    scale = 0.6 * hw.total_sram_bytes / g.total_weight_bytes
+    g = Graph([Node(nd.name, nd.op, nd.flops, float(np.floor(nd.weight_bytes * scale)), nd.out_bytes)
+               for nd in g.nodes], [(e.src, e.dst) for e in g.edges])
+    pr = Problem(g, hw)
+    cand = np.random.default_rng(0).integers(0, hw.num_chips, g.n)
+    res = pr.repair(cand)
+    assert res.info["reason"] == "formula too large", res.info
+    assert res.status == "feasible" and res.method == "greedy" and pr.is_valid(res.partition)
 
 
 @given(instances(), st.data())

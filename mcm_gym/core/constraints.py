@@ -71,9 +71,10 @@ class PlacementState:
         self.assign = np.full(graph.n, -1, dtype=np.int64)
         self.mem_used = np.zeros(k)
         self.max_used = -1
-        # Memory of each node and all its descendants (bytes): under dataflow they all go on or after
-        # the node's chip, so the free SRAM there must hold them.
-        self.desc_demand = graph.reach.astype(np.float64) @ mem_demand
+        # Memory of each node and all its descendants (bytes), shape (n,): under dataflow they all go
+        # on or after the node's chip, so the free SRAM there must hold them. Exact sums from bitsets
+        # (Graph.reach_sums), cached on the graph: no n x n matrix at each reset.
+        self.desc_demand: np.ndarray = graph.reach_sums(mem_demand)[1]
 
     def place(self, v: int, chip: int) -> None:
         self.assign[v] = chip
