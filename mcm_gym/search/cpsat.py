@@ -21,6 +21,7 @@ itself. The gap left by the rounding is at most (terms per sum) / ``resolution``
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -215,9 +216,10 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
     solver.parameters.max_time_in_seconds = max(time_limit - (time.perf_counter() - t0), 0.1)
     solver.parameters.random_seed = int(seed)
     solver.parameters.num_workers = max(int(workers), 1)
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C is ours: it must propagate, not end the search
     if workers > 1:
         solver.parameters.interleave_search = True
-    status = solver.solve(m)
+    status = _solve_interruptibly(solver, m)
     name = solver.status_name(status)
     part = None
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -231,3 +233,27 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
     else:  # MODEL_INVALID: a bug in this model
         raise AssertionError(f"CP-SAT rejected the model ({name}): please report")
     return CPSATSolution(part, bound, name, time.perf_counter() - t0, exact_memory, exact_times)
+
+
+def _solve_interruptibly(solver: Any, model: Any) -> Any:
+    """``solver.solve(model)`` in a helper thread, so that a Ctrl-C here stops the search
+    (``stop_search``) and propagates as ``KeyboardInterrupt`` instead of ending as a worse result."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["status"] = solver.solve(model)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = e
+
+    th = threading.Thread(target=target, name="cpsat-solve", daemon=True)
+    th.start()
+    try:
+        th.join()
+    except BaseException:
+        solver.stop_search()
+        th.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["status"]

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core.encoding import Encoding, node_bounds
+from mcm_gym.core.encoding import Encoding, interruptible, node_bounds
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
@@ -234,11 +234,13 @@ class ExactSearch(Searcher):
         left = deadline - time.perf_counter()
         if left <= 0:
             return _UNKNOWN, None
-        s = z3.SolverFor("QF_FD", ctx=z3.Context())
+        ctx = z3.Context()
+        s = z3.SolverFor("QF_FD", ctx=ctx)
         s.set("rlimit", int(self.rlimit))
         s.set("timeout", max(1, int(left * 1000)))
+        s.set("ctrl_c", False)  # a Ctrl-C must propagate, not end the call as "unknown"
         s.from_string(text)
-        r = s.check()
+        r = interruptible(ctx, s.check)
         if r == z3.sat:
             return _SAT, s.model()
         return (_UNSAT, None) if r == z3.unsat else (_UNKNOWN, None)
