@@ -19,7 +19,7 @@ import numpy as np
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
 
-__all__ = ["node_bounds", "Encoding", "formula_size", "interruptible", "memory_units"]
+__all__ = ["node_bounds", "Encoding", "formula_size", "interruptible", "run_interruptible", "memory_units"]
 
 T = TypeVar("T")
 
@@ -75,15 +75,11 @@ def formula_size(graph: Graph, hardware: Hardware, lo: np.ndarray, hi: np.ndarra
 
 
 # ------------------------------------------------------------------------------ solver calls
-def interruptible(ctx: Any, call: Callable[[], T]) -> T:
-    """``call()`` (one blocking Z3 call on the ``z3.Context`` ``ctx``, e.g. a ``check``) run so that
-    Ctrl-C stops it: the call runs in a helper thread while this one waits, and a
-    ``KeyboardInterrupt`` (or any exception) arriving here interrupts Z3 (``ctx.interrupt()``),
-    waits for the call to return and propagates. Exceptions raised by ``call`` propagate too.
-
-    The solver must have Z3's own Ctrl-C handling off (``ctrl_c=False``): otherwise Z3 swallows
-    SIGINT and reports a cancelled call as ``unknown``, which a caller would mistake for an
-    exhausted budget."""
+def run_interruptible(call: Callable[[], T], stop: Callable[[], object]) -> T:
+    """``call()`` (one blocking solver call) run so that Ctrl-C stops it: the call runs in a helper
+    thread while this one waits, and a ``KeyboardInterrupt`` (or any exception) arriving here calls
+    ``stop()`` (which makes the solver return), waits for the call to return and propagates.
+    Exceptions raised by ``call`` propagate too."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -92,17 +88,27 @@ def interruptible(ctx: Any, call: Callable[[], T]) -> T:
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
             box["error"] = e
 
-    th = threading.Thread(target=target, name="z3-call", daemon=True)
+    th = threading.Thread(target=target, name="solver-call", daemon=True)
     th.start()
     try:
         th.join()
     except BaseException:
-        ctx.interrupt()
-        th.join()  # Z3 stops within milliseconds; a second Ctrl-C leaves the daemon thread behind
+        stop()
+        th.join()  # the solver stops within milliseconds; a second Ctrl-C leaves the daemon thread behind
         raise
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+def interruptible(ctx: Any, call: Callable[[], T]) -> T:
+    """``call()`` (one blocking Z3 call on the ``z3.Context`` ``ctx``, e.g. a ``check``) under
+    :func:`run_interruptible`, stopped with ``ctx.interrupt()``.
+
+    The solver must have Z3's own Ctrl-C handling off (``ctrl_c=False``): otherwise Z3 swallows
+    SIGINT and reports a cancelled call as ``unknown``, which a caller would mistake for an
+    exhausted budget."""
+    return run_interruptible(call, ctx.interrupt)
 
 
 # ------------------------------------------------------------------------------ encoding

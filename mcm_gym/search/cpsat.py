@@ -21,7 +21,6 @@ itself. The gap left by the rounding is at most (terms per sum) / ``resolution``
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core.encoding import node_bounds
+from mcm_gym.core.encoding import node_bounds, run_interruptible
 from mcm_gym.core.problem import Problem
 
 __all__ = ["available", "CPSATSolution", "solve_cpsat"]
@@ -219,7 +218,7 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
     solver.parameters.catch_sigint_signal = False  # Ctrl-C is ours: it must propagate, not end the search
     if workers > 1:
         solver.parameters.interleave_search = True
-    status = _solve_interruptibly(solver, m)
+    status = run_interruptible(lambda: solver.solve(m), solver.stop_search)  # Ctrl-C propagates
     name = solver.status_name(status)
     part = None
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -233,27 +232,3 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
     else:  # MODEL_INVALID: a bug in this model
         raise AssertionError(f"CP-SAT rejected the model ({name}): please report")
     return CPSATSolution(part, bound, name, time.perf_counter() - t0, exact_memory, exact_times)
-
-
-def _solve_interruptibly(solver: Any, model: Any) -> Any:
-    """``solver.solve(model)`` in a helper thread, so that a Ctrl-C here stops the search
-    (``stop_search``) and propagates as ``KeyboardInterrupt`` instead of ending as a worse result."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["status"] = solver.solve(model)
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
-            box["error"] = e
-
-    th = threading.Thread(target=target, name="cpsat-solve", daemon=True)
-    th.start()
-    try:
-        th.join()
-    except BaseException:
-        solver.stop_search()
-        th.join()
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["status"]
