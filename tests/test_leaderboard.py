@@ -94,3 +94,25 @@ def test_the_shipped_leaderboard_validates() -> None:
     assert results and all(ok for _, ok, _ in results), [r for r in results if not r[1]][:3]
     assert {"suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"} <= {
         s for e in lb.load().values() for s in e["suites"]}
+
+
+def test_bench_rows_carry_the_gaps(tmp_path: Path) -> None:
+    from mcm_gym.bench import read_rows, run_bench
+
+    if not lb.default_path().exists():
+        pytest.skip("no leaderboard shipped")
+    out = tmp_path / "r.csv"
+    rows = run_bench(["zoo://bert-base-v1"], ["ring-8"], ["balanced"], [0], 1, out_csv=out)
+    back = read_rows(out)
+    best = lb.lookup(mcm_gym_problem("zoo://bert-base-v1", "ring-8"))["best"]["score"]
+    assert rows[0]["gap_to_best"] == pytest.approx(1 - rows[0]["score"] / best, abs=1e-6)
+    assert back[0]["gap_to_best"] == pytest.approx(rows[0]["gap_to_best"]) and back[0]["gap_to_bound"] >= 0
+    # an instance the leaderboard does not hold: empty gaps, read back as None
+    run_bench(["tiny://chain-v1"], ["ring-4"], ["balanced"], [0], 1, out_csv=out)
+    assert [r["gap_to_best"] for r in read_rows(out) if r["graph_id"] == "tiny://chain-v1"] == [None]
+
+
+def mcm_gym_problem(graph: str, hardware: str):
+    import mcm_gym
+
+    return mcm_gym.Problem(mcm_gym.load_graph(graph), mcm_gym.get_hardware(hardware))

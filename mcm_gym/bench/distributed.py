@@ -60,7 +60,7 @@ def run_cell(graph: str, hardware: str, method: str | Searcher, seed: int, budge
     the results row."""
     searcher = get_searcher(method) if isinstance(method, str) else method
     problem = Problem(load_graph(graph), get_hardware(hardware))
-    return result_row(searcher.search(problem, budget=budget, seed=seed), budget)
+    return result_row(searcher.search(problem, budget=budget, seed=seed), budget, problem)
 
 
 def run_cells_ray(cells: Sequence[tuple[str, str, str | Searcher, int]], budget: int,

@@ -2,7 +2,8 @@
 merged under a file lock, read back, and re-checked (:func:`validate_record`).
 
 A row holds ``FIELDS``; ``partition``, ``trace`` and ``trace_time`` are JSON text in the CSV and
-lists once read. ``mcm-gym partition --out`` writes the same fields as one JSON line (a *record*);
+lists once read; ``gap_to_best`` and ``gap_to_bound`` compare the score with the leaderboard
+(:mod:`mcm_gym.bench.leaderboard`; empty, read as None, for an instance it does not hold). ``mcm-gym partition --out`` writes the same fields as one JSON line (a *record*);
 :func:`read_records` reads either kind of file.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mcm_gym._io import atomic_write_text, file_lock
+from mcm_gym.bench.leaderboard import gaps
 from mcm_gym.core.graph import GraphError
 from mcm_gym.core.hardware import HardwareError, get_hardware
 from mcm_gym.core.problem import Problem
@@ -29,18 +31,26 @@ __all__ = ["FIELDS", "result_row", "row_key", "write_rows", "merge_rows", "read_
            "read_records", "record_problem", "validate_record", "ResultsFileError"]
 
 FIELDS = ["graph_id", "hardware_id", "method", "seed", "budget", "score", "throughput", "bottleneck",
-          "lower_bound", "evaluations", "wall_time", "partition", "trace", "trace_time"]
+          "lower_bound", "evaluations", "wall_time", "partition", "trace", "trace_time", "gap_to_best",
+          "gap_to_bound"]
+#: Columns a results file may lack (files written before they existed); read as None / [].
+OPTIONAL = ("trace_time", "gap_to_best", "gap_to_bound")
 
 
-def result_row(res: SearchResult, budget: int) -> dict[str, Any]:
-    """The results row of a search result run at ``budget`` (partition and traces as JSON text)."""
+def result_row(res: SearchResult, budget: int, problem: Problem | None = None) -> dict[str, Any]:
+    """The results row of a search result run at ``budget`` (partition and traces as JSON text).
+    With ``problem``, ``gap_to_best`` / ``gap_to_bound`` against the leaderboard (fractions; empty
+    where the leaderboard does not hold the instance)."""
+    g = gaps(problem, res.score) if problem is not None and res.partition is not None else None
     return {"graph_id": res.graph_id, "hardware_id": res.hardware_id, "method": res.method,
             "seed": res.seed, "budget": budget, "score": res.score, "throughput": res.throughput,
             "bottleneck": res.bottleneck, "lower_bound": res.lower_bound,
             "evaluations": res.evaluations, "wall_time": res.wall_time,
             "partition": json.dumps(None if res.partition is None else res.partition.tolist()),
             "trace": json.dumps([round(x, 6) for x in res.trace]),
-            "trace_time": json.dumps([round(x, 3) for x in res.trace_time])}
+            "trace_time": json.dumps([round(x, 3) for x in res.trace_time]),
+            "gap_to_best": round(g["gap_to_best"], 6) if g else "",
+            "gap_to_bound": round(g["gap_to_bound"], 6) if g else ""}
 
 
 def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
@@ -96,7 +106,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     out = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        missing = [k for k in FIELDS if k != "trace_time" and k not in (reader.fieldnames or [])]
+        missing = [k for k in FIELDS if k not in OPTIONAL and k not in (reader.fieldnames or [])]
         if missing:
             raise ResultsFileError(f"{path}: not a results file: no column(s) {', '.join(missing)}")
         for r in reader:
@@ -108,6 +118,8 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     rec[k] = float(rec[k])
                 for k in ("seed", "budget", "evaluations"):
                     rec[k] = int(rec[k])
+                for k in ("gap_to_best", "gap_to_bound"):
+                    rec[k] = float(rec[k]) if rec.get(k) not in (None, "") else None
                 out.append(decode_row(rec))
             except (ValueError, TypeError) as exc:
                 raise ResultsFileError(f"{path}:{reader.line_num}: bad row ({exc})") from None

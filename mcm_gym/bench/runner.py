@@ -113,7 +113,8 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
             g, h, _, searcher, seed = cells[i]
             if (g, h) not in problems:
                 problems[(g, h)] = Problem(load_graph(g), get_hardware(h))
-            finished(i, result_row(searcher.search(problems[(g, h)], budget=budget, seed=seed), budget))
+            pr = problems[(g, h)]
+            finished(i, result_row(searcher.search(pr, budget=budget, seed=seed), budget, pr))
     elif todo:
         from mcm_gym.bench.distributed import run_cells_ray
 
