@@ -31,7 +31,7 @@ import numpy as np
 from mcm_gym.core.encoding import node_bounds, run_interruptible
 from mcm_gym.core.problem import Problem
 
-__all__ = ["available", "CPSATSolution", "solve_cpsat"]
+__all__ = ["available", "CPSATSolution", "multicast_groups", "solve_cpsat"]
 
 
 def available() -> bool:
@@ -59,8 +59,11 @@ class CPSATSolution:
     exact_times: bool = False
 
 
-def _groups(problem: Problem) -> list[tuple[int, list[int], float]]:
-    """Multicast groups: (producer, consumers carrying at least this level, weight in bytes)."""
+def multicast_groups(problem: Problem) -> list[tuple[int, list[int], float]]:
+    """A producer's edges grouped by byte level, as the simulator multicasts them (both exact
+    backends encode link loads from these): ``(producer, consumers whose edge carries at least this
+    level, weight in bytes)``; levels ``b1 > b2 > ...`` give weights ``b_j - b_{j+1}``, so a link's
+    load is the sum of the weights of the groups routed over it."""
     g = problem.graph
     src, dst, byt = g.edge_src, g.edge_dst, g.edge_bytes
     out: list[tuple[int, list[int], float]] = []
@@ -116,7 +119,7 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
     if reference is None:
         reference = (float(problem.evaluate(hint).bottleneck[0]) if hint is not None
                      else float(node_time.min(axis=1).sum()) or 1.0)
-    groups = _groups(problem)
+    groups = multicast_groups(problem)
     unit, exact_times = _unit(problem, lo, hi, groups, reference, resolution)
 
     def units(t: float) -> int:  # rounded down: the model is a relaxation (exact when exact_times)

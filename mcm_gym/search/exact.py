@@ -44,7 +44,7 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 from mcm_gym.search.cpsat import available as cpsat_available
-from mcm_gym.search.cpsat import solve_cpsat
+from mcm_gym.search.cpsat import multicast_groups, solve_cpsat
 from mcm_gym.search.dp import StageSplitter, alap_order, dfs_order, level_order
 
 __all__ = ["ExactSearch", "BACKENDS"]
@@ -61,7 +61,7 @@ class _Model:
 
     def __init__(self, problem: Problem, pb_units: int) -> None:
         self.problem = problem
-        g, hw = problem.graph, problem.hardware
+        hw = problem.hardware
         self.k, self.nl = hw.num_chips, hw.num_links
         self.lo, self.hi = node_bounds(problem.graph, problem.hardware, problem.mem_demand)
         self.feasible_bounds = bool(np.all(self.lo <= self.hi))
@@ -69,19 +69,7 @@ class _Model:
         self.base_text: dict[bool, str] = {}
         if not self.feasible_bounds:
             return
-        # Multicast groups per producer: (producer, consumers, weight in bytes).
-        groups: list[tuple[int, list[int], float]] = []
-        src, dst, byt = g.edge_src, g.edge_dst, g.edge_bytes
-        bounds: np.ndarray = (np.flatnonzero(np.r_[True, src[1:] != src[:-1], True]) if src.size
-                              else np.zeros(0, dtype=np.int64))
-        for a, b in zip(list(bounds[:-1]), list(bounds[1:]), strict=True):
-            levels = np.unique(byt[a:b])[::-1]
-            for j, level in enumerate(levels.tolist()):
-                if level <= 0:
-                    continue
-                nxt = float(levels[j + 1]) if j + 1 < len(levels) and levels[j + 1] > 0 else 0.0
-                groups.append((int(src[a]), [int(dst[e]) for e in range(a, b) if byt[e] >= level],
-                               level - nxt))
+        groups = multicast_groups(problem)
         self.node_time = [[Fraction(float(t)) for t in row] for row in problem.cost.node_time]
         bw = [Fraction(float(x)) for x in hw.link_bandwidth]
         self.latency = [Fraction(float(x)) for x in hw.link_latency]
