@@ -3,8 +3,9 @@ merged under a file lock, read back, and re-checked (:func:`validate_record`).
 
 A row holds ``FIELDS``; ``partition``, ``trace`` and ``trace_time`` are JSON text in the CSV and
 lists once read; ``gap_to_best`` and ``gap_to_bound`` compare the score with the leaderboard
-(:mod:`mcm_gym.bench.leaderboard`; empty, read as None, for an instance it does not hold). ``mcm-gym partition --out`` writes the same fields as one JSON line (a *record*);
-:func:`read_records` reads either kind of file.
+(:mod:`mcm_gym.bench.leaderboard`; empty, read as None, for an instance it does not hold).
+``mcm-gym partition --out`` writes the same fields as one JSON line (a *record*); :func:`read_records`
+reads either kind of file.
 """
 
 from __future__ import annotations
