@@ -80,7 +80,8 @@ def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject
 @given(instances(max_nodes=6, max_chips=5), st.data())
 def test_restricted_first_attempt_matches_brute_force(inst, data: st.DataObject) -> None:  # noqa: ANN001
     """Up to 5 chips with restricted formulas (radius 1, then 2, ...) tried first: still the optimum;
-    when a restricted formula answers, the partition lies within its radius of the candidate."""
+    when a restricted formula answers, the partition lies within its radius of the candidate chip
+    clipped to the node's chip bounds (the restriction's centre)."""
     spec, hw = inst
     pr, valid = setup(spec, hw)
     if pr is None:
@@ -92,7 +93,8 @@ def test_restricted_first_attempt_matches_brute_force(inst, data: st.DataObject)
         assert res.status == "optimal" and res.changes == min_changes(valid, cand)
         if res.info.get("engine") == "restricted":
             assert res.info["lower_bound"] == res.changes
-            at = np.clip(cand, 0, hw.num_chips - 1)
+            lo, hi = node_bounds(pr.graph, pr.hardware, pr.mem_demand)
+            at = np.clip(cand, lo, hi)
             assert np.all(np.abs(res.partition - at) <= res.info["restricted_radius"])
     else:
         assert res.status == "infeasible"

@@ -759,12 +759,12 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
 
     Near the candidate (the cores' lower bound is at most ``cfg.near_fraction`` of the nodes): MSU3
     on formulas restricted to chips within ``cfg.restrict_radius``, then twice, four times that
-    radius of each candidate chip (while they are at least 40% smaller than the whole formula): an
-    optimum there at the lower bound is optimal for the whole problem, and any other is a valid
-    incumbent; then MSU3 on the whole formula. Far from it, or when MSU3 reaches its call limit,
-    MaxRes on formulas of at most ``cfg.maxres_max_literals``. If none proves an optimum, a search
-    from above (:meth:`_SatEngine.bisect`) from the best of the incumbent, a first SAT solution and
-    the greedy repair, while the budget lasts."""
+    radius of each candidate chip clipped to the node's bounds (while they are at least 40% smaller
+    than the whole formula): an optimum there at the lower bound is optimal for the whole problem,
+    and any other is a valid incumbent; then MSU3 on the whole formula. Far from it, or when MSU3
+    reaches its call limit, MaxRes on formulas of at most ``cfg.maxres_max_literals``. If none
+    proves an optimum, a search from above (:meth:`_SatEngine.bisect`) from the best of the
+    incumbent, a first SAT solution and the greedy repair, while the budget lasts."""
     g, hw = problem.graph, problem.hardware
     lower = len(cores)
     near = cfg.msu3_max_calls > 0 and g.n - len(soft) + lower <= cfg.near_fraction * g.n
