@@ -338,11 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(auto, host:port, ray://host:10001), on that cluster (needs mcm-gym[ray])")
     b.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
     b.add_argument("--max-retries", type=int, default=2, help="Ray retries of a crashed cell (default 2)")
-    b.add_argument("--suite", help="run the methods on a suite's instances instead (suite://paper-v1, zoo-v1, "
+    b.add_argument("--suite", help="run the methods on a suite's instances instead (suite://paper-v1, zoo-v2, "
                                    "heldout-v1), each row with its gap to the leaderboard's best and bound")
     b.set_defaults(func=_cmd_bench)
     lb = sub.add_parser("leaderboard", help="regenerate the leaderboard: dp and exact on every suite instance")
-    lb.add_argument("--suites", nargs="+", default=["suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"])
+    lb.add_argument("--suites", nargs="+",
+                    default=["suite://paper-v1", "suite://zoo-v2", "suite://heldout-v1", "suite://hard-v1"])
     lb.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default 60)")
     lb.add_argument("--out", help="leaderboard file (default: the one shipped in mcm_gym/bench)")
     lb.set_defaults(func=_cmd_leaderboard)

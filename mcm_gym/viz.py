@@ -78,10 +78,9 @@ def partition_figure(problem: Problem, partition: np.ndarray, *, candidate: np.n
     colors = _chip_colors(k)
     # Figures of the placed part (a partial partition during an episode).
     t = np.zeros(k)
-    mem = np.zeros(k)
     idx = np.flatnonzero(placed)
     np.add.at(t, p[idx], problem.cost.node_time[idx, p[idx]])
-    np.add.at(mem, p[idx], problem.mem_demand[idx])
+    mem = problem.cost.placed_memory(p)
     link_t = np.zeros(hw.num_links)
     if placed.all():
         row = problem.evaluate(p).row()

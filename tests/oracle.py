@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
@@ -22,15 +22,30 @@ class Raw:
     weight: list[float]
     out: list[float]
     edges: list[tuple[int, int, float]]
+    #: Shared parameter tensors ``(bytes, users)``: held once on each chip that runs a user.
+    shared: list[tuple[float, list[int]]] = field(default_factory=list)
+    #: Whether each node is a gather (reads only ``out`` bytes of its parameters); none when empty.
+    gather: list[bool] = field(default_factory=list)
 
     @property
     def n(self) -> int:
         return len(self.flops)
 
+    def params_read(self, v: int) -> float:
+        """Parameter bytes node ``v`` reads: its own and its shared tensors, a gather only its output."""
+        total = self.weight[v] + sum(b for b, users in self.shared if v in users)
+        return min(total, self.out[v]) if self.gather and self.gather[v] else total
+
+    def chip_memory(self, p: Sequence[int], chip: int, activations: bool) -> float:
+        """Bytes on ``chip``: its nodes' weights (and outputs) plus each shared tensor one of them reads."""
+        own = sum(self.weight[v] + (self.out[v] if activations else 0) for v in range(self.n) if p[v] == chip)
+        return own + sum(b for b, users in self.shared if any(p[u] == chip for u in users))
+
 
 def raw_from_spec(spec) -> Raw:  # noqa: ANN001 - a strategies.GraphSpec
     return Raw(list(spec.flops), list(spec.weight), list(spec.out),
-               [(i, j, spec.edge_bytes(i, j, b)) for i, j, b in spec.edges])
+               [(i, j, spec.edge_bytes(i, j, b)) for i, j, b in spec.edges],
+               [(b, list(users)) for b, users in spec.shared], [op == "embedding" for op in spec.ops])
 
 
 def raw_from_graph(g: Graph) -> Raw:
@@ -39,7 +54,9 @@ def raw_from_graph(g: Graph) -> Raw:
     out = [nd.out_bytes for nd in g.nodes]
     return Raw([nd.flops for nd in g.nodes], [nd.weight_bytes for nd in g.nodes], out,
                [(pos[e.src], pos[e.dst], out[pos[e.src]] if e.bytes is None else e.bytes)
-                for e in g.edges])
+                for e in g.edges],
+               [(t.bytes, [pos[u] for u in t.users]) for t in g.shared],
+               [nd.op.split(".")[-1].lower() == "embedding" for nd in g.nodes])
 
 
 # ------------------------------------------------------------------------ constraints
@@ -57,9 +74,7 @@ def violated(r: Raw, hw: Hardware, p: Sequence[int]) -> set[str]:
         bad.add("dataflow")
     if c.memory:
         for chip in range(k):
-            load = sum(r.weight[v] + (r.out[v] if c.activation_memory else 0)
-                       for v in range(r.n) if p[v] == chip)
-            if load > hw.chips[chip].sram_bytes:
+            if r.chip_memory(p, chip, c.activation_memory) > hw.chips[chip].sram_bytes:
                 bad.add("memory")
     if c.contiguous and set(p) != set(range(max(p) + 1)):
         bad.add("contiguous")
@@ -119,7 +134,7 @@ def node_time(r: Raw, hw: Hardware, v: int, c: int) -> float:
     chip = hw.chips[c]
     t = r.flops[v] / chip.peak_flops
     if chip.mem_bw is not None:
-        traffic = r.weight[v] + r.out[v] + sum(b for _, d, b in r.edges if d == v)
+        traffic = r.params_read(v) + r.out[v] + sum(b for _, d, b in r.edges if d == v)
         t = max(t, traffic / chip.mem_bw)
     return t
 
@@ -130,7 +145,7 @@ def reference_cost(r: Raw, hw: Hardware, p: Sequence[int]) -> dict[str, object]:
     memory = [0.0] * k
     for v in range(r.n):
         chip_time[p[v]] += node_time(r, hw, v, p[v])
-        memory[p[v]] += r.weight[v] + (r.out[v] if hw.constraints.activation_memory else 0)
+    memory = [r.chip_memory(p, c, hw.constraints.activation_memory) for c in range(k)]
     link_bytes = [0.0] * nl
     # multicast: per producer, a link carries the largest tensor routed over it
     for u in range(r.n):

@@ -23,6 +23,10 @@ class GraphSpec:
     weight: tuple[int, ...]
     out: tuple[int, ...]
     edges: tuple[tuple[int, int, int | None], ...]
+    #: Shared parameter tensors: ``(bytes, user node indices)``.
+    shared: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    #: Node ops (``"op"`` or ``"embedding"``, a gather); all ``"op"`` when empty.
+    ops: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -36,9 +40,12 @@ class GraphSpec:
         return self.out[i] if b is None else b
 
     def graph(self, name: str = "random") -> Graph:
-        nodes = [Node(f"n{i}", "op", self.flops[i], self.weight[i], self.out[i])
+        ops = self.ops or ("op",) * self.n
+        nodes = [Node(f"n{i}", ops[i], self.flops[i], self.weight[i], self.out[i])
                  for i in range(self.n)]
-        return Graph(nodes, [Edge(f"n{i}", f"n{j}", b) for i, j, b in self.edges], name=name)
+        shared = [{"name": f"w{t}", "bytes": b, "users": [f"n{i}" for i in users]}
+                  for t, (b, users) in enumerate(self.shared)]
+        return Graph(nodes, [Edge(f"n{i}", f"n{j}", b) for i, j, b in self.edges], name=name, shared=shared)
 
 
 @st.composite
@@ -55,7 +62,15 @@ def graph_specs(draw: st.DrawFn, max_nodes: int = 8, min_nodes: int = 1, max_siz
     for (i, j), k in zip(pairs, keep, strict=True):
         if k:
             edges.append((i, j, draw(st.none() | ints)))
-    return GraphSpec(tuple(flops), tuple(weight), tuple(out), tuple(edges))
+    # Up to two shared tensors (tied / reused weights), each read by two or more nodes, and a few
+    # gathers (embedding lookups read out_bytes of their table).
+    shared: list[tuple[int, tuple[int, ...]]] = []
+    if n >= 2:
+        for _ in range(draw(st.integers(0, 2))):
+            users = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=n, unique=True))
+            shared.append((draw(st.integers(0, max_weight)), tuple(sorted(users))))
+    ops = tuple(draw(st.lists(st.sampled_from(["op", "op", "embedding"]), min_size=n, max_size=n)))
+    return GraphSpec(tuple(flops), tuple(weight), tuple(out), tuple(edges), tuple(shared), ops)
 
 
 def _links(topology: str, k: int, bw: list[int], lat: list[float]) -> tuple[Link, ...]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from oracle import node_time, raw_from_spec, reference_cost
 from strategies import batches, graph_specs, hardwares, instances
 
+from mcm_gym.core import kernels
 from mcm_gym.core.cost import CostModel, Evaluation
 from mcm_gym.core.graph import Edge, Graph, Node
 from mcm_gym.core.hardware import Chip, Hardware, Link, get_hardware, uniform
@@ -169,7 +170,7 @@ def test_score_bound_throughput(inst, data: st.DataObject) -> None:  # noqa: ANN
     assert ev.lower_bound >= max(tmin) * (1 - RTOL)
     assert ev.lower_bound >= sum(spec.flops) / sum(c.peak_flops for c in hw.chips) * (1 - RTOL)
     if all(c.mem_bw is not None for c in hw.chips):
-        traffic = sum(raw.weight) + sum(raw.out) + sum(b for _, _, b in raw.edges)
+        traffic = sum(raw.params_read(v) for v in range(raw.n)) + sum(raw.out) + sum(b for _, _, b in raw.edges)
         assert ev.lower_bound >= traffic / sum(c.mem_bw for c in hw.chips) * (1 - RTOL)
 
 
@@ -225,3 +226,31 @@ def test_serialize_not_faster(spec, hw: Hardware, data: st.DataObject) -> None: 
     assert np.all(ser.bottleneck >= over.bottleneck)
     close(ser.chip_time, over.chip_time)
     close(ser.latency, over.latency)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="numba not installed (pip install 'mcm-gym[fast]')")
+@given(graph_specs(), big_hardware(), st.data())
+def test_compiled_kernels_equal_the_numpy_path(spec, hw: Hardware, data: st.DataObject) -> None:  # noqa: ANN001
+    """The numba kernels (chip time, memory with shared tensors, multicast link loads) give the numpy
+    path's numbers on random graphs, meshes and rings of up to 70 chips."""
+    cm = CostModel(spec.graph(), hw)
+    p = np.array(data.draw(batches(spec.n, hw.num_chips, max_batch=5)))
+    fast = cm.evaluate(p)
+    chip_time, memory = kernels.chip_loads(p, cm.node_time, cm.mem_demand, cm._shared_ptr, cm._shared_nodes,
+                                           cm.shared_bytes)
+    assert np.allclose(chip_time, cm.chip_sums(p, cm.node_time), rtol=1e-12, atol=0)
+    assert np.array_equal(memory, cm.chip_memory(p)) and np.array_equal(fast.memory, memory)
+    assert np.allclose(fast.link_bytes, cm.link_loads_numpy(p), rtol=1e-12, atol=0)
+
+
+def test_numpy_path_when_numba_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MCM_GYM_NUMBA=0`` selects the numpy path; both paths score BERT partitions alike."""
+    import mcm_gym
+
+    cm = CostModel(mcm_gym.load_graph("bert-base"), get_hardware("ring-8"))
+    p = np.random.default_rng(0).integers(0, 8, (64, cm.graph.n))
+    a = cm.evaluate(p)
+    monkeypatch.setenv("MCM_GYM_NUMBA", "0")
+    assert not kernels.enabled()
+    b = cm.evaluate(p)
+    assert np.allclose(a.bottleneck, b.bottleneck, rtol=1e-12) and np.array_equal(a.memory, b.memory)

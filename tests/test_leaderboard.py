@@ -14,12 +14,14 @@ from mcm_gym.cli import main
 
 
 def test_suites_are_versioned_lists_of_buildable_instances() -> None:
-    assert {"suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"} <= set(list_suites())
+    assert {"suite://paper-v1", "suite://zoo-v2", "suite://heldout-v1"} <= set(list_suites())
     paper = get_suite("paper-v1")
     assert paper.id == "suite://paper-v1" and len(paper.instances) == 2
     keys = {lb.instance_key(i.problem()) for i in paper.instances}
     assert len(keys) == 2 and any("triangle" in k for k in keys)  # the switch is part of the instance
-    zoo = get_suite("suite://zoo-v1")
+    with pytest.raises(ValueError, match="retired.*zoo-v2"):
+        get_suite("suite://zoo-v1")
+    zoo = get_suite("suite://zoo-v2")
     assert len({i.graph for i in zoo.instances}) == 14 and all(i.problem().n > 0 for i in zoo.instances[:3])
     with pytest.raises(ValueError, match="unknown suite 'suite://nope-v1'"):
         get_suite("suite://nope-v1")
@@ -74,6 +76,20 @@ def test_a_tampered_entry_fails(board: Path, tmp_path: Path, change, message: st
     assert main(["validate", str(board)]) == 0
 
 
+def test_entries_of_another_cost_model_fail_and_are_dropped(board: Path, tmp_path: Path) -> None:
+    doc = json.loads(board.read_text())
+    assert doc["cost_model"] == lb.COST_MODEL
+    doc["cost_model"] = "mcm-cost/1"
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    results = lb.validate(old)
+    assert results and all(not ok and "regenerate" in msg for _, ok, msg in results), results
+    problem = get_suite("suite://test-tiny-v1").instances[0].problem()
+    assert lb.gaps(problem, 0.5, old) is None  # no gaps against stale optima
+    lb.update(["suite://test-tiny-v1"], time_limit=30, path=old)
+    assert all(ok for _, ok, _ in lb.validate(old))
+
+
 def test_gaps_and_evaluate(board: Path) -> None:
     inst = get_suite("suite://test-tiny-v1").instances[0]
     problem = inst.problem()
@@ -92,7 +108,7 @@ def test_the_shipped_leaderboard_validates() -> None:
         pytest.skip("no leaderboard shipped")
     results = lb.validate()
     assert results and all(ok for _, ok, _ in results), [r for r in results if not r[1]][:3]
-    assert {"suite://paper-v1", "suite://zoo-v1", "suite://heldout-v1"} <= {
+    assert {"suite://paper-v1", "suite://zoo-v2", "suite://heldout-v1"} <= {
         s for e in lb.load().values() for s in e["suites"]}
 
 

@@ -116,7 +116,8 @@ def reach_matrix_bounds(g: Graph, hw: Hardware, mem: np.ndarray) -> tuple[np.nda
     k = hw.num_chips
     lo, hi = np.zeros(g.n, dtype=np.int64), np.full(g.n, k - 1, dtype=np.int64)
     cons = hw.constraints
-    too_big = mem > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
+    alone = mem + np.array([sum(t.bytes for t in g.shared if nm in t.users) for nm in g.names])
+    too_big = alone > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
     if cons.memory and cons.dataflow:
         reach = g.reach.astype(np.float64)
         pre, suf = np.cumsum(hw.sram_bytes), np.cumsum(hw.sram_bytes[::-1])[::-1]

@@ -16,6 +16,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
+from mcm_gym.core.graph import Graph
+
 ROOT = Path(__file__).resolve().parents[1]
 BERT_BASE = ROOT / "graphs" / "bert-base.json"
 
@@ -55,7 +57,10 @@ def check_document(doc: dict[str, Any]) -> None:
     assert totals["num_nodes"] == len(nodes)
     assert totals["num_edges"] == len(edges)
     assert totals["flops"] == sum(n["flops"] for n in nodes)
-    assert totals["weight_bytes"] == sum(n["weight_bytes"] for n in nodes)
+    shared = doc.get("shared", [])
+    assert totals["weight_bytes"] == sum(n["weight_bytes"] for n in nodes) + sum(t["bytes"] for t in shared)
+    for t in shared:  # a shared tensor has two or more distinct readers, all nodes of the graph
+        assert len(t["users"]) >= 2 and len(set(t["users"])) == len(t["users"]) and set(t["users"]) <= set(by_name)
 
 
 # ----------------------------------------------------------------- bundled graph (no torch)
@@ -164,14 +169,15 @@ def test_shared_parameters_and_getitem_folding() -> None:
     report = doc["metadata"]["import_report"]
     assert report["folded_getitems"] == 2
     param_bytes = (8 * 8 + 8) * 4
-    assert sum(n["weight_bytes"] for n in doc["nodes"]) == param_bytes
-    shared = report["shared_parameters"]
-    assert set(shared) == {"lin.weight", "lin.bias"}
-    first = shared["lin.weight"]["charged_to"]
-    assert by_name[first]["weight_bytes"] == param_bytes
-    assert shared["lin.weight"]["also_used_by"] == [
-        n for n in by_name if n != first and by_name[n]["op"] == "aten.linear"
-    ]
+    # Both linears read the same parameters: none is charged to a node, both are shared tensors.
+    assert sum(n["weight_bytes"] for n in doc["nodes"]) == 0
+    linears = [n for n in by_name if by_name[n]["op"] == "aten.linear"]
+    assert {t["name"]: t["users"] for t in doc["shared"]} == {"lin.weight": linears, "lin.bias": linears}
+    assert sum(t["bytes"] for t in doc["shared"]) == param_bytes == doc["metadata"]["totals"]["weight_bytes"]
+    assert set(report["shared_parameters"]) == {"lin.weight", "lin.bias"}
+    g = Graph.from_dict(doc)
+    assert g.total_weight_bytes == param_bytes
+    assert g.param_bytes[g.index[linears[0]]] == g.param_bytes[g.index[linears[1]]] == param_bytes
     # split -> mul carries both halves (two distinct tensors of 3*4 floats)
     split = next(n for n in doc["nodes"] if n["op"] == "aten.split")
     mul = next(n for n in doc["nodes"] if n["op"] == "aten.mul")
@@ -187,3 +193,30 @@ def test_rejects_non_floating_dtype() -> None:
     with pytest.raises(ValueError, match="floating dtype"):
         from_torch(torch.nn.Linear(2, 2), (torch.randn(1, 2),), dtype="int8", name="x",
                    graph_id="t://x")
+
+
+def test_albert_shared_layer_weights_are_held_on_every_chip_that_runs_a_layer() -> None:
+    """ALBERT reuses one layer's weights at every depth: each pipeline stage that runs a layer
+    needs its own copy (before shared tensors, layers 2-6 needed 0 bytes)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from mcm_gym import Problem, get_hardware
+    from mcm_gym.instances.importers import from_torch
+    from mcm_gym.search.dp import DPSearch
+
+    torch.manual_seed(0)
+    cfg = transformers.AlbertConfig(vocab_size=1000, embedding_size=64, hidden_size=128, num_hidden_layers=6,
+                                    num_attention_heads=4, intermediate_size=256)
+    model = transformers.AlbertModel(cfg)
+    g = from_torch(model, (torch.zeros(1, 32, dtype=torch.long),), name="albert")
+    params = sum(p.numel() * 2 for p in model.parameters())  # bf16
+    assert g.total_weight_bytes == params
+    layer = [t for t in g.shared if ".albert_layers.0." in t.name]
+    assert layer and all(len(t.users) == 6 for t in layer)  # one reader per depth
+    layer_bytes = sum(t.bytes for t in layer)
+    problem = Problem(g, get_hardware("ring-4"))
+    res = DPSearch().search(problem, budget=4, seed=0)
+    mem = problem.evaluate(res.partition).memory[0]
+    users = {g.index[u] for t in layer for u in t.users}
+    for chip in {int(res.partition[v]) for v in users}:
+        assert mem[chip] >= layer_bytes, (chip, mem[chip], layer_bytes)

@@ -5,6 +5,8 @@ File: ``mcm_gym/bench/leaderboard.json`` (format ``mcm-gym-leaderboard/1``), reg
 ``mcm-gym leaderboard`` (the stage DP and the exact search on every suite instance, merged with what
 the file already holds: the higher score and the tighter bound win). ``mcm-gym validate`` re-checks
 it: each best partition must be valid, score what it claims, and not beat its own proven bound.
+The file records the cost model's version (:data:`mcm_gym.core.cost.COST_MODEL`): entries made under
+another version fail validation, are not used for gaps, and are dropped by the next regeneration.
 
 Scores are ``lower_bound / bottleneck``; a bound is stated as a score too (``bound_score``: no valid
 partition scores above it). ``gap_to_best = 1 - score / best_score`` and
@@ -25,11 +27,12 @@ import numpy as np
 
 from mcm_gym._io import atomic_write_text
 from mcm_gym.bench.suites import Instance, get_suite
+from mcm_gym.core.cost import COST_MODEL
 from mcm_gym.core.problem import Problem
 from mcm_gym.search.base import SearchResult, get_searcher
 
-__all__ = ["FORMAT", "default_path", "instance_key", "load", "lookup", "gaps", "validate", "update",
-           "is_leaderboard", "evaluate"]
+__all__ = ["COST_MODEL", "FORMAT", "current", "default_path", "instance_key", "load", "lookup", "gaps", "validate",
+           "update", "is_leaderboard", "evaluate"]
 
 FORMAT = "mcm-gym-leaderboard/1"
 TOL = 1e-9
@@ -66,7 +69,13 @@ def load(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]
         doc = json.load(f)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{p}: not a leaderboard file (format {FORMAT})")
-    return {e["key"]: e for e in doc.get("entries", [])}
+    model = doc.get("cost_model", "mcm-cost/1")
+    return {e["key"]: {**e, "cost_model": model} for e in doc.get("entries", [])}
+
+
+def current(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The entries recorded under this package's cost model."""
+    return {k: e for k, e in entries.items() if e.get("cost_model") == COST_MODEL}
 
 
 _cache: dict[str, dict[str, dict[str, Any]]] = {}
@@ -76,7 +85,7 @@ def lookup(problem: Problem, path: str | os.PathLike[str] | None = None) -> dict
     """The leaderboard entry of ``problem``'s instance, or None."""
     key = str(path or default_path())
     if key not in _cache:
-        _cache[key] = load(path)
+        _cache[key] = current(load(path))
     return _cache[key].get(instance_key(problem))
 
 
@@ -101,6 +110,10 @@ def validate(path: str | os.PathLike[str] | None = None) -> list[tuple[str, bool
     valid, does not score what it claims, beats its own proven bound, or its key does not match."""
     out = []
     for key, e in load(path).items():
+        if e.get("cost_model") != COST_MODEL:
+            out.append((key, False, f"recorded under cost model {e.get('cost_model')}, not {COST_MODEL}: "
+                                    "regenerate with `mcm-gym leaderboard`"))
+            continue
         try:
             problem = _entry_problem(e)
         except (ValueError, KeyError) as exc:
@@ -146,7 +159,7 @@ def update(suites: Iterable[str], *, time_limit: float = 60.0, path: str | os.Pa
     the leaderboard at ``path`` (default: the shipped one), rewritten atomically after each instance
     (an interrupted run keeps the instances done)."""
     p = Path(path) if path is not None else default_path()
-    entries = load(p)
+    entries = current(load(p))  # entries of an older cost model are dropped
     today = time.strftime("%Y-%m-%d")
     for sid in suites:
         for inst in get_suite(sid).instances:
@@ -179,9 +192,9 @@ def update(suites: Iterable[str], *, time_limit: float = 60.0, path: str | os.Pa
 
 
 def _write(path: Path, entries: dict[str, dict[str, Any]]) -> None:
-    doc = {"format": FORMAT, "entries": [entries[k] for k in sorted(entries)]}
-    lines = ['{"format": ' + json.dumps(FORMAT) + ', "entries": [']
-    body = [json.dumps(e, separators=(",", ":")) for e in doc["entries"]]
+    rows = [{k: v for k, v in entries[key].items() if k != "cost_model"} for key in sorted(entries)]
+    lines = ['{"format": ' + json.dumps(FORMAT) + ', "cost_model": ' + json.dumps(COST_MODEL) + ', "entries": [']
+    body = [json.dumps(e, separators=(",", ":")) for e in rows]
     atomic_write_text(path, "\n".join(lines) + "\n" + ",\n".join(body) + "\n]}\n")
 
 

@@ -2,7 +2,8 @@
 
 * ``suite://paper-v1``: the paper's setting, BERT-base on the paper-like ring-8, with the default
   switches and with ``triangle`` on (the paper's "chip triangle dependency");
-* ``suite://zoo-v1``: every zoo graph on its default preset, on ring-8 and on mesh-4x4 (all feasible);
+* ``suite://zoo-v2``: every zoo graph on its default preset, on ring-8 and on mesh-4x4 (all feasible);
+  v1 named ``zoo://gnmt-v1``, which v2 replaced;
 * ``suite://heldout-v1``: the held-out split (its zoo graphs and generator seeds 1000-1009) on ring-4,
   ring-8 and mesh-2x2, where the graph fits;
 * ``suite://hard-v1``: 16 instances where the known methods fall short, found by
@@ -113,11 +114,15 @@ _HARD = [  # (graph, hardware, why it qualifies: measured 2026-12-02 by benchmar
 HARD_REASONS = {(g, h): why for g, h, why in _HARD}
 
 
+#: Zoo graphs whose content changed since v1 (a suite names exact graph versions).
+_ZOO_IDS = {"gnmt": "zoo://gnmt-v2"}  # v2: its shared parameter recorded as a shared tensor (2026-12-02)
+
+
 def _zoo() -> tuple[Instance, ...]:
     out: list[Instance] = []
     for name in _ZOO:
         for hw in dict.fromkeys([_DEFAULT[name], "ring-8", "mesh-4x4"]):
-            out.append(Instance.of(f"zoo://{name}-v1", hw))
+            out.append(Instance.of(_ZOO_IDS.get(name, f"zoo://{name}-v1"), hw))
     return tuple(out)
 
 
@@ -139,7 +144,7 @@ _BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
     "suite://paper-v1": ("BERT-base on the paper-like ring-8: default switches, and with triangle on",
                          lambda: (Instance.of("zoo://bert-base-v1", "ring-8"),
                                   Instance.of("zoo://bert-base-v1", "ring-8", {"triangle": True}))),
-    "suite://zoo-v1": ("every zoo graph on its default preset, on ring-8 and on mesh-4x4", _zoo),
+    "suite://zoo-v2": ("every zoo graph on its default preset, on ring-8 and on mesh-4x4 (v2: zoo://gnmt-v2)", _zoo),
     "suite://heldout-v1": ("the held-out split (4 zoo graphs, generator seeds 1000-1009) on ring-4, ring-8 and "
                            "mesh-2x2 where it fits", _heldout),
     "suite://hard-v1": ("where the stage DP falls more than 5% short of the proven optimum, or the exact search "
@@ -147,6 +152,8 @@ _BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
                         lambda: tuple(Instance.of(g, h) for g, h, _ in _HARD)),
 }
 SUITES = tuple(_BUILDERS)  # the suites this package defines
+#: Suites that no longer exist, and what replaced them.
+_RETIRED = {"suite://zoo-v1": "it named zoo://gnmt-v1, since replaced by zoo://gnmt-v2; use suite://zoo-v2"}
 _cache: dict[str, Suite] = {}
 
 
@@ -168,12 +175,14 @@ def list_suites() -> list[str]:
 
 
 def get_suite(suite_id: str) -> Suite:
-    """The suite of ``suite_id`` (``suite://zoo-v1``, or ``zoo-v1``); ``ValueError`` names the known ones."""
+    """The suite of ``suite_id`` (``suite://zoo-v2``, or ``zoo-v2``); ``ValueError`` names the known ones."""
     sid = suite_id if "://" in suite_id else f"suite://{suite_id}"
     try:
         pid = parse_id(sid)
     except InstanceIdError as exc:
         raise ValueError(f"bad suite id {suite_id!r}: {exc}") from None
+    if sid in _RETIRED:
+        raise ValueError(f"suite {suite_id!r} was retired: {_RETIRED[sid]}")
     if pid.scheme != "suite" or sid not in _BUILDERS:
         raise ValueError(f"unknown suite {suite_id!r}; known: {', '.join(_BUILDERS)}")
     if sid not in _cache:

@@ -74,12 +74,26 @@ class PlacementState:
         # Memory of each node and all its descendants (bytes), shape (n,): under dataflow they all go
         # on or after the node's chip, so the free SRAM there must hold them. Exact sums from bitsets
         # (Graph.reach_sums), cached on the graph: no n x n matrix at each reset.
+        # Shared tensors are left out of it (a lower bound, so the mask never rules out a valid chip).
         self.desc_demand: np.ndarray = graph.reach_sums(mem_demand)[1]
+        self.shared_bytes = graph.shared_bytes
+        self.shared_on = np.zeros((len(graph.shared), k), dtype=bool)  # tensor s already on chip c
+
+    def extra_shared(self, v: int) -> np.ndarray:
+        """Bytes of the shared tensors ``v`` reads that each chip does not hold yet, shape ``(K,)``."""
+        ts = list(self.graph.node_shared[v])
+        if not ts:
+            return np.zeros(self.hardware.num_chips)
+        return self.shared_bytes[ts] @ ~self.shared_on[ts]
 
     def place(self, v: int, chip: int) -> None:
         self.assign[v] = chip
         if 0 <= chip < self.hardware.num_chips:
             self.mem_used[chip] += self.mem_demand[v]
+            ts = list(self.graph.node_shared[v])
+            if ts:
+                self.mem_used[chip] += float(self.shared_bytes[ts] @ ~self.shared_on[ts, chip])
+                self.shared_on[ts, chip] = True
             self.max_used = max(self.max_used, chip)
 
 
@@ -128,7 +142,8 @@ class Dataflow(Constraint):
 
 
 class Memory(Constraint):
-    """Per chip, the sum of ``weight_bytes`` (plus ``out_bytes`` with ``activation_memory``) fits SRAM."""
+    """Per chip, the sum of ``weight_bytes`` (plus ``out_bytes`` with ``activation_memory``), plus each
+    shared tensor one of its nodes reads (once), fits SRAM."""
 
     name = "memory"
 
@@ -149,7 +164,7 @@ class Memory(Constraint):
 
     def mask(self, st, v):
         sram = st.hardware.sram_bytes
-        ok = st.mem_used + st.mem_demand[v] <= sram
+        ok = st.mem_used + st.mem_demand[v] + st.extra_shared(v) <= sram
         if st.hardware.constraints.dataflow:
             free_after = np.cumsum((sram - st.mem_used)[::-1])[::-1]  # free bytes on chips c..K-1
             ok &= free_after >= st.desc_demand[v] * (1 - 1e-12)

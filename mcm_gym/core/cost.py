@@ -3,7 +3,13 @@
 For a partition ``p`` (chip index per node):
 
 * node time on chip ``k``: ``max(flops / peak_flops[k], traffic / mem_bw[k])`` (roofline), where
-  ``traffic = weight_bytes + in_bytes + out_bytes`` (bytes; an upper bound for gathers);
+  ``traffic = weights read + in_bytes + out_bytes`` (bytes). The weights a node reads depend on its
+  op (:func:`weight_read_bytes`): most ops read all their parameters (own and shared); a gather
+  (embedding lookup, indexing; :data:`GATHER_OPS`) reads only the rows it outputs, ``out_bytes``,
+  at most its table;
+* memory per chip (bytes): the ``weight_bytes`` of its nodes (plus their ``out_bytes`` with
+  ``activation_memory``), plus each shared tensor (:class:`mcm_gym.core.graph.SharedTensor`) once if
+  any of its users runs there: a tensor shared by nodes on two chips is stored on both;
 * chip time: the sum of its nodes' times (seconds);
 * link time: ``bytes routed over the link / bandwidth + latency`` (seconds, latency only when used).
   A tensor goes once to each consumer chip, multicast along the routes: a link carries a producer's
@@ -26,10 +32,40 @@ from typing import Any
 
 import numpy as np
 
+from mcm_gym.core import kernels
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
 
-__all__ = ["CostModel", "Evaluation"]
+__all__ = ["COST_MODEL", "CostModel", "Evaluation", "GATHER_OPS", "op_kind", "weight_read_bytes"]
+
+#: Version of the cost model's rules. Scores, optima and bounds recorded under another version (e.g. in
+#: a leaderboard file) are not comparable. 2 (2026-12-02): shared tensors held once per chip that uses
+#: them; a gather reads the rows it outputs. 1: a shared tensor charged to its first reader only, a
+#: gather costed as reading its whole table.
+COST_MODEL = "mcm-cost/2"
+
+#: Op kinds (see :func:`op_kind`) that gather rows of a table: they read ``out_bytes`` of it.
+GATHER_OPS = frozenset({"embedding", "embedding_bag", "index_select", "index", "gather", "take",
+                        "gatherelements", "gathernd", "gather_elements", "gather_nd"})
+
+
+def op_kind(op: str) -> str:
+    """The bare, lower-case op name: ``"aten.embedding.default"``, ``"aten::embedding"`` and
+    ``"Embedding"`` all give ``"embedding"``; a trailing ``_`` (in-place) is dropped."""
+    parts = [x for x in op.lower().replace("::", ".").split(".") if x]
+    if len(parts) > 1 and parts[-1] in ("default", "tensor", "int", "scalar", "out"):
+        parts = parts[:-1]
+    return (parts[-1] if parts else "").rstrip("_")
+
+
+def weight_read_bytes(graph: Graph) -> np.ndarray:
+    """Parameter bytes each node reads per sample, shape ``(n,)``: all its own and shared
+    parameters, except that a gather (:data:`GATHER_OPS`) reads the rows it outputs,
+    ``min(parameters, out_bytes)``."""
+    read = graph.param_bytes.copy()
+    gather = np.array([op_kind(nd.op) in GATHER_OPS for nd in graph.nodes], dtype=bool)
+    read[gather] = np.minimum(read[gather], graph.out_bytes[gather])
+    return read
 
 # _BYTE_BITS[v, i] = bit i of the byte v (little-endian), shape (256, 8).
 _BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float64)
@@ -74,7 +110,7 @@ class CostModel:
         self.graph = graph
         self.hardware = hardware
         k = hardware.num_chips
-        traffic = graph.weight_bytes + graph.in_bytes + graph.out_bytes
+        traffic = weight_read_bytes(graph) + graph.in_bytes + graph.out_bytes
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.maximum(graph.flops[:, None] / hardware.peak_flops[None, :],
                            traffic[:, None] / hardware.mem_bw[None, :])
@@ -85,8 +121,18 @@ class CostModel:
         aggregate = max(graph.total_flops / float(hardware.peak_flops.sum()),
                         float(traffic.sum()) / float(hardware.mem_bw.sum()))
         self.lower_bound: float = float(max(tmin.sum() / k, aggregate, tmin.max()))
+        #: Memory each node brings to its chip on its own (bytes, shape ``(n,)``), shared tensors
+        #: excluded: they are counted once per chip in :meth:`chip_memory`.
         self.mem_demand: np.ndarray = graph.weight_bytes + (
             graph.out_bytes if hardware.constraints.activation_memory else 0.0)
+        #: Bytes per shared tensor, shape ``(S,)``, and the most one node needs alone (its demand
+        #: plus the shared tensors it reads), shape ``(n,)``.
+        self.shared_bytes: np.ndarray = graph.shared_bytes
+        self.mem_alone: np.ndarray = self.mem_demand + (graph.param_bytes - graph.weight_bytes)
+        self._shared_t, self._shared_v = graph.shared_pairs
+        order = np.argsort(self._shared_t, kind="stable")  # CSR by tensor, for the compiled kernel
+        self._shared_ptr = np.r_[0, np.cumsum(np.bincount(self._shared_t, minlength=graph.shared_bytes.size))]
+        self._shared_nodes = self._shared_v[order]
         self._driver = np.zeros((hardware.num_links, k))
         if hardware.num_links:
             self._driver[np.arange(hardware.num_links), hardware.link_driver] = 1.0
@@ -126,6 +172,8 @@ class CostModel:
         self._cg_dst = graph.edge_dst[edges] if edges else np.zeros(0, dtype=np.int64)
         self._cg_starts = np.array(starts, dtype=np.int64)
         self._cg_weight = np.array(weights, dtype=np.float64)
+        self._cg_bounds = np.r_[self._cg_starts, len(edges)].astype(np.int64)  # group g: [b[g], b[g+1])
+        self._route_csr: tuple[np.ndarray, np.ndarray] | None = None  # for the compiled kernel
 
     @property
     def num_chips(self) -> int:
@@ -155,8 +203,48 @@ class CostModel:
         idx = (np.arange(b)[:, None] * k + p).ravel()
         return np.bincount(idx, weights=w.ravel(), minlength=b * k).reshape(b, k)
 
+    def chip_memory(self, p: np.ndarray) -> np.ndarray:
+        """Bytes used per chip, shape ``(B, K)``: the nodes' own demand plus each shared tensor once
+        on every chip that runs one of its users."""
+        mem = self.chip_sums(p, self.mem_demand)
+        if self._shared_t.size:
+            b, k, s = p.shape[0], self.num_chips, self.shared_bytes.size
+            key = (np.arange(b)[:, None] * s + self._shared_t[None, :]) * k + p[:, self._shared_v]
+            key = np.unique(key.ravel())  # one entry per (row, tensor, chip) holding it
+            row, rest = np.divmod(key, s * k)
+            tensor, chip = np.divmod(rest, k)
+            mem += np.bincount(row * k + chip, weights=self.shared_bytes[tensor],
+                               minlength=b * k).reshape(b, k)
+        return mem
+
+    def placed_memory(self, partition: np.ndarray) -> np.ndarray:
+        """Bytes used per chip, shape ``(K,)``, by the placed nodes of one partial partition ``(n,)``
+        (entries outside ``0..K-1`` are not placed)."""
+        p = np.asarray(partition, dtype=np.int64)
+        k = self.num_chips
+        placed = (p >= 0) & (p < k)
+        mem = np.bincount(p[placed], weights=self.mem_demand[placed], minlength=k).astype(np.float64)
+        if self._shared_t.size:
+            ok = placed[self._shared_v]
+            pairs = np.unique(self._shared_t[ok] * k + p[self._shared_v[ok]])
+            mem += np.bincount(pairs % k, weights=self.shared_bytes[pairs // k], minlength=k)
+        return mem
+
     def link_loads(self, p: np.ndarray) -> np.ndarray:
-        """Bytes per link with multicast, shape ``(B, L)``."""
+        """Bytes per link with multicast, shape ``(B, L)`` (compiled with numba where enabled, see
+        :mod:`mcm_gym.core.kernels`; :meth:`link_loads_numpy` otherwise)."""
+        nl = self.hardware.num_links
+        if nl == 0 or self._cg_starts.size == 0:
+            return np.zeros((p.shape[0], nl))
+        if kernels.enabled():
+            if self._route_csr is None:
+                self._route_csr = kernels.route_lists(self.hardware.routes)
+            return kernels.link_loads(p, self._cg_src, self._cg_dst, self._cg_bounds, self._cg_weight,
+                                      *self._route_csr, self.num_chips, nl)
+        return self.link_loads_numpy(p)
+
+    def link_loads_numpy(self, p: np.ndarray) -> np.ndarray:
+        """:meth:`link_loads` in numpy (the reference): route bit masks, OR-reduced per group."""
         b = p.shape[0]
         k, nl = self.num_chips, self.hardware.num_links
         out = np.zeros((b, nl))
@@ -187,8 +275,11 @@ class CostModel:
                                       for f in Evaluation.__dataclass_fields__}
             return Evaluation(**fields)
         hw = self.hardware
-        chip_time = self.chip_sums(p, self.node_time)
-        memory = self.chip_sums(p, self.mem_demand)
+        if kernels.enabled():
+            chip_time, memory = kernels.chip_loads(p, self.node_time, self.mem_demand, self._shared_ptr,
+                                                   self._shared_nodes, self.shared_bytes)
+        else:
+            chip_time, memory = self.chip_sums(p, self.node_time), self.chip_memory(p)
         link_bytes = self.link_loads(p)
         link_time = np.where(link_bytes > 0, link_bytes / hw.link_bandwidth + hw.link_latency, 0.0) \
             if hw.num_links else link_bytes

@@ -39,7 +39,10 @@ def node_bounds(graph: Graph, hardware: Hardware, mem_demand: np.ndarray) -> tup
     lo = np.zeros(g.n, dtype=np.int64)
     hi = np.full(g.n, k - 1, dtype=np.int64)
     cons = hw.constraints
-    too_big = mem_demand > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
+    # Alone on a chip a node needs its own demand and the shared tensors it reads. The ancestor and
+    # descendant sums below leave shared tensors out: a lower bound, so the bounds stay sound.
+    alone = mem_demand + (g.param_bytes - g.weight_bytes)
+    too_big = alone > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
     if cons.memory and cons.dataflow:
         anc, desc = g.reach_sums(mem_demand)  # memory of ancestors / descendants incl. self (bytes)
         pre = np.cumsum(hw.sram_bytes)  # chips 0..c
@@ -66,6 +69,10 @@ def formula_size(graph: Graph, hardware: Hardware, lo: np.ndarray, hi: np.ndarra
     lits += int(2 * per_edge * span.sum())
     if cons.memory:
         lits += int(width.sum())
+        if graph.shared:  # held-on-chip literals and their implications
+            users = graph.shared_pairs[1]
+            lits += int(3 * width[users].sum())
+            n_vars += int(width[users].sum())
     if cons.contiguous:
         lits += int(3 * width.sum())
         n_vars += hardware.num_chips
@@ -209,16 +216,34 @@ class Encoding:
             self._clause([self._neg(self.X(v, j)), self._neg(self.Y(u, j - 1)), self.Y(w, j)])
 
     def add_memory(self) -> None:
-        """Per chip ``c``: ``sum_v weight[v] * x[v][c] <= capacity[c]`` (integer units, see
-        :attr:`pb_weights`, :attr:`pb_caps`), one ``pble`` per chip that could overflow."""
-        hw = self.hardware
-        weights, caps, exact = memory_units(self.mem_demand, hw.sram_bytes, self.pb_units,
-                                            relaxed=self.relaxed)
+        """Per chip ``c``: ``sum_v weight[v] * x[v][c] + sum_s shared[s] * h[s][c] <= capacity[c]``
+        (integer units, see :attr:`pb_weights`, :attr:`pb_caps`), one ``pble`` per chip that could
+        overflow. ``h{s}_{c}`` (shared tensor ``s`` is held on chip ``c``) is implied by every user of
+        ``s`` on ``c``; a tensor with one possible user on ``c`` adds its weight to that user's ``x``."""
+        hw, g = self.hardware, self.graph
+        n = g.n
+        weights, caps, exact = memory_units(np.concatenate([self.mem_demand, g.shared_bytes]), hw.sram_bytes,
+                                            self.pb_units, relaxed=self.relaxed)
         self.exact_memory = exact
-        self.pb_weights, self.pb_caps = weights, caps
-        heavy = [v for v in range(self.graph.n) if weights[v] > 0]
+        self.pb_weights, self.pb_caps = weights[:n], caps
+        heavy = [v for v in range(n) if weights[v] > 0]
+        users = [[g.index[u] for u in t.users] for t in g.shared]
         for c in range(self.k):
-            terms = [(f"x{v}_{c}", weights[v]) for v in heavy if self.lo[v] <= c <= self.hi[v]]
+            coef = {f"x{v}_{c}": weights[v] for v in heavy if self.lo[v] <= c <= self.hi[v]}
+            for s, us in enumerate(users):
+                w = weights[n + s]
+                on_c = [v for v in us if self.lo[v] <= c <= self.hi[v]]
+                if w <= 0 or not on_c:
+                    continue
+                if len(on_c) == 1:
+                    lit = f"x{on_c[0]}_{c}"
+                    coef[lit] = coef.get(lit, 0) + w
+                    continue
+                held = f"h{s}_{c}"
+                self.decls.append(f"(declare-const {held} Bool)")
+                self.asserts += [f"(assert (or (not x{v}_{c}) {held}))" for v in on_c]
+                coef[held] = w
+            terms = list(coef.items())
             if not terms or sum(w for _, w in terms) <= caps[c]:
                 continue
             coeffs = " ".join(str(w) for _, w in terms)

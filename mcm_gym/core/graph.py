@@ -1,6 +1,9 @@
 """Computation graphs: nodes with FLOPs and bytes, edges with bytes, the ``mcm-graph/1`` JSON format.
 
 Units: ``flops`` in FLOPs (a multiply-add counts 2), every size in bytes.
+A node's ``weight_bytes`` are its own parameters; a parameter tensor read by several nodes (tied
+embeddings, a layer reused across depth as in ALBERT) is a :class:`SharedTensor` of the graph, listed
+once with its users: a chip holds it once if it runs any of them (see :mod:`mcm_gym.core.cost`).
 A :class:`Graph` keeps its nodes in a topological order (stable with respect to the order given),
 so node ``i``'s predecessors always have indices ``< i``; the arrays below use that order.
 """
@@ -23,7 +26,7 @@ from mcm_gym._io import atomic_write_text
 
 FORMAT = "mcm-graph/1"
 
-__all__ = ["FORMAT", "Graph", "GraphError", "Node", "Edge"]
+__all__ = ["FORMAT", "Graph", "GraphError", "Node", "Edge", "SharedTensor"]
 
 
 class GraphError(ValueError):
@@ -51,6 +54,16 @@ class Edge:
     bytes: float | None = None
 
 
+@dataclass(frozen=True)
+class SharedTensor:
+    """A parameter tensor of ``bytes`` bytes read by every node in ``users`` (node names): each chip
+    that runs at least one user keeps its own copy in SRAM."""
+
+    name: str
+    bytes: float
+    users: tuple[str, ...]
+
+
 def _check_size(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise GraphError(f"{what} must be a number, got {value!r}")
@@ -76,6 +89,7 @@ class Graph:
     name: str = "graph"
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    shared: tuple[SharedTensor, ...] = ()
 
     def __init__(
         self,
@@ -85,6 +99,7 @@ class Graph:
         name: str = "graph",
         id: str | None = None,  # noqa: A002 - matches the JSON field
         metadata: Mapping[str, Any] | None = None,
+        shared: Iterable[SharedTensor | Mapping[str, Any]] = (),
     ) -> None:
         node_list = [_coerce_node(x, i) for i, x in enumerate(nodes)]
         if not node_list:
@@ -112,6 +127,7 @@ class Graph:
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "metadata", dict(metadata or {}))
+        object.__setattr__(self, "shared", _coerce_shared(shared, index))
 
     # ----------------------------------------------------------------- basic views
     @property
@@ -141,6 +157,35 @@ class Graph:
     def weight_bytes(self) -> np.ndarray:
         """Parameter bytes per node, shape ``(n,)``."""
         return np.array([nd.weight_bytes for nd in self.nodes], dtype=np.float64)
+
+    @cached_property
+    def shared_bytes(self) -> np.ndarray:
+        """Bytes per shared tensor, shape ``(S,)``."""
+        return np.array([t.bytes for t in self.shared], dtype=np.float64)
+
+    @cached_property
+    def shared_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(tensor, node)`` index arrays, shape ``(M,)`` each: one entry per (shared tensor, user)."""
+        idx = self.index
+        ts = [i for i, t in enumerate(self.shared) for _ in t.users]
+        vs = [idx[u] for t in self.shared for u in t.users]
+        return np.array(ts, dtype=np.int64), np.array(vs, dtype=np.int64)
+
+    @cached_property
+    def node_shared(self) -> tuple[tuple[int, ...], ...]:
+        """For each node, the indices of the shared tensors it reads."""
+        out: list[list[int]] = [[] for _ in range(self.n)]
+        for t, v in zip(*(a.tolist() for a in self.shared_pairs), strict=True):
+            out[v].append(t)
+        return tuple(tuple(x) for x in out)
+
+    @cached_property
+    def param_bytes(self) -> np.ndarray:
+        """Parameter bytes each node reads: its own plus every shared tensor it uses, shape ``(n,)``."""
+        out = self.weight_bytes.copy()
+        t, v = self.shared_pairs
+        np.add.at(out, v, self.shared_bytes[t])
+        return out
 
     @cached_property
     def out_bytes(self) -> np.ndarray:
@@ -280,7 +325,8 @@ class Graph:
 
     @property
     def total_weight_bytes(self) -> float:
-        return float(self.weight_bytes.sum())
+        """Parameter bytes of the model: every node's own plus each shared tensor once."""
+        return float(self.weight_bytes.sum() + self.shared_bytes.sum())
 
     def __repr__(self) -> str:
         return (f"Graph(name={self.name!r}, id={self.id!r}, n={self.n}, edges={self.num_edges}, "
@@ -289,13 +335,15 @@ class Graph:
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "nodes": self.n, "edges": self.num_edges,
                 "flops": self.total_flops, "weight_bytes": self.total_weight_bytes,
-                "max_node_weight_bytes": float(self.weight_bytes.max())}
+                "max_node_weight_bytes": float(self.param_bytes.max()), "shared_tensors": len(self.shared)}
 
     # ----------------------------------------------------------------- conversion
     def to_networkx(self) -> Any:
         import networkx as nx
 
         g = nx.DiGraph(name=self.name)
+        if self.shared:
+            g.graph["shared"] = [_shared_doc(t) for t in self.shared]
         for nd in self.nodes:
             g.add_node(nd.name, op=nd.op, flops=nd.flops, weight_bytes=nd.weight_bytes,
                        out_bytes=nd.out_bytes)
@@ -310,7 +358,8 @@ class Graph:
                       weight_bytes=a.get("weight_bytes", 0.0), out_bytes=a.get("out_bytes", 0.0))
                  for v, a in g.nodes(data=True)]
         edges = [Edge(str(u), str(v), a.get("bytes")) for u, v, a in g.edges(data=True)]
-        return cls(nodes, edges, name=name or str(g.graph.get("name", "graph")), id=id)
+        return cls(nodes, edges, name=name or str(g.graph.get("name", "graph")), id=id,
+                   shared=g.graph.get("shared") or ())
 
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> int | float:
@@ -326,6 +375,7 @@ class Graph:
                       for nd in self.nodes],
             "edges": [{"src": e.src, "dst": e.dst, **({} if e.bytes is None else {"bytes": num(e.bytes)})}
                       for e in self.edges],
+            **({"shared": [_shared_doc(t) for t in self.shared]} if self.shared else {}),
         }
 
     @classmethod
@@ -340,9 +390,11 @@ class Graph:
                 raise GraphError(f"{source}: missing field {key!r}")
             if not isinstance(doc[key], list):
                 raise GraphError(f"{source}: field {key!r} must be a list")
+        if not isinstance(doc.get("shared", []), list):
+            raise GraphError(f"{source}: field 'shared' must be a list")
         try:
             return cls(doc["nodes"], doc["edges"], name=str(doc.get("name", "graph")),
-                       id=doc.get("id"), metadata=doc.get("metadata") or {})
+                       id=doc.get("id"), metadata=doc.get("metadata") or {}, shared=doc.get("shared", []))
         except GraphError as exc:
             raise GraphError(f"{source}: {exc}") from None
 
@@ -370,12 +422,15 @@ class Graph:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as ``mcm-graph/1`` JSON, atomically, one node or edge per line."""
         doc = self.to_dict()
-        head = {k: v for k, v in doc.items() if k not in ("nodes", "edges")}
+        head = {k: v for k, v in doc.items() if k not in ("nodes", "edges", "shared")}
         lines = json.dumps(head, indent=1)[:-2].rstrip()
         parts = [lines + ",", ' "nodes": [']
         parts.append(",\n".join("  " + json.dumps(x) for x in doc["nodes"]))
         parts.append(' ],\n "edges": [')
         parts.append(",\n".join("  " + json.dumps(x) for x in doc["edges"]))
+        if "shared" in doc:
+            parts.append(' ],\n "shared": [')
+            parts.append(",\n".join("  " + json.dumps(x) for x in doc["shared"]))
         parts.append(" ]\n}\n")
         atomic_write_text(path, "\n".join(parts))
 
@@ -405,6 +460,45 @@ def _coerce_node(x: Node | Mapping[str, Any], i: int) -> Node:
         weight_bytes=_check_size(d.get("weight_bytes", 0), f"node {name!r} field 'weight_bytes'"),
         out_bytes=_check_size(d.get("out_bytes", 0), f"node {name!r} field 'out_bytes'"),
     )
+
+
+def _shared_doc(t: SharedTensor) -> dict[str, Any]:
+    b = int(t.bytes) if float(t.bytes).is_integer() else float(t.bytes)
+    return {"name": t.name, "bytes": b, "users": list(t.users)}
+
+
+def _coerce_shared(items: Iterable[SharedTensor | Mapping[str, Any]],
+                   index: Mapping[str, int]) -> tuple[SharedTensor, ...]:
+    out: list[SharedTensor] = []
+    names: set[str] = set()
+    for i, x in enumerate(items):
+        if isinstance(x, SharedTensor):
+            name, size, users = x.name, x.bytes, x.users
+        elif isinstance(x, Mapping):
+            unknown = set(x) - {"name", "bytes", "users"}
+            if unknown:
+                raise GraphError(f"shared tensor #{i}: unknown field(s) {sorted(unknown)}")
+            for key in ("name", "bytes", "users"):
+                if key not in x:
+                    raise GraphError(f"shared tensor #{i} is missing field {key!r}")
+            name, size, users = x["name"], x["bytes"], x["users"]
+        else:
+            raise GraphError(f"shared tensor #{i} must be a SharedTensor or an object, got {type(x).__name__}")
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"shared tensor #{i}: 'name' must be a non-empty string, got {name!r}")
+        if name in names:
+            raise GraphError(f"duplicate shared tensor name {name!r}")
+        names.add(name)
+        if isinstance(users, str) or not isinstance(users, Sequence) or not users:
+            raise GraphError(f"shared tensor {name!r}: 'users' must be a non-empty list of node names")
+        for u in users:
+            if u not in index:
+                raise GraphError(f"shared tensor {name!r} names unknown node {u!r}")
+        if len(set(users)) != len(users):
+            raise GraphError(f"shared tensor {name!r} lists a user twice")
+        out.append(SharedTensor(name, _check_size(size, f"shared tensor {name!r} field 'bytes'"),
+                                tuple(str(u) for u in users)))
+    return tuple(out)
 
 
 def _coerce_edge(e: Edge | Sequence[Any] | Mapping[str, Any], i: int) -> Edge:

@@ -12,7 +12,10 @@ from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware, HardwareError
 from mcm_gym.core.repair import RepairConfig, RepairResult, repair
 
-__all__ = ["Problem", "InfeasibleError"]
+__all__ = ["Problem", "InfeasibleError", "CHUNK"]
+
+#: Rows of a batch checked at a time (bounded memory on large batches).
+CHUNK = 4096
 
 
 class InfeasibleError(HardwareError):
@@ -33,20 +36,22 @@ class Problem:
         self.constraints = active_constraints(hardware)
         self.mem_demand: np.ndarray = self.cost.mem_demand
         if hardware.constraints.memory:
-            need, have = float(self.mem_demand.sum()), hardware.total_sram_bytes
+            need = float(self.mem_demand.sum() + self.cost.shared_bytes.sum())
+            have = hardware.total_sram_bytes
             if need > have:
                 what = "weights and activations" if hardware.constraints.activation_memory else "weights"
                 raise InfeasibleError(
                     f"graph {graph.name!r} needs {need:.6g} bytes of {what} but hardware "
                     f"{hardware.name!r} has only {have:.6g} bytes of SRAM in total")
-            v = int(np.argmax(self.mem_demand))
-            if self.mem_demand[v] > hardware.sram_bytes.max():
+            alone = self.cost.mem_alone  # own demand plus the shared tensors it reads
+            v = int(np.argmax(alone))
+            if alone[v] > hardware.sram_bytes.max():
                 dtype = graph.metadata.get("dtype_bytes")
                 hint = ("; store the model at 1 byte per value (int8), as the zoo does for BERT-large and GPT-2: "
                         "`mcm-gym graphs import ... --dtype-bytes 1`, or from_torch(..., dtype_bytes=1)"
                         if dtype is None or dtype > 1 else "")
                 raise InfeasibleError(
-                    f"node {graph.names[v]!r} of graph {graph.name!r} needs {self.mem_demand[v]:.6g} bytes "
+                    f"node {graph.names[v]!r} of graph {graph.name!r} needs {alone[v]:.6g} bytes "
                     f"but the largest chip of {hardware.name!r} has {hardware.sram_bytes.max():.6g} bytes{hint}")
 
     @property
@@ -70,35 +75,46 @@ class Problem:
                          evaluation: Evaluation | None = None) -> dict[str, np.ndarray]:
         """Violations per enabled constraint, each of shape ``(B,)``."""
         p = self.cost.check_shape(partitions)
-        mem = evaluation.memory if evaluation is not None else self.cost.chip_sums(p, self.mem_demand)
-        return {c.name: c.count(self.graph, self.hardware, p, mem) for c in self.constraints}
+        mem = evaluation.memory if evaluation is not None else self.cost.chip_memory(p)
+        return self.constraint_counts(p, mem)
 
-    def is_valid(self, partitions: np.ndarray) -> Any:
+    def constraint_counts(self, p: np.ndarray, memory: np.ndarray) -> dict[str, np.ndarray]:
+        """Violations per enabled constraint of checked partitions ``p`` ``(B, n)`` whose bytes per chip
+        are ``memory`` ``(B, K)``."""
+        return {c.name: c.count(self.graph, self.hardware, p, memory) for c in self.constraints}
+
+    def is_valid(self, partitions: np.ndarray, *, chunk: int = CHUNK) -> Any:
         """True where a partition satisfies every enabled constraint: a bool for one partition
-        ``(n,)``, an array ``(B,)`` for a batch."""
+        ``(n,)``, an array ``(B,)`` for a batch (checked ``chunk`` rows at a time, so memory stays
+        bounded on large batches)."""
         arr = np.asarray(partitions)
         p = self.cost.check_shape(arr)
-        counts = self.violation_counts(p)
         ok = np.ones(p.shape[0], dtype=bool)
-        for c in counts.values():
-            ok &= c == 0
+        for i in range(0, p.shape[0], chunk):
+            for c in self.violation_counts(p[i:i + chunk]).values():
+                ok[i:i + chunk] &= c == 0
         return bool(ok[0]) if arr.ndim == 1 else ok
 
     def check(self, partition: np.ndarray) -> list[Violation]:
         """Every violation of one partition, each naming its constraint, nodes and chips."""
         p = self.cost.check_shape(partition)
-        mem = self.cost.chip_sums(p, self.mem_demand)[0]
+        mem = self.cost.chip_memory(p)[0]
         out: list[Violation] = []
         for c in self.constraints:
             out += c.explain(self.graph, self.hardware, p[0], mem)
         return out
 
-    def evaluate_valid(self, partitions: np.ndarray) -> tuple[Evaluation, np.ndarray]:
-        """Costs of a batch and whether each partition is valid (bool array ``(B,)``)."""
-        ev = self.evaluate(partitions)
+    def evaluate_valid(self, partitions: np.ndarray, *, chunk: int = CHUNK) -> tuple[Evaluation, np.ndarray]:
+        """Costs of a batch and whether each partition is valid (bool array ``(B,)``), ``chunk`` rows
+        at a time."""
+        p = self.cost.check_shape(partitions)
+        ev = self.cost.evaluate(p, chunk=chunk)
         ok = np.ones(len(ev), dtype=bool)
-        for c in self.violation_counts(partitions, ev).values():
-            ok &= c == 0
+        for i in range(0, p.shape[0], chunk):
+            part = p[i:i + chunk]
+            counts = self.constraint_counts(part, ev.memory[i:i + chunk])
+            for c in counts.values():
+                ok[i:i + chunk] &= c == 0
         return ev, ok
 
     def scores(self, partitions: np.ndarray) -> np.ndarray:

@@ -182,22 +182,30 @@ def greedy_repair(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray | 
     rest = np.cumsum(dem[::-1])[::-1]  # memory of order[i:]
     rest_max = np.maximum.accumulate(dem[::-1])[::-1]  # largest node in order[i:]
     room_after = np.r_[np.cumsum(hw.sram_bytes[::-1])[::-1][1:], 0.0]  # SRAM of chips c+1..K-1
+    use_shared = hw.constraints.memory and bool(g.shared)
     for follow_candidate in (True, False):
         p = np.empty(g.n, dtype=np.int64)
         chip, used, count, ok = 0, 0.0, 0, True
+        held: set[int] = set()  # shared tensors already on the current chip
         for i, v in enumerate(order):
             if (follow_candidate and cand[v] > chip and chip + 1 < k and count > 0
                     and rest[i] + (k - chip - 1) * rest_max[i] <= room_after[chip]):
                 chip, used, count = chip + 1, 0.0, 0
-            while used + dem[i] > hw.sram_bytes[chip]:
+                held = set()
+            shared_v = g.node_shared[v] if use_shared else ()
+            need = float(dem[i]) + sum(float(g.shared_bytes[t]) for t in shared_v if t not in held)
+            while used + need > hw.sram_bytes[chip]:
                 if chip + 1 >= k:
                     ok = False
                     break
                 chip, used, count = chip + 1, 0.0, 0
+                held = set()
+                need = float(dem[i]) + sum(float(g.shared_bytes[t]) for t in shared_v)
             if not ok:
                 break
             p[v] = chip
-            used += dem[i]
+            used += need
+            held.update(shared_v)
             count += 1
         if ok and problem.is_valid(p):
             return p
@@ -213,8 +221,9 @@ def explain_infeasible(problem: RepairTarget) -> str:
     lo, hi = node_bounds(g, hw, dem)
     if np.any(lo > hi):
         v = int(np.flatnonzero(lo > hi)[0])
-        if dem[v] > hw.sram_bytes.max():
-            return f"node {g.names[v]!r} needs {dem[v]:.6g} bytes, more than any chip's SRAM"
+        alone = float(dem[v] + g.param_bytes[v] - g.weight_bytes[v])  # with the shared tensors it reads
+        if alone > hw.sram_bytes.max():
+            return f"node {g.names[v]!r} needs {alone:.6g} bytes, more than any chip's SRAM"
         anc_all, desc_all = g.reach_sums(dem)
         anc, desc = float(anc_all[v]), float(desc_all[v])
         return (f"node {g.names[v]!r} has no feasible chip: with its ancestors it needs {anc:.6g} bytes on chips "
@@ -222,15 +231,20 @@ def explain_infeasible(problem: RepairTarget) -> str:
                 f"leaves room for both (SRAM per chip: {', '.join(f'{x:.3g}' for x in hw.sram_bytes)} bytes)")
     if hw.constraints.memory:
         chip, used = 0, 0.0
+        held: set[int] = set()  # shared tensors on the current chip
+        total = float(dem.sum() + g.shared_bytes.sum())
         for v in range(g.n):  # nodes are in topological order
-            while used + dem[v] > hw.sram_bytes[chip] and chip + 1 < hw.num_chips:
-                chip, used = chip + 1, 0.0
-            if used + dem[v] > hw.sram_bytes[chip]:
-                return (f"the weights fit the total SRAM ({dem.sum():.6g} of {hw.total_sram_bytes:.6g} bytes) but "
+            need = float(dem[v]) + sum(float(g.shared_bytes[t]) for t in g.node_shared[v] if t not in held)
+            while used + need > hw.sram_bytes[chip] and chip + 1 < hw.num_chips:
+                chip, used, held = chip + 1, 0.0, set()
+                need = float(dem[v]) + sum(float(g.shared_bytes[t]) for t in g.node_shared[v])
+            if used + need > hw.sram_bytes[chip]:
+                return (f"the weights fit the total SRAM ({total:.6g} of {hw.total_sram_bytes:.6g} bytes) but "
                         f"packing the nodes in topological order runs out at node {g.names[v]!r} "
-                        f"({dem[v]:.6g} bytes; {hw.sram_bytes[chip] - used:.6g} bytes free on the last chip): "
+                        f"({need:.6g} bytes; {hw.sram_bytes[chip] - used:.6g} bytes free on the last chip): "
                         f"the pipeline order strands SRAM on earlier chips")
-            used += dem[v]
+            used += need
+            held.update(g.node_shared[v])
     return ("no reason found by the bounds or a greedy packing; the constraints may conflict, or the "
             "solver's budget ran out")
 
@@ -874,7 +888,9 @@ def _solve(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np.ndarr
     soft = [(int(v), int(cand[v])) for v in np.flatnonzero(ok)]
     forced = g.n - len(soft)
     info: dict[str, Any] = {"forced_changes": forced, "solver_calls": 0, "engine": "none"}
-    weights, caps, exact = memory_units(problem.mem_demand, hw.sram_bytes, cfg.pb_units)
+    weights, caps, exact = memory_units(np.concatenate([problem.mem_demand, g.shared_bytes]), hw.sram_bytes,
+                                        cfg.pb_units)
+    weights = weights[:g.n]  # per node; the cores below leave shared tensors out (still sound)
     cores = _disjoint_cores(problem, cand, soft_of, (weights, caps) if hw.constraints.memory else None)
     info["lower_bound"] = forced + len(cores)
 

@@ -381,11 +381,10 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         lines = [f"{pr.graph.name} on {hw.name}: {int((p >= 0).sum())}/{pr.graph.n} nodes placed"]
         placed = (p >= 0) & (p < hw.num_chips)
         t = np.zeros(hw.num_chips)
-        mem = np.zeros(hw.num_chips)
+        mem = pr.cost.placed_memory(p)
         cnt = np.zeros(hw.num_chips, dtype=int)
         for v in np.flatnonzero(placed):
             t[p[v]] += pr.cost.node_time[v, p[v]]
-            mem[p[v]] += pr.mem_demand[v]
             cnt[p[v]] += 1
         lines.append(f"{'chip':>4} {'nodes':>6} {'compute (us)':>13} {'SRAM used':>10}")
         for c in range(hw.num_chips):

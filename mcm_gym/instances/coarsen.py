@@ -10,7 +10,10 @@ Guarantees (units: FLOPs and bytes, as in :mod:`mcm_gym.core.graph`):
   from ``A`` to ``B`` (checked by a search bounded by a maintained topological order), so no cycle
   can appear; nodes never merge across unconnected parts;
 * **exact totals**: a group's ``flops`` and ``weight_bytes`` are the sums over its members, and its
-  ``out_bytes`` too (so per-chip activation memory is also unchanged);
+  ``out_bytes`` too (so per-chip activation memory is also unchanged); a shared tensor is read by
+  the groups of its users, and becomes part of a group's ``weight_bytes`` when they all fall in
+  one group, so per-chip memory is unchanged. A gather with a table (an embedding lookup) is
+  never merged: it reads only the rows it outputs, which its group's op would no longer say;
 * **edge bytes, multicast**: the coarse edge ``A -> B`` carries, for every producer ``u`` in ``A``
   with consumers in ``B``, ``u``'s tensor once (the largest of its edges into ``B``), summed over
   producers; edges inside a group vanish;
@@ -35,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core.graph import Edge, Graph, GraphError, Node
+from mcm_gym.core.cost import GATHER_OPS, op_kind
+from mcm_gym.core.graph import Edge, Graph, GraphError, Node, SharedTensor
 
 __all__ = ["Coarsening", "coarsen", "expand_partition"]
 
@@ -123,8 +127,12 @@ def coarsen(graph: Graph, target_nodes: int, *, max_group_weight_bytes: float | 
 
     heap: list[tuple[float, int, int, int, int]] = []
 
+    # A gather with a table (an embedding lookup) reads only the rows it outputs; merged into a group
+    # its op would be lost and the whole table costed as read, so such nodes stay on their own.
+    alone = [op_kind(nd.op) in GATHER_OPS and graph.param_bytes[v] > 0 for v, nd in enumerate(graph.nodes)]
+
     def push(a: int, b: int) -> None:
-        if weight[a] + weight[b] <= cap:
+        if weight[a] + weight[b] <= cap and not (alone[a] or alone[b]):
             heapq.heappush(heap, (size[a] + size[b], a, b, version[a], version[b]))
 
     for a in range(n):
@@ -232,6 +240,18 @@ def _build(graph: Graph, groups: list[list[int]], target: int, name: str | None,
         key = (int(assign[s]), cd)
         agg[key] = agg.get(key, 0.0) + b
     edges = [Edge(names[a], names[b], byt) for (a, b), byt in sorted(agg.items())]
+    # Shared tensors: read by groups now; one read by a single group becomes part of its weights.
+    shared: list[SharedTensor] = []
+    extra = np.zeros(len(groups))
+    for t in graph.shared:
+        users = sorted({int(assign[graph.index[u]]) for u in t.users})
+        if len(users) == 1:
+            extra[users[0]] += t.bytes
+        else:
+            shared.append(SharedTensor(t.name, t.bytes, tuple(names[c] for c in users)))
+    if extra.any():
+        nodes = [Node(nd.name, nd.op, nd.flops, nd.weight_bytes + float(x), nd.out_bytes)
+                 for nd, x in zip(nodes, extra.tolist(), strict=True)]
     if len(set(names)) != len(names):  # pragma: no cover - leads are distinct nodes
         raise GraphError("coarsening produced duplicate group names")
     ops = Counter(graph.nodes[v].op for g in groups if len(g) > 1 for v in g)
@@ -249,7 +269,7 @@ def _build(graph: Graph, groups: list[list[int]], target: int, name: str | None,
     totals = meta.get("totals")
     if isinstance(totals, dict):
         meta["totals"] = {**totals, "num_nodes": len(groups), "num_edges": len(edges)}
-    coarse = Graph(nodes, edges, name=name or graph.name, id=graph_id, metadata=meta)
+    coarse = Graph(nodes, edges, name=name or graph.name, id=graph_id, metadata=meta, shared=shared)
     # Groups were listed in a topological order, which Graph keeps; map through names to be safe.
     idx = coarse.index
     perm = np.array([idx[nm] for nm in names], dtype=np.int64)

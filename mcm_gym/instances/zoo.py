@@ -186,7 +186,7 @@ def import_model(spec: str | os.PathLike[str], out: str | os.PathLike[str] | Non
         g = Graph.load(s)
         if name or graph_id:
             g = Graph(g.nodes, g.edges, name=name or g.name, id=graph_id or g.id,
-                      metadata=g.metadata)
+                      metadata=g.metadata, shared=g.shared)
     elif ":" in s:
         fn = _load_callable(s)
         made = fn()

@@ -145,14 +145,23 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
             m.add(x[v] >= x[w]).only_enforce_if(z.negated())
     exact_memory = True
     if cons.memory:
-        dem, cap = problem.mem_demand, hw.sram_bytes
+        dem, cap = np.concatenate([problem.mem_demand, g.shared_bytes]), hw.sram_bytes
         if np.all(dem == np.round(dem)) and np.all(cap == np.round(cap)):
             dem_i, cap_i = [int(d) for d in dem], [int(c) for c in cap]
         else:  # rounded so that every partition found is valid
             exact_memory = False
             dem_i, cap_i = [math.ceil(d) for d in dem], [math.floor(c) for c in cap]
+        users = [[g.index[u] for u in t.users] for t in g.shared]
         for c in range(k):
             terms = [(dem_i[v], eq[v][c]) for v in range(n) if c in eq[v] and dem_i[v] > 0]
+            for s_, us in enumerate(users):  # shared tensor s_ is on chip c if one of its users is
+                on_c = [eq[v][c] for v in us if c in eq[v]]
+                if not on_c or dem_i[n + s_] <= 0:
+                    continue
+                held = m.new_bool_var(f"shared{s_}_{c}")
+                for b in on_c:
+                    m.add_implication(b, held)
+                terms.append((dem_i[n + s_], held))
             if terms and sum(d for d, _ in terms) > cap_i[c]:
                 m.add(sum(d * b for d, b in terms) <= cap_i[c])
     on_chip = [[eq[v][c] for v in range(n) if c in eq[v]] for c in range(k)]

@@ -6,7 +6,8 @@ the bottleneck (seconds). Every such split satisfies ``dataflow`` (the order is 
 ``contiguous`` (chips ``0..m-1`` are used); ``memory``, ``neighbor_only`` and ``triangle`` are
 enforced inside the DP, as each reduces to a condition on one stage ``[i, j)`` of the order:
 
-* memory: the stage's ``mem_demand`` fits the chip's SRAM;
+* memory: the stage's ``mem_demand``, plus each shared tensor a node of the stage reads (once),
+  fits the chip's SRAM;
 * neighbor_only: no edge jumps over the stage (producer before ``i``, consumer at or after ``j``);
 * triangle: no triangle ``u -> v -> w`` has ``u`` before the stage, ``v`` in it and ``w`` after it.
 
@@ -129,6 +130,22 @@ class StageSplitter:
                 start = max(start, q + 1)
         return cut
 
+    def shared_memory(self, pos: np.ndarray) -> np.ndarray:
+        """Bytes of shared tensors a stage ``[i, j)`` of the order holds, shape ``(n+1, n+1)``: a
+        tensor counts once if a user lies in the stage, i.e. its first user at or after ``i`` is
+        before ``j``."""
+        g = self.problem.graph
+        n = g.n
+        diff = np.zeros((n + 1, n + 2))
+        rows = np.arange(n + 1)
+        t_of, v_of = g.shared_pairs
+        for t in range(len(g.shared)):
+            q = np.sort(pos[v_of[t_of == t]])
+            nxt = np.searchsorted(q, rows)  # index of the first user at or after i
+            has = nxt < q.size
+            diff[rows[has], q[nxt[has]] + 1] += g.shared_bytes[t]
+        return np.cumsum(diff, axis=1)[:, : n + 1]
+
     def _forbidden(self, pos: np.ndarray, n: int) -> np.ndarray | None:
         """Stages ``[i, j)`` ruled out by neighbor_only / triangle, boolean ``(n+1, n+1)``."""
         rects: list[np.ndarray] = []  # rows (i0, i1, j0, j1), inclusive
@@ -170,6 +187,8 @@ class StageSplitter:
         if forb is not None:
             bad |= forb
         seg_mem = mprefix[None, :] - mprefix[:, None] if self.use_memory else None
+        if seg_mem is not None and self.problem.graph.shared:
+            seg_mem += self.shared_memory(pos)
         sram = self.problem.hardware.sram_bytes
         best = np.full(n + 1, np.inf)  # best[i]: bottleneck of placing order[:i] on chips 0..c-1
         best[0] = 0.0

@@ -85,5 +85,6 @@ def from_networkx(g: Any, *, name: str | None = None, graph_id: str | None = Non
     except GraphError as exc:
         raise GraphError(f"from_networkx({label!r}): {exc}") from None
     if metadata:
-        graph = Graph(graph.nodes, graph.edges, name=graph.name, id=graph.id, metadata=metadata)
+        graph = Graph(graph.nodes, graph.edges, name=graph.name, id=graph.id, metadata=metadata,
+                      shared=graph.shared)
     return graph

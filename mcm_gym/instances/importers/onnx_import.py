@@ -8,9 +8,10 @@ Rules:
 * **nodes**: one per ONNX node (named by its ``name``, or ``<op_type>_<index>``; made unique), plus
   one ``"input"`` node per graph input that is not an initializer. ``Constant`` nodes are
   constants, not graph nodes (their bytes are reported as ``constant_bytes``).
-* **weights**: an initializer's bytes become ``weight_bytes`` of its first consumer (in file
-  order); later consumers are listed in ``import_report["shared_initializers"]``, initializers
-  nobody reads in ``import_report["unused_initializers"]``.
+* **weights**: an initializer read by one node adds its bytes to that node's ``weight_bytes``;
+  one read by several nodes (tied weights) becomes an entry of the graph's ``shared`` list (held
+  once on every chip that runs a reader), also listed in ``import_report["shared_initializers"]``;
+  initializers nobody reads are in ``import_report["unused_initializers"]``.
 * **edges**: producer -> consumer for every tensor one node makes and another reads (tensors read by
   a subgraph of ``If``/``Loop``/``Scan`` count as read by that node); ``bytes`` is the sum of the
   distinct tensors along the edge.
@@ -196,8 +197,7 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
 
     constant_bytes = 0
     const_tensors: set[str] = set()
-    charged: dict[str, str] = {}
-    shared: dict[str, dict[str, Any]] = {}
+    readers: dict[str, list[str]] = {}  # initializer -> nodes that read it, in file order
     edge_tensors: dict[tuple[str, str], dict[str, int]] = {}
     no_formula: dict[str, list[int]] = {}
     data_ops: Counter[str] = Counter()
@@ -214,16 +214,11 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
         op = nd.op_type if nd.domain in ("", "ai.onnx") else f"{nd.domain}.{nd.op_type}"
         op_counts[op] += 1
         reads = [t for t in nd.input if t] + sorted(_outer_refs(nd))
-        weight = 0
         for t in reads:
             if t in inits:
-                if t not in charged:
-                    charged[t] = nm
-                    weight += tensor_bytes(t)
-                elif charged[t] != nm:
-                    entry = shared.setdefault(t, {"charged_to": charged[t], "also_used_by": []})
-                    if nm not in entry["also_used_by"]:
-                        entry["also_used_by"].append(nm)
+                users = readers.setdefault(t, [])
+                if nm not in users:
+                    users.append(nm)
             elif t in producer and producer[t] != nm:
                 edge_tensors.setdefault((producer[t], nm), {})[t] = tensor_bytes(t)
         flops = _flops(nd, dims_of)
@@ -239,14 +234,23 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
                 e[0] += 1
                 e[1] += out_elems
         out_b = sum(tensor_bytes(o) for o in nd.output if o)
-        nodes.append(Node(nm, op, float(flops), float(weight), float(out_b)))
+        nodes.append(Node(nm, op, float(flops), 0.0, float(out_b)))
         for o in nd.output:
             if o:
                 producer[o] = nm
 
     edges = [Edge(s, d, float(sum(t.values()))) for (s, d), t in edge_tensors.items()]
+    own: Counter[str] = Counter()
+    shared_list: list[dict[str, Any]] = []
+    for t, users in readers.items():
+        if len(users) == 1:
+            own[users[0]] += tensor_bytes(t)
+        else:
+            shared_list.append({"name": t, "bytes": tensor_bytes(t), "users": users})
+    nodes = [Node(n.name, n.op, n.flops, float(own[n.name]), n.out_bytes) for n in nodes]
+    shared = {t["name"]: t["users"] for t in shared_list}
     param_bytes = sum(tensor_bytes(t) for t in inits)
-    unused = sorted(t for t in inits if t not in charged)
+    unused = sorted(t for t in inits if t not in readers)
     label = name or g.name or path.stem
     meta: dict[str, Any] = {
         "source": str(path),
@@ -257,7 +261,7 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
         "dtype_bytes": dtype_bytes,
         "totals": {
             "flops": int(sum(n.flops for n in nodes)),
-            "weight_bytes": int(sum(n.weight_bytes for n in nodes)),
+            "weight_bytes": int(sum(n.weight_bytes for n in nodes) + sum(t["bytes"] for t in shared_list)),
             "param_bytes": int(param_bytes),
             "constant_bytes": int(constant_bytes),
             "num_nodes": len(nodes),
@@ -278,7 +282,7 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
         },
     }
     try:
-        return Graph(nodes, edges, name=label, id=graph_id, metadata=meta)
+        return Graph(nodes, edges, name=label, id=graph_id, metadata=meta, shared=shared_list)
     except GraphError as exc:
         raise GraphError(f"{path}: {exc}") from None
 

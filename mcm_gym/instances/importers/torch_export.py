@@ -274,9 +274,10 @@ def from_torch(
 
     * **nodes**: one per ``call_function`` node, named by its fx name, plus one ``"input"`` node
       (0 FLOPs, 0 weight bytes) per user-input placeholder. The ``output`` node is dropped.
-    * **weights**: parameter placeholders are not nodes. A parameter's bytes become
-      ``weight_bytes`` of the first node (in topological order) that consumes it; later
-      consumers of the same parameter are listed in ``import_report["shared_parameters"]``.
+    * **weights**: parameter placeholders are not nodes. A parameter read by one node adds its
+      bytes to that node's ``weight_bytes``; one read by several nodes (tied embeddings, a layer
+      reused across depth) becomes an entry of the graph's ``shared`` list (name, bytes, users),
+      held once on every chip that runs a user. ``import_report["shared_parameters"]`` lists them.
       Buffers and lifted constants (e.g. BERT's ``position_ids``, batch-norm running statistics)
       are neither nodes nor weights; their total bytes go to ``metadata["buffer_bytes"]``.
     * **getitem**: ``operator.getitem`` nodes of multi-output ops are folded into their producer:
@@ -437,8 +438,7 @@ def from_torch(
 
     nodes: list[dict[str, Any]] = []
     edge_tensors: dict[tuple[str, str], dict[str, int]] = {}
-    charged: dict[int, str] = {}  # id(param tensor) -> node charged
-    shared: dict[str, dict[str, Any]] = {}
+    readers: dict[int, tuple[str, int, list[str]]] = {}  # id(param) -> (fqn, bytes, reading nodes)
     no_formula: dict[str, list[int]] = {}  # op -> [nodes, output elements]
     data_ops: Counter[str] = Counter()
     folded_getitems = 0
@@ -456,17 +456,12 @@ def from_torch(
         if is_getitem(n) and producer(n).name in kept:
             folded_getitems += 1
             continue
-        weight = 0
         for inp in n.all_input_nodes:
             if inp.name in param_of:
                 fqn, tensor = param_of[inp.name]
-                key = id(tensor)
-                if key not in charged:
-                    charged[key] = n.name
-                    weight += nbytes(tensor)
-                else:
-                    entry = shared.setdefault(fqn, {"charged_to": charged[key], "also_used_by": []})
-                    entry["also_used_by"].append(n.name)
+                users = readers.setdefault(id(tensor), (fqn, nbytes(tensor), []))[2]
+                if not users or users[-1] != n.name:
+                    users.append(n.name)
                 continue
             src = producer(inp)
             if src.name not in kept:
@@ -481,9 +476,18 @@ def from_torch(
                 entry_nf = no_formula.setdefault(op, [0, 0])
                 entry_nf[0] += 1
                 entry_nf[1] += _numel(n.meta.get("val"), torch)
-        nodes.append({"name": n.name, "op": op, "flops": flops, "weight_bytes": weight,
+        nodes.append({"name": n.name, "op": op, "flops": flops, "weight_bytes": 0,
                       "out_bytes": out_bytes_of(n)})
         kept.add(n.name)
+
+    by_name = {nd["name"]: nd for nd in nodes}
+    shared_list: list[dict[str, Any]] = []
+    for fqn, size, users in readers.values():
+        if len(users) == 1:
+            by_name[users[0]]["weight_bytes"] += size
+        else:
+            shared_list.append({"name": fqn, "bytes": size, "users": users})
+    shared = {t["name"]: t["users"] for t in shared_list}
 
     edges = [{"src": s, "dst": d, "bytes": int(sum(t.values()))}
              for (s, d), t in edge_tensors.items()]
@@ -495,10 +499,10 @@ def from_torch(
         if id(p) not in seen_params:
             seen_params.add(id(p))
             param_bytes += nbytes(p)
-    unused = sorted({fqn for fqn, t in param_of.values() if id(t) not in charged})
+    unused = sorted({fqn for fqn, t in param_of.values() if id(t) not in readers})
 
     total_flops = sum(nd["flops"] for nd in nodes)
-    total_weight = sum(nd["weight_bytes"] for nd in nodes)
+    total_weight = sum(nd["weight_bytes"] for nd in nodes) + sum(t["bytes"] for t in shared_list)
     buffer_bytes = int(sum(buffer_bytes_by_name.values()))
 
     try:  # optional provenance
@@ -561,6 +565,6 @@ def from_torch(
         meta.update(_jsonable(dict(metadata)))
 
     doc = {"format": FORMAT, "id": graph_id, "name": name or _model_label(model), "metadata": meta,
-           "nodes": nodes, "edges": edges}
+           "nodes": nodes, "edges": edges, **({"shared": shared_list} if shared_list else {})}
     json.dumps(doc)  # fail here, not at write time, if something is not serialisable
     return doc

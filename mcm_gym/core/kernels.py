@@ -1,0 +1,140 @@
+"""Optional compiled kernels for the cost model (numba, the ``fast`` extra); numpy stays the reference.
+
+:func:`chip_loads` sums node times (s) and memory (bytes, each shared tensor once per chip) per chip.
+:func:`link_loads` computes the same multicast link loads (bytes per link) as
+:meth:`mcm_gym.core.cost.CostModel.link_loads`'s numpy path, one partition at a time in machine
+code: for each cumulative group of a producer's edges (see ``CostModel._init_multicast``) it walks
+the links of each edge's route once and adds the group's weight to every link not yet counted for
+that group. Work per partition: the number of links on the routes of the edges that leave their
+chip, instead of the numpy path's fixed passes over bit masks.
+
+Enabled when numba imports and the environment variable ``MCM_GYM_NUMBA`` is not ``0``. The first
+call compiles the kernel (about a second; cached on disk by numba where the package folder is
+writable).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["available", "enabled", "chip_loads", "link_loads", "route_lists"]
+
+_kernel: Callable[..., None] | None = None
+_chip_kernel: Callable[..., None] | None = None
+
+
+def available() -> bool:
+    """Whether numba can be imported."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def enabled() -> bool:
+    """Whether the cost model uses the compiled kernel: numba is installed and ``MCM_GYM_NUMBA`` is not ``0``."""
+    return os.environ.get("MCM_GYM_NUMBA", "1") != "0" and available()
+
+
+def route_lists(routes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Routes ``(K, K, L)`` bool as CSR: ``ptr`` of shape ``(K * K + 1,)`` and the link indices."""
+    k = routes.shape[0]
+    flat = routes.reshape(k * k, -1)
+    counts = flat.sum(axis=1)
+    ptr = np.zeros(k * k + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    links = np.nonzero(flat)[1].astype(np.int64)  # row-major: grouped by route, in link order
+    return ptr, links
+
+
+def _compile() -> Callable[..., None]:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(p: Any, src: Any, dst: Any, starts: Any, weight: Any, ptr: Any, links: Any, k: int,
+               out: Any) -> None:  # pragma: no cover - compiled
+        b_count = p.shape[0]
+        groups = weight.shape[0]
+        stamp = np.zeros(out.shape[1], dtype=np.int64)
+        tick = 0
+        for b in range(b_count):
+            row = p[b]
+            acc = out[b]
+            for g in range(groups):
+                tick += 1
+                w = weight[g]
+                for j in range(starts[g], starts[g + 1]):
+                    a = row[src[j]]
+                    c = row[dst[j]]
+                    if a == c:
+                        continue
+                    r = a * k + c
+                    for t in range(ptr[r], ptr[r + 1]):
+                        lk = links[t]
+                        if stamp[lk] != tick:
+                            stamp[lk] = tick
+                            acc[lk] += w
+
+    return kernel  # type: ignore[no-any-return]
+
+
+def link_loads(p: np.ndarray, src: np.ndarray, dst: np.ndarray, starts: np.ndarray, weight: np.ndarray,
+               ptr: np.ndarray, links: np.ndarray, k: int, num_links: int) -> np.ndarray:
+    """Bytes per link, shape ``(B, L)``, for partitions ``p`` ``(B, n)``: the groups' edges
+    ``src``/``dst`` (group ``g`` owns ``starts[g]:starts[g + 1]``), their weights (bytes) and the
+    routes as CSR (:func:`route_lists`)."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _compile()
+    out = np.zeros((p.shape[0], num_links))
+    _kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ptr, links, int(k), out)
+    return out
+
+
+def _compile_chip() -> Callable[..., None]:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(p: Any, node_time: Any, mem: Any, sh_ptr: Any, sh_nodes: Any, sh_bytes: Any, chip_time: Any,
+               memory: Any) -> None:  # pragma: no cover - compiled
+        b_count, n = p.shape
+        k = chip_time.shape[1]
+        stamp = np.zeros(k, dtype=np.int64)
+        tick = 0
+        for b in range(b_count):
+            row = p[b]
+            ct = chip_time[b]
+            mm = memory[b]
+            for v in range(n):
+                c = row[v]
+                ct[c] += node_time[v, c]
+                mm[c] += mem[v]
+            for s in range(sh_bytes.shape[0]):
+                tick += 1
+                for j in range(sh_ptr[s], sh_ptr[s + 1]):
+                    c = row[sh_nodes[j]]
+                    if stamp[c] != tick:
+                        stamp[c] = tick
+                        mm[c] += sh_bytes[s]
+
+    return kernel  # type: ignore[no-any-return]
+
+
+def chip_loads(p: np.ndarray, node_time: np.ndarray, mem: np.ndarray, sh_ptr: np.ndarray, sh_nodes: np.ndarray,
+               sh_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chip time (s) and memory (bytes) per chip, each ``(B, K)``, for partitions ``p`` ``(B, n)``:
+    ``node_time`` ``(n, K)``, ``mem`` ``(n,)`` own bytes per node, and the shared tensors as CSR
+    (tensor ``s`` is read by ``sh_nodes[sh_ptr[s]:sh_ptr[s + 1]]``, ``sh_bytes[s]`` bytes)."""
+    global _chip_kernel
+    if _chip_kernel is None:
+        _chip_kernel = _compile_chip()
+    b, k = p.shape[0], node_time.shape[1]
+    chip_time, memory = np.zeros((b, k)), np.zeros((b, k))
+    _chip_kernel(np.ascontiguousarray(p, dtype=np.int64), node_time, mem, sh_ptr, sh_nodes, sh_bytes,
+                 chip_time, memory)
+    return chip_time, memory
