@@ -17,7 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-__all__ = ["GNNExtractor", "policy_kwargs", "DEFAULT_NET_ARCH"]
+__all__ = ["GNNExtractor", "NodeEncoder", "pool_nodes", "policy_kwargs", "DEFAULT_NET_ARCH"]
 
 #: Hidden layers of the policy and value heads on top of the extractor.
 DEFAULT_NET_ARCH: dict[str, list[int]] = {"pi": [128, 128], "vf": [128, 128]}
@@ -51,7 +51,82 @@ class _SageLayer(nn.Module):
         return self.norm(h + torch.relu(agg))
 
 
-class GNNExtractor(BaseFeaturesExtractor):
+class NodeEncoder(nn.Module):
+    """The node-embedding pass shared by :class:`GNNExtractor` and the one-shot policy's extractor
+    (:mod:`mcm_gym.learn.oneshot`): an MLP encoder ``F -> hidden -> hidden``, ``layers`` rounds of
+    :class:`_SageLayer` and optional masked self-attention. A mixin: the modules are attributes of
+    the class that inherits it (``encoder``, ``layers``, ``attention``, ``att_norm``), so the state
+    dicts of existing checkpoints keep their keys."""
+
+    hidden: int
+    encoder: nn.Sequential
+    layers: nn.ModuleList
+    attention: nn.MultiheadAttention | None
+
+    def _build_encoder(self, n_feat: int, hidden: int, layers: int, attention: bool, heads: int) -> None:
+        self.hidden = hidden
+        self.encoder = nn.Sequential(nn.Linear(n_feat, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                     nn.ReLU())
+        self.layers = nn.ModuleList(_SageLayer(hidden) for _ in range(layers))
+        self.attention = None
+        if attention:
+            self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.att_norm = nn.LayerNorm(hidden)
+
+    def embed_nodes(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node embeddings ``(B, N, hidden)`` (zero on padding nodes) and the node mask ``(B, N)``
+        (bool) of a batched observation."""
+        x = obs["node_features"]
+        b, n, _ = x.shape
+        dev = x.device
+        node_mask = obs["node_mask"].reshape(b, n) > 0.5  # (B, N)
+        nm = node_mask.unsqueeze(-1).to(x.dtype)  # (B, N, 1)
+        h = self.encoder(x) * nm  # (B, N, H)
+
+        if len(self.layers):
+            ei = obs["edge_index"].reshape(b, 2, -1).round().long().clamp_(0, n - 1)  # (B, 2, E)
+            emask = obs["edge_mask"].reshape(b, -1) > 0.5  # (B, E)
+            offset = (torch.arange(b, device=dev) * n).unsqueeze(1)  # (B, 1)
+            src = (ei[:, 0] + offset)[emask]  # (E',) flat ids of the real edges
+            dst = (ei[:, 1] + offset)[emask]
+            ones = torch.ones(src.shape[0], device=dev, dtype=x.dtype)
+            deg_in = torch.zeros(b * n, device=dev, dtype=x.dtype).index_add_(0, dst, ones)
+            deg_out = torch.zeros(b * n, device=dev, dtype=x.dtype).index_add_(0, src, ones)
+            inv_in = (1.0 / deg_in.clamp(min=1.0)).unsqueeze(1)
+            inv_out = (1.0 / deg_out.clamp(min=1.0)).unsqueeze(1)
+            flat_mask = nm.reshape(b * n, 1)
+            hf = h.reshape(b * n, self.hidden)
+            for layer in self.layers:
+                hf = layer(hf, src, dst, inv_in, inv_out) * flat_mask
+            h = hf.reshape(b, n, self.hidden)
+
+        if self.attention is not None:
+            # a sample with no real node would mask every key (softmax of all -inf = NaN): let such
+            # samples attend to node 0, whose output is zeroed by the node mask anyway
+            pad = ~node_mask
+            empty = ~node_mask.any(dim=1)
+            if bool(empty.any()):
+                pad = pad.clone()
+                pad[empty, 0] = False
+            att, _ = self.attention(h, h, h, key_padding_mask=pad, need_weights=False)
+            h = self.att_norm(h + att) * nm
+
+        return h, node_mask
+
+
+def pool_nodes(h: torch.Tensor, node_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked mean and max of ``h`` ``(B, N, H)`` over the real nodes (``node_mask`` ``(B, N)``
+    bool): two ``(B, H)`` tensors, zeros for a sample without real nodes."""
+    nm = node_mask.unsqueeze(-1).to(h.dtype)
+    count = nm.sum(dim=1)  # (B, 1)
+    mean = h.sum(dim=1) / count.clamp(min=1.0)  # (B, H)
+    neg = torch.finfo(h.dtype).min
+    mx = h.masked_fill(~node_mask.unsqueeze(-1), neg).max(dim=1).values
+    mx = torch.where(count > 0, mx, torch.zeros_like(mx))  # (B, H)
+    return mean, mx
+
+
+class GNNExtractor(BaseFeaturesExtractor, NodeEncoder):
     """GraphSAGE-style encoder of the padded graph observation.
 
     Pipeline, for a batch of ``B`` observations with ``N = max_nodes``, ``E = max_edges``,
@@ -89,14 +164,8 @@ class GNNExtractor(BaseFeaturesExtractor):
         mask_len = _shape(observation_space, "action_mask")[0]
         features_dim = 3 * hidden + n_feat + k_max * chip_hidden + mask_len
         super().__init__(observation_space, features_dim)
-        self.hidden, self.n_feat, self.k_max, self.chip_hidden = hidden, n_feat, k_max, chip_hidden
-        self.encoder = nn.Sequential(nn.Linear(n_feat, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                                     nn.ReLU())
-        self.layers = nn.ModuleList(_SageLayer(hidden) for _ in range(layers))
-        self.attention: nn.MultiheadAttention | None = None
-        if attention:
-            self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
-            self.att_norm = nn.LayerNorm(hidden)
+        self.n_feat, self.k_max, self.chip_hidden = n_feat, k_max, chip_hidden
+        self._build_encoder(n_feat, hidden, layers, attention, heads)
         self.chip_mlp = nn.Sequential(nn.Linear(c_feat, chip_hidden), nn.ReLU(),
                                       nn.Linear(chip_hidden, chip_hidden), nn.ReLU())
 
@@ -106,43 +175,9 @@ class GNNExtractor(BaseFeaturesExtractor):
         x = obs["node_features"]
         b, n, _ = x.shape
         dev = x.device
-        node_mask = obs["node_mask"].reshape(b, n) > 0.5  # (B, N)
+        h, node_mask = self.embed_nodes(obs)  # (B, N, H), (B, N)
         nm = node_mask.unsqueeze(-1).to(x.dtype)  # (B, N, 1)
-        h = self.encoder(x) * nm  # (B, N, H)
-
-        if len(self.layers):
-            ei = obs["edge_index"].reshape(b, 2, -1).round().long().clamp_(0, n - 1)  # (B, 2, E)
-            emask = obs["edge_mask"].reshape(b, -1) > 0.5  # (B, E)
-            offset = (torch.arange(b, device=dev) * n).unsqueeze(1)  # (B, 1)
-            src = (ei[:, 0] + offset)[emask]  # (E',) flat ids of the real edges
-            dst = (ei[:, 1] + offset)[emask]
-            ones = torch.ones(src.shape[0], device=dev, dtype=x.dtype)
-            deg_in = torch.zeros(b * n, device=dev, dtype=x.dtype).index_add_(0, dst, ones)
-            deg_out = torch.zeros(b * n, device=dev, dtype=x.dtype).index_add_(0, src, ones)
-            inv_in = (1.0 / deg_in.clamp(min=1.0)).unsqueeze(1)
-            inv_out = (1.0 / deg_out.clamp(min=1.0)).unsqueeze(1)
-            flat_mask = nm.reshape(b * n, 1)
-            hf = h.reshape(b * n, self.hidden)
-            for layer in self.layers:
-                hf = layer(hf, src, dst, inv_in, inv_out) * flat_mask
-            h = hf.reshape(b, n, self.hidden)
-
-        if self.attention is not None:
-            # a sample with no real node would mask every key (softmax of all -inf = NaN): let such
-            # samples attend to node 0, whose output is zeroed by the node mask anyway
-            pad = ~node_mask
-            empty = ~node_mask.any(dim=1)
-            if bool(empty.any()):
-                pad = pad.clone()
-                pad[empty, 0] = False
-            att, _ = self.attention(h, h, h, key_padding_mask=pad, need_weights=False)
-            h = self.att_norm(h + att) * nm
-
-        count = nm.sum(dim=1)  # (B, 1)
-        mean = h.sum(dim=1) / count.clamp(min=1.0)  # (B, H)
-        neg = torch.finfo(h.dtype).min
-        mx = h.masked_fill(~node_mask.unsqueeze(-1), neg).max(dim=1).values
-        mx = torch.where(count > 0, mx, torch.zeros_like(mx))  # (B, H)
+        mean, mx = pool_nodes(h, node_mask)
 
         cur = obs["current_node"].reshape(b, -1)[:, 0].round().long().clamp(0, n - 1)  # (B,)
         rows = torch.arange(b, device=dev)
