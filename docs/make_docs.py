@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 FIG = HERE / "figures"
 
 API_MODULES = ["mcm_gym._io", "mcm_gym.core.ids", "mcm_gym.core.graph", "mcm_gym.core.hardware",
-               "mcm_gym.core.cost", "mcm_gym.core.constraints", "mcm_gym.core.encoding", "mcm_gym.core.repair",
+               "mcm_gym.core.cost", "mcm_gym.core.kernels", "mcm_gym.core.constraints", "mcm_gym.core.encoding",
+               "mcm_gym.core.repair",
                "mcm_gym.core.problem", "mcm_gym.instances.generators", "mcm_gym.instances.catalog",
                "mcm_gym.instances.dataset", "mcm_gym.instances.zoo", "mcm_gym.instances.importers",
                "mcm_gym.instances.coarsen", "mcm_gym.viz", "mcm_gym.env.partition_env", "mcm_gym.env.observation",

@@ -18,7 +18,7 @@ from mcm_gym.core.graph import Edge, Graph, Node
 from mcm_gym.core.hardware import ConstraintSwitches, Hardware, uniform
 from mcm_gym.core.problem import InfeasibleError, Problem
 from mcm_gym.search.cpsat import available as cpsat_available
-from mcm_gym.search.dp import DPSearch, best_split, dfs_order, level_order
+from mcm_gym.search.dp import DPSearch, StageSplitter, best_split, dfs_order, level_order
 from mcm_gym.search.exact import ExactSearch
 from mcm_gym.search.heuristics import BalancedSplit, RandomSearch
 
@@ -338,3 +338,24 @@ def test_z3_and_cpsat_agree_on_the_optimum() -> None:
         assert c.extra["proven_lower_bound"] <= z.bottleneck * (1 + REL)
         assert z.extra["proven_lower_bound"] <= c.bottleneck * (1 + REL)
     assert agreed >= 20
+
+
+def test_bisection_split_equals_the_matrix_dp() -> None:
+    """Above ``matrix_max_nodes`` the DP bisects on the bottleneck; on random instances (memory with
+    shared tensors, serialised links, heterogeneous rings and meshes) it finds the matrix DP's
+    bottleneck for the same orders, or no split when the DP finds none."""
+    compared = 0
+    for problem in problems(71, 60, max_nodes=9, max_chips=4, topologies=("ring", "chain", "mesh"), switches=False):
+        sp = StageSplitter(problem)
+        for order in (np.arange(problem.n), dfs_order(problem), level_order(problem)):
+            sp.matrix_max_nodes = 10**9
+            a, ba = sp.split(order)
+            sp.matrix_max_nodes = 0
+            b, bb = sp.split(order)
+            assert (a is None) == (b is None), (a, b)
+            if a is None:
+                continue
+            compared += 1
+            assert problem.is_valid(b) or not problem.is_valid(a)
+            assert bb == pytest.approx(ba, rel=1e-9, abs=1e-15), (ba, bb)
+    assert compared >= 60

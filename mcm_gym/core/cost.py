@@ -173,7 +173,8 @@ class CostModel:
         self._cg_starts = np.array(starts, dtype=np.int64)
         self._cg_weight = np.array(weights, dtype=np.float64)
         self._cg_bounds = np.r_[self._cg_starts, len(edges)].astype(np.int64)  # group g: [b[g], b[g+1])
-        self._route_csr: tuple[np.ndarray, np.ndarray] | None = None  # for the compiled kernel
+        self._route_csr: tuple[np.ndarray, np.ndarray] | None = None  # for the compiled kernels
+        self._ring: np.ndarray | None = None
 
     @property
     def num_chips(self) -> int:
@@ -239,6 +240,10 @@ class CostModel:
         if kernels.enabled():
             if self._route_csr is None:
                 self._route_csr = kernels.route_lists(self.hardware.routes)
+                self._ring = kernels.ring_links(self.hardware.routes)
+            if self._ring is not None:
+                return kernels.ring_link_loads(p, self._cg_src, self._cg_bounds, self._cg_dst, self._cg_weight,
+                                               self._ring, nl)
             return kernels.link_loads(p, self._cg_src, self._cg_dst, self._cg_bounds, self._cg_weight,
                                       *self._route_csr, self.num_chips, nl)
         return self.link_loads_numpy(p)

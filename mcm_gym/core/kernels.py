@@ -6,7 +6,9 @@
 code: for each cumulative group of a producer's edges (see ``CostModel._init_multicast``) it walks
 the links of each edge's route once and adds the group's weight to every link not yet counted for
 that group. Work per partition: the number of links on the routes of the edges that leave their
-chip, instead of the numpy path's fixed passes over bit masks.
+chip, instead of the numpy path's fixed passes over bit masks. On a ring (every route runs forward
+along the ring, :func:`ring_links`) a group covers the links from its producer's chip to its
+farthest consumer, added as a range: work per partition is edges + groups + chips.
 
 Enabled when numba imports and the environment variable ``MCM_GYM_NUMBA`` is not ``0``. The first
 call compiles the kernel (about a second; cached on disk by numba where the package folder is
@@ -21,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "enabled", "chip_loads", "link_loads", "route_lists"]
+__all__ = ["available", "enabled", "chip_loads", "link_loads", "ring_links", "route_lists"]
 
 _kernel: Callable[..., None] | None = None
 _chip_kernel: Callable[..., None] | None = None
+_ring_kernel: Callable[..., None] | None = None
 
 
 def available() -> bool:
@@ -138,3 +141,68 @@ def chip_loads(p: np.ndarray, node_time: np.ndarray, mem: np.ndarray, sh_ptr: np
     _chip_kernel(np.ascontiguousarray(p, dtype=np.int64), node_time, mem, sh_ptr, sh_nodes, sh_bytes,
                  chip_time, memory)
     return chip_time, memory
+
+
+def ring_links(routes: np.ndarray) -> np.ndarray | None:
+    """``ring[c]``: the link from chip ``c`` to chip ``c + 1 (mod K)``, shape ``(K,)``, when every route
+    ``a -> b`` is exactly the links ``ring[a], ring[a + 1], ...`` up to chip ``b`` (a ring); else None."""
+    k = routes.shape[0]
+    if k < 2:
+        return None
+    ring = np.full(k, -1, dtype=np.int64)
+    for c in range(k):
+        hop = np.flatnonzero(routes[c, (c + 1) % k])
+        if hop.size != 1:
+            return None
+        ring[c] = hop[0]
+    want = np.zeros_like(routes, dtype=bool)
+    for a in range(k):
+        for d in range(1, k):
+            want[a, (a + d) % k] = want[a, (a + d - 1) % k]
+            want[a, (a + d) % k, ring[(a + d - 1) % k]] = True
+    return ring if np.array_equal(want, routes.astype(bool)) else None
+
+
+def _compile_ring() -> Callable[..., None]:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(p: Any, src: Any, dst: Any, starts: Any, weight: Any, ring: Any, out: Any) -> None:  # pragma: no cover
+        b_count = p.shape[0]
+        k = ring.shape[0]
+        groups = weight.shape[0]
+        diff = np.zeros(2 * k + 1)
+        for b in range(b_count):
+            row = p[b]
+            diff[:] = 0.0
+            for g in range(groups):
+                s0 = starts[g]
+                a = row[src[s0]]
+                far = 0
+                for j in range(s0, starts[g + 1]):
+                    d = row[dst[j]] - a
+                    if d < 0:
+                        d += k
+                    if d > far:
+                        far = d
+                if far > 0:
+                    diff[a] += weight[g]
+                    diff[a + far] -= weight[g]
+            acc = 0.0
+            for pos in range(2 * k):
+                acc += diff[pos]
+                out[b, ring[pos % k]] += acc
+
+    return kernel  # type: ignore[no-any-return]
+
+
+def ring_link_loads(p: np.ndarray, src: np.ndarray, starts: np.ndarray, dst: np.ndarray, weight: np.ndarray,
+                    ring: np.ndarray, num_links: int) -> np.ndarray:
+    """:func:`link_loads` on a ring (``ring`` from :func:`ring_links`); every group's edges share one
+    producer."""
+    global _ring_kernel
+    if _ring_kernel is None:
+        _ring_kernel = _compile_ring()
+    out = np.zeros((p.shape[0], num_links))
+    _ring_kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ring, out)
+    return out

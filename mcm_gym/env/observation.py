@@ -92,6 +92,9 @@ class ObservationBuilder:
         self.node_mask[:n] = 1
         self.edge_mask = np.zeros(max_edges, dtype=np.int8)
         self.edge_mask[: g.num_edges] = 1
+        self._live = self.nodes.copy()  # node features as of the last build, updated in place
+        self._seen = np.full(n, -1, dtype=np.int64)  # assignment shown in _live
+        self._current = -1
         self.chips = np.zeros((k_max, len(CHIP_FEATURES)), dtype=np.float32)
         self.chips[:k, _CHIP["exists"]] = 1
         self.chips[:k, _CHIP["sram"]] = hw.sram_bytes / hw.sram_bytes.max()
@@ -103,14 +106,22 @@ class ObservationBuilder:
         placed per chip). ``allowed``: the current node's chip mask (sequential mode), else None (every
         real chip is shown as allowed)."""
         n, k = self.problem.graph.n, self.problem.num_chips
-        nodes = self.nodes.copy()
-        placed = state.assign[:n] >= 0
-        nodes[:n, _NODE["placed"]] = placed
-        nodes[:n, _NODE["chip"]] = np.where(placed, np.clip(state.assign[:n], 0, self.k_max - 1), 0) / max(
-            self.k_max - 1, 1)
+        live = self._live
+        assign = state.assign[:n]
+        changed = np.flatnonzero(assign != self._seen)  # only these rows differ from the last build
+        if changed.size:
+            a = assign[changed]
+            placed = a >= 0
+            live[changed, _NODE["placed"]] = placed
+            live[changed, _NODE["chip"]] = np.where(placed, np.clip(a, 0, self.k_max - 1), 0) / max(self.k_max - 1, 1)
+            self._seen[changed] = a
         cur = min(cursor, n - 1)
+        if self._current >= 0:
+            live[self._current, _NODE["current"]] = 0.0
+        self._current = -1 if done else cur
         if not done:
-            nodes[cur, _NODE["current"]] = 1.0
+            live[cur, _NODE["current"]] = 1.0
+        nodes = live.copy()
         chips = self.chips.copy()
         chips[:k, _CHIP["memory_used"]] = np.clip(state.mem_used / self.problem.hardware.sram_bytes, 0, 1)
         chips[:k, _CHIP["work"]] = np.clip(work * k / self.total_work / 2, 0, 1)
@@ -122,7 +133,7 @@ class ObservationBuilder:
             chips[:k, _CHIP["allowed"]] = 1.0
         return {
             "node_features": nodes,
-            "edge_index": self.edge_index.copy(),
+            "edge_index": self.edge_index.copy(),  # fresh arrays every step (users keep them)
             "node_mask": self.node_mask.copy(),
             "edge_mask": self.edge_mask.copy(),
             "current_node": np.array([cur], dtype=np.int64),
