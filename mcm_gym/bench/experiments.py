@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mcm_gym._io import atomic_write_text
-from mcm_gym.bench import decode_row, format_table, plot_traces, run_bench, summarize
+from mcm_gym.bench import decode_row, format_table, leaderboard, plot_traces, run_bench, summarize
 from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
@@ -240,19 +240,25 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
              f"Zero-shot: one greedy episode of the pre-trained policy + repair (1 evaluation). From scratch: "
              f"MaskablePPO + GNN trained on that instance alone for {scratch_budget} episodes (seed {seed}); the "
              f"searches at the same budget.", "",
-             "| graph | hardware | zero-shot | RL from scratch | zero-shot / scratch | "
-             + " | ".join(baselines) + " |", "|---|---|---:|---:|---:|" + "---:|" * len(baselines)]
+             "| graph | hardware | zero-shot | zero-shot gap to best / bound | RL from scratch | zero-shot / scratch | "
+             + " | ".join(baselines) + " |", "|---|---|---:|---:|---:|---:|" + "---:|" * len(baselines)]
     ratios = []
     for g, h in pairs:
         pr = Problem(load_graph(g), get_hardware(h))
         gid, hid = pr.graph.id or pr.graph.name, pr.hardware.id or pr.hardware.name
         here = {r["method"]: float(r["score"]) for r in rows if (r["graph_id"], r["hardware_id"]) == (gid, hid)}
-        z = zs[f"{digest}|{g}|{h}"]["score"]
+        entry = zs[f"{digest}|{g}|{h}"]
+        z = entry["score"]
+        gap = leaderboard.gaps(pr, z)  # against the leaderboard now (not cached: it may improve)
+        if gap is not None:
+            entry.update(gap_to_best=gap["gap_to_best"], gap_to_bound=gap["gap_to_bound"])
+        gap_cell = f"{100 * gap['gap_to_best']:.1f}% / {100 * gap['gap_to_bound']:.1f}%" if gap else "-"
         s = here.get("rl", 0.0)
         ratio = z / s if s > 0 else float("nan")
         ratios.append(ratio)
-        lines.append(f"| {g} | {h} | {z:.4f} | {s:.4f} | {ratio:.2f} | "
+        lines.append(f"| {g} | {h} | {z:.4f} | {gap_cell} | {s:.4f} | {ratio:.2f} | "
                      + " | ".join(f"{here.get(b, float('nan')):.4f}" for b in baselines) + " |")
+    atomic_write_text(zs_path, json.dumps(zs, indent=1))  # with the gaps
     finite = [r for r in ratios if np.isfinite(r)]
     if finite:
         lines += ["", f"Mean zero-shot / from-scratch ratio: **{np.mean(finite):.2f}** (median "
