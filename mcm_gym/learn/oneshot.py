@@ -21,15 +21,17 @@ The logits of node ``v`` on chip ``c`` (``c < K``, the instance's real chips) ar
     logit[v, c] = -beta_v * (c + 1/2 - t_v) ** 2 + u_v[c]
     t_v = K * (W_{v-1} + w_v / 2) / W_n,    W_v = w_0 + ... + w_v,    w_v = (s_v + eps / n) * exp(d_v)
 
-where ``s_v`` is node ``v``'s share of the graph's work (fastest compute times, from the observation's
-``work_before``), and ``d_v``, ``log(beta_v / sharpness)`` and ``u_v`` are outputs of a per-node head
-on the node's GNN embedding and the pooled graph embedding. The head's last layer starts at zero, so
-the untrained policy samples pipelines: node targets ``t_v`` rise with the topological order (the
-cumulative sums make them monotone whatever the network outputs), the greedy action is the split of
-the order into ``K`` stages of equal work, and samples differ from it mostly near stage ends. Learning
-moves the stage ends (through ``d_v``: a node's weight shifts every later target), sharpens or widens
-the distribution (``beta_v``) and may overrule the prior per chip (``u_v``). ``prior="none"``: the
-logits are ``u_v`` alone (a plain per-node softmax over chips), for comparison.
+where ``s_v = max(work_v, memory_v)``: node ``v``'s share of the graph's work (fastest compute
+times, from the observation's ``work_before``) or of the module's SRAM (its ``weight`` over the
+chips' summed ``sram``), whichever is larger, so that a node whose weights fill a chip gets a chip
+(``prior="work"``: the work share alone); ``d_v``, ``log(beta_v / sharpness)`` and ``u_v`` are
+outputs of a per-node head on the node's GNN embedding and the pooled graph embedding. The head's
+last layer starts at zero, so the untrained policy samples pipelines: node targets ``t_v`` rise with
+the topological order (the cumulative sums make them monotone whatever the network outputs), the
+greedy action splits the order into ``K`` stages of equal share, and samples differ from it mostly
+near stage ends. Learning moves the stage ends (through ``d_v``: a node's weight shifts every later
+target), sharpens or widens the distribution (``beta_v``) and may overrule the prior per chip
+(``u_v``). ``prior="none"``: the logits are ``u_v`` alone (a plain per-node softmax over chips).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_
            "pipeline_logits"]
 
 #: Parameterisations of the per-node logits (see the module doc).
-PRIORS = ("pipeline", "none")
+PRIORS = ("pipeline", "work", "none")
 
 #: ``MaskablePPO`` settings that learn small graphs in one-shot mode (tests/test_oneshot.py), with 8
 #: envs in a ``DummyVecEnv``: 128 whole candidates per update, 10 epochs, a wide clip range (the
@@ -62,7 +64,9 @@ ONESHOT_PPO: dict[str, Any] = {"n_steps": 16, "batch_size": 64, "n_epochs": 10, 
                                "clip_range": 0.5, "gamma": 1.0, "ent_coef": 0.0}
 
 _WORK_BEFORE = NODE_FEATURES.index("work_before")
+_WEIGHT = NODE_FEATURES.index("weight")
 _EXISTS = CHIP_FEATURES.index("exists")
+_SRAM = CHIP_FEATURES.index("sram")
 
 
 def _shape(space: spaces.Dict, key: str) -> tuple[int, ...]:
@@ -77,10 +81,10 @@ class OneShotExtractor(BaseFeaturesExtractor, NodeEncoder):
 
     The node pass is :class:`~mcm_gym.learn.extractor.GNNExtractor`'s (``hidden``, ``layers``,
     ``attention``, ``heads``). Output, flat so that SB3 can carry it: node embeddings ``(N * hidden)``,
-    masked mean and max pooling ``(2 * hidden)``, the observation's ``work_before`` ``(N)``, the node
-    mask ``(N)`` and the number of real chips ``(1)``: ``features_dim = N * (hidden + 2) + 2 * hidden + 1``
-    (``N = max_nodes``). :class:`OneShotHeads` unpacks it (:meth:`split`). The parameters do not depend
-    on ``N``.
+    masked mean and max pooling ``(2 * hidden)``, the observation's ``work_before`` ``(N)``, each
+    node's share of the summed SRAM ``(N)``, the node mask ``(N)`` and the number of real chips ``(1)``:
+    ``features_dim = N * (hidden + 3) + 2 * hidden + 1`` (``N = max_nodes``). :class:`OneShotHeads`
+    unpacks it (:meth:`split`). The parameters do not depend on ``N``.
     """
 
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, layers: int = 3,
@@ -94,7 +98,7 @@ class OneShotExtractor(BaseFeaturesExtractor, NodeEncoder):
         if attention and hidden % heads:
             raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
         n_nodes, n_feat = _shape(observation_space, "node_features")
-        super().__init__(observation_space, n_nodes * (hidden + 2) + 2 * hidden + 1)
+        super().__init__(observation_space, n_nodes * (hidden + 3) + 2 * hidden + 1)
         self.n_nodes = n_nodes
         self._build_encoder(n_feat, hidden, layers, attention, heads)
 
@@ -104,23 +108,27 @@ class OneShotExtractor(BaseFeaturesExtractor, NodeEncoder):
         b = h.shape[0]
         mean, mx = pool_nodes(h, node_mask)
         work_before = obs["node_features"][:, :, _WORK_BEFORE]
-        k_real = (obs["chip_state"][:, :, _EXISTS] > 0.5).sum(dim=1, keepdim=True).to(h.dtype)
-        return torch.cat([h.reshape(b, -1), mean, mx, work_before, node_mask.to(h.dtype), k_real], dim=1)
+        chips = obs["chip_state"]
+        real = chips[:, :, _EXISTS] > 0.5
+        sram = (chips[:, :, _SRAM] * real).sum(dim=1, keepdim=True).clamp(min=1e-6)  # in largest SRAMs
+        memory = obs["node_features"][:, :, _WEIGHT] / sram
+        k_real = real.sum(dim=1, keepdim=True).to(h.dtype)
+        return torch.cat([h.reshape(b, -1), mean, mx, work_before, memory, node_mask.to(h.dtype), k_real], dim=1)
 
     def split(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``features`` back into ``h (B, N, H)``, ``pooled (B, 2H)``, ``work_before (B, N)``,
-        ``node_mask (B, N)`` (float) and ``k_real (B, 1)``."""
+        """``features`` back into ``h (B, N, H)``, ``pooled (B, 2H)``, ``work_before (B, N)``, memory
+        shares ``(B, N)``, ``node_mask (B, N)`` (float) and ``k_real (B, 1)``."""
         n, hd = self.n_nodes, self.hidden
         b = features.shape[0]
-        h, pooled, wb, nm, k = features.split([n * hd, 2 * hd, n, n, 1], dim=1)
-        return h.reshape(b, n, hd), pooled, wb, nm, k
+        h, pooled, wb, mem, nm, k = features.split([n * hd, 2 * hd, n, n, n, 1], dim=1)
+        return h.reshape(b, n, hd), pooled, wb, mem, nm, k
 
 
-def pipeline_logits(work_before: torch.Tensor, node_mask: torch.Tensor, k_real: torch.Tensor, k_max: int,
-                    shift: torch.Tensor, log_sharpness: torch.Tensor, sharpness: float = 1.0,
-                    eps: float = 0.05) -> torch.Tensor:
-    """The pipeline prior's logits ``(B, N, k_max)`` (see the module doc): ``work_before``,
-    ``node_mask`` ``(B, N)``, ``k_real`` ``(B, 1)`` real chips; ``shift`` (``d_v``) and
+def pipeline_logits(work_before: torch.Tensor, memory: torch.Tensor | None, node_mask: torch.Tensor,
+                    k_real: torch.Tensor, k_max: int, shift: torch.Tensor, log_sharpness: torch.Tensor,
+                    sharpness: float = 1.0, eps: float = 0.05) -> torch.Tensor:
+    """The pipeline prior's logits ``(B, N, k_max)`` (see the module doc): ``work_before``, memory
+    shares (None: work alone), ``node_mask`` ``(B, N)``, ``k_real`` ``(B, 1)`` real chips; ``shift`` (``d_v``) and
     ``log_sharpness`` (``log(beta_v / sharpness)``) ``(B, N)``, clamped to [-6, 6]. Padding nodes and
     chips get finite logits (the env's action mask removes them)."""
     nm = node_mask
@@ -128,6 +136,8 @@ def pipeline_logits(work_before: torch.Tensor, node_mask: torch.Tensor, k_real: 
     nxt_mask = torch.cat([nm[:, 1:], torch.zeros_like(nm[:, :1])], dim=1)
     nxt = torch.where(nxt_mask > 0.5, nxt, torch.ones_like(nxt))  # the last real node's work ends at 1
     share = (nxt - work_before).clamp(min=0.0) * nm  # (B, N) share of the work, sums to 1
+    if memory is not None:
+        share = torch.maximum(share, memory * nm)
     n_real = nm.sum(dim=1, keepdim=True).clamp(min=1.0)
     w = (share + eps / n_real) * torch.exp(shift.clamp(-6.0, 6.0)) * nm
     cum = w.cumsum(dim=1)
@@ -172,13 +182,14 @@ class OneShotHeads(nn.Module):
 
     def node_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Per-node chip logits ``(B, N, k_max)``."""
-        h, pooled, wb, nm, k = self.split(features)
+        h, pooled, wb, mem, nm, k = self.split(features)
         ctx = pooled.unsqueeze(1).expand(-1, h.shape[1], -1)
         out = self.node_head(torch.cat([h, ctx], dim=2))  # (B, N, 2 + K)
         free = out[..., 2:]
         if self.prior == "none":
             return free
-        return free + pipeline_logits(wb, nm, k, self.k_max, out[..., 0], out[..., 1], self.sharpness)
+        return free + pipeline_logits(wb, mem if self.prior == "pipeline" else None, nm, k, self.k_max,
+                                      out[..., 0], out[..., 1], self.sharpness)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         return self.node_logits(features).reshape(features.shape[0], -1)
@@ -196,7 +207,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     :class:`OneShotExtractor` and :class:`OneShotHeads` gives every node its chip logits.
 
     Keyword arguments (``policy_kwargs``; see :func:`oneshot_policy_kwargs`): ``features_extractor_kwargs``
-    (``hidden``, ``layers``, ``attention``, ``heads`` of the GNN), ``prior`` (``"pipeline"`` or ``"none"``),
+    (``hidden``, ``layers``, ``attention``, ``heads`` of the GNN), ``prior`` (one of :data:`PRIORS`),
     ``sharpness`` (the prior's initial ``beta``: logit drop one chip away from a node's target),
     ``head_hidden``, ``vf_hidden``, and SB3's ``ortho_init``, ``optimizer_class``, ``optimizer_kwargs``.
     ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and are ignored. The action
