@@ -142,14 +142,17 @@ NB01 = [
 
     chips = np.arange(hw.num_chips)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].bar(chips, np.array(row["chip_time"]) * 1e6, label="compute")
-    ax[0].bar(chips + 0.4, np.array(row["link_time"]) * 1e6, width=0.4, label="outgoing link")
+    ax[0].bar(chips - 0.2, np.array(row["chip_time"]) * 1e6, width=0.4, label="compute")
+    ax[0].bar(chips + 0.2, np.array(row["link_time"]) * 1e6, width=0.4, label="outgoing link")
     ax[0].axhline(row["bottleneck"] * 1e6, color="k", ls="--", lw=1, label="bottleneck")
     ax[0].axhline(row["lower_bound"] * 1e6, color="g", ls=":", lw=1, label="lower bound")
     ax[0].set(xlabel="chip", ylabel="time per input (us)", title="Where the time goes", xticks=chips)
-    ax[0].legend(fontsize=7)
-    ax[1].bar(chips, 100 * np.array(row["memory"]) / hw.sram_bytes)
-    ax[1].axhline(100, color="r", lw=1)
+    ax[0].set_ylim(0, 1.45 * row["bottleneck"] * 1e6)
+    ax[0].legend(fontsize=7, ncol=2, loc="upper center")
+    ax[1].bar(chips, 100 * np.array(row["memory"]) / hw.sram_bytes, label="weights")
+    ax[1].axhline(100, color="r", lw=1, label="SRAM capacity")
+    ax[1].set_ylim(0, 125)
+    ax[1].legend(fontsize=7, loc="upper left")
     ax[1].set(xlabel="chip", ylabel="SRAM used (% of capacity)", title="Weights per chip", xticks=chips)
     plt.tight_layout()
     plt.show()""", "figure"),
@@ -354,31 +357,36 @@ NB02 = [
     Where the DP's partition is itself the best known and matches the proven bound, no method can beat
     it; a new method can only match it faster or more cheaply. Compare the leaderboard entries above
     with the DP's row of the table. The suite `suite://hard-v1` collects instances where the DP was
-    found more than 5% below the proven optimum: heterogeneous rings (`hring-*`, chips of different speeds), meshes,
-    activation memory, neighbour-only links with the triangle rule. That is where new methods have room.
-    We leave out its BERT-on-36-chips instance here (repair-based searches take minutes on it)."""),
+    found more than 5% below the proven optimum: heterogeneous rings (`hring-*`, chips of different
+    speeds), meshes, activation memory, neighbour-only links with the triangle rule. That is where new
+    methods have room. We leave out its BERT-on-36-chips instance here (repair-based searches take
+    minutes on it)."""),
     code("""
     from mcm_gym.bench.suites import get_suite
 
     hard = [inst for inst in get_suite("suite://hard-v1").instances if inst.hardware != "mesh-6x6"]
-    results = {"dp": [], "sa": []}
+    scores = {"dp": [], "sa": []}
+    best_known = []
     for inst in hard:
         p = inst.problem()
-        for method in results:
-            r = get_searcher(method).search(p, budget=20, seed=0)
-            results[method].append(gap(p, r.score))
-    print(f"{'instance':70s} {'dp gap':>8s} {'sa gap':>8s}")
-    for inst, a, b in zip(hard, results["dp"], results["sa"], strict=True):
-        print(f"{inst.key:70s} {a:8.2%} {b:8.2%}")"""),
+        for method in scores:
+            scores[method].append(get_searcher(method).search(p, budget=20, seed=0).score)
+        e = lb.lookup(p)
+        best_known.append(e["best"]["score"] if e else float("nan"))
+    print(f"{'instance':70s} {'dp':>7s} {'sa':>7s} {'best':>7s} {'dp gap':>7s} {'sa gap':>7s}")
+    for i, inst in enumerate(hard):
+        d, a, b = scores["dp"][i], scores["sa"][i], best_known[i]
+        print(f"{inst.key:70s} {d:7.4f} {a:7.4f} {b:7.4f} {1 - d / b:7.2%} {1 - a / b:7.2%}")"""),
     code("""
     fig, ax = plt.subplots(figsize=(9, 3.5))
     x = np.arange(len(hard))
-    ax.bar(x - 0.2, 100 * np.array(results["dp"]), width=0.4, label="dp")
-    ax.bar(x + 0.2, 100 * np.array(results["sa"]), width=0.4, label="sa (20 evaluations)")
+    ax.bar(x - 0.2, scores["dp"], width=0.4, label="dp")
+    ax.bar(x + 0.2, scores["sa"], width=0.4, label="sa (20 evaluations)")
+    ax.scatter(x, best_known, marker="_", s=300, color="k", zorder=3, label="best known (leaderboard)")
     ax.set_xticks(x, [f"{i.graph.rsplit('/', 1)[-1]}\\n{i.hardware.split('?')[0]}" for i in hard], fontsize=6)
-    ax.set(xlabel="instance (generator seed, hardware)", ylabel="gap to best known (%)",
-           title="suite://hard-v1: how far each method stays from the best known partition")
-    ax.legend()
+    ax.set(xlabel="instance (generator seed, hardware)", ylabel="score (lower bound / bottleneck)", ylim=(0, 1.15),
+           title="suite://hard-v1: each method's score against the best known partition")
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
     plt.tight_layout()
     plt.show()""", "figure"),
     exercises(2, "02_search_and_optimality_gaps.py", [
@@ -649,7 +657,8 @@ NB04 = [
     ax[0].plot([p["timesteps"] for p in ev], [p["eval_mean_score"] for p in ev], marker="o", label="held-out graphs")
     ax[0].legend(fontsize=7)
     ax[0].set(title="pre-training on 40 random DAGs", xlabel="environment steps", ylabel="mean score")
-    ax[1].plot([p["timesteps"] for p in ft_curve], [p.get("eval_mean_score") for p in ft_curve], marker="o")
+    ft_ev = [p for p in ft_curve if p.get("eval_mean_score") is not None]
+    ax[1].plot([p["timesteps"] for p in ft_ev], [p["eval_mean_score"] for p in ft_ev], marker="o")
     ax[1].set(title="fine-tuning on attention-v1 / ring-4", xlabel="environment steps", ylabel="score (greedy episode)")
     plt.tight_layout()
     plt.show()""", "figure"),
@@ -855,21 +864,23 @@ NB05 = [
     hard_jitter = lb.evaluate(JitterSearch(), "suite://course-hard-v1", budget=10, seed=0, out=None)
     hard_dp = lb.evaluate("dp", "suite://course-hard-v1", budget=10, seed=0, out=None)
     nan = float("nan")  # where the leaderboard does not hold the instance (see notebook 2)
+    print(f"{'instance':70s} {'jitter':>7s} {'dp':>7s} {'jitter gap':>11s} {'dp gap':>7s}")
     for a, b in zip(hard_jitter, hard_dp, strict=True):
-        print(f"{a['instance']:70s} jitter {a.get('gap_to_best', nan):7.2%}  dp {b.get('gap_to_best', nan):7.2%}")
+        print(f"{a['instance']:70s} {a['score']:7.4f} {b['score']:7.4f} {a.get('gap_to_best', nan):11.2%} "
+              f"{b.get('gap_to_best', nan):7.2%}")
     print(f"mean gap to best: jitter {np.mean([r.get('gap_to_best', nan) for r in hard_jitter]):.2%}, "
           f"dp {np.mean([r.get('gap_to_best', nan) for r in hard_dp]):.2%}")"""),
     code("""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    a = 100 * np.array([r.get("gap_to_best", nan) for r in hard_dp])
-    b = 100 * np.array([r.get("gap_to_best", nan) for r in hard_jitter])
+    a = np.array([r["score"] for r in hard_dp])
+    b = np.array([r["score"] for r in hard_jitter])
     ax.scatter(a, b)
-    top = np.nanmax([*a, *b, 1.0]) * 1.05
-    ax.plot([0, top], [0, top], "k:", lw=1)
-    ax.set(xlabel="stage DP: gap to best known (%)", ylabel="jitter: gap to best known (%)",
-           title="course-hard-v1: below the diagonal, jitter wins")
+    lo = min(a.min(), b.min()) * 0.95
+    ax.plot([lo, 1], [lo, 1], "k:", lw=1)
+    ax.set(xlabel="stage DP: score", ylabel="jitter: score",
+           title="course-hard-v1: above the diagonal, jitter wins")
     plt.show()""", "figure"),
     md("""
     The same from the command line, for any registered method (`register_searcher`, or a package's
