@@ -25,20 +25,24 @@ def main(argv: list[str] | None = None) -> int:
         rows, optimal, dp_short = [], 0, 0
         for inst in get_suite(sid).instances:
             problem = inst.problem()
+            name = inst.key.replace(" | ", " / ")  # one table cell: graph / hardware [/ switches]
             e = entries.get(lb.instance_key(problem))
             if e is None:
-                rows.append(f"| {inst.key} | - | - | - | - | not on the leaderboard |")
+                rows.append(f"| {name} | - | - | - | - | not on the leaderboard |")
                 continue
             dp = get_searcher("dp").search(problem, budget=32, seed=0).score
             best, bound = e["best"]["score"], e["bound"]["score"]
             proven = best >= bound * (1 - 1e-6)
             optimal += proven
             dp_short += dp < best * (1 - 1e-6)
-            status = "optimal" if proven else f"open, gap {100 * (1 - best / bound):.2f}% ({e['bound']['stop']})"
-            rows.append(f"| {inst.key} | {dp:.4f} | {best:.4f} ({e['best']['method']}) | {bound:.4f} | "
+            secs = f"{e['bound']['seconds']:.0f} s of {e['bound'].get('time_limit', 0):.0f}"
+            status = (f"optimal ({secs})" if proven
+                      else f"open, gap {100 * (1 - best / bound):.2f}% ({e['bound']['stop']}, {secs})")
+            rows.append(f"| {name} | {dp:.4f} | {best:.4f} ({e['best']['method']}) | {bound:.4f} | "
                         f"{100 * (1 - dp / best):.2f}% | {status} |")
         print(f"\n### {sid} ({len(rows)} instances: {optimal} proven optimal, DP below the best known on {dp_short})\n")
-        print("| instance | `dp` score | best known (by) | proven bound (score) | DP gap to best | status |")
+        print("| instance | `dp` score | best known (by) | proven bound (score) | DP gap to best | "
+              "status (bound's time) |")
         print("|---|---:|---:|---:|---:|---|")
         print("\n".join(rows))
     return 0

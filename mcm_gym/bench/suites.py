@@ -107,8 +107,8 @@ _HARD = [  # (graph, hardware, why it qualifies: measured 2026-12-02 by benchmar
     ("generator://layered-dag-v0/5007", "ring-4?neighbor_only=on&triangle=on",
      "dp 0.6975, 27.7% below the optimum 0.9643 (CP-SAT, proven in 0.1 s)"),
     ("zoo://bert-base-v1", "mesh-6x6",
-     "dp 0.6645; CP-SAT finds no better partition and proves no bound above the physical one (score 1.0) "
-     "in 300 s: gap unknown, up to 50%"),
+     "under cost model v1: dp 0.6645, no bound above the physical one in 300 s. Under v2 CP-SAT proves the "
+     "DP's 0.6538 optimal in 148 s (time limit 600 s): it no longer qualifies, kept so the suite's list stays fixed"),
 ]
 #: Why each instance of ``suite://hard-v1`` is hard, by (graph, hardware).
 HARD_REASONS = {(g, h): why for g, h, why in _HARD}
