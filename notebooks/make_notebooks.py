@@ -192,7 +192,7 @@ NB01 = [
     for k in (2, 4, 8):
         ax.plot(ns, [log10_monotone_fraction(n, k) for n in ns], label=f"K = {k} chips")
     ax.axvline(311, color="grey", ls=":", lw=1)
-    ax.text(305, -20, "BERT-base", rotation=90, ha="right", fontsize=8)
+    ax.text(305, -150, "BERT-base (311 nodes)", rotation=90, ha="right", va="center", fontsize=8)
     ax.set(xlabel="nodes in a chain (n)", ylabel="log10(fraction satisfying dataflow)",
            title="Random partitions that respect the dataflow rule")
     ax.legend()
@@ -554,10 +554,16 @@ NB03 = [
     less repair as the policy learns, although it is never told about the constraints; without repair
     they stay as random as they started.
 
-    The package runs the same ablation with the full GNN policy in the sequential environment (whose
-    action masks already keep many candidates valid, so repair matters less there):
+    The same ablation at full size, with the package's learners (minutes to hours on a CPU; not run
+    here):
 
     ```bash
+    # the one-shot GNN policy (mcm_gym.learn.oneshot_train) on BERT-base / ring-8, with and without repair
+    python agents/train_oneshot.py --graph zoo://bert-base-v1 --hardware ring-8 --samples 2000 --seeds 0 1 2 \\
+        --out runs/oneshot_repair.json
+    python agents/train_oneshot.py --graph zoo://bert-base-v1 --hardware ring-8 --samples 2000 --seeds 0 1 2 \\
+        --no-repair --out runs/oneshot_no_repair.json
+    # MaskablePPO in the sequential env, whose action masks already keep many candidates valid
     mcm-gym experiment ablation --out runs/ablation     # RL with and without repair on MLP-Mixer / ring-8
     ```"""),
     exercises(3, "03_repair_and_the_solver.py", [
