@@ -14,6 +14,9 @@ Modules, one job each:
 * :mod:`~mcm_gym.learn.evaluation`: running a trained policy (zero-shot, or as a searcher);
 * :mod:`~mcm_gym.learn.imitation`: behaviour cloning of a search;
 * :mod:`~mcm_gym.learn.train`: training runs (``train``, ``finetune``, the warm start);
+* :mod:`~mcm_gym.learn.oneshot`: the one-shot policy for ``mode="oneshot"`` (``OneShotPolicy``, a
+  ``MaskablePPO`` policy: per-node chip logits from one GNN pass);
+* :mod:`~mcm_gym.learn.oneshot_train`: policy-gradient training of it on many repaired samples;
 * :mod:`~mcm_gym.learn.rl_search`: ``RLSearch``, the ``rl`` method of the search registry;
 * :mod:`~mcm_gym.learn.rllib`: RLlib PPO (experimental).
 
