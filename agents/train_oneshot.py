@@ -11,6 +11,7 @@ Every repaired candidate (sampled or greedy) counts as one sample; the JSON hold
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcm_gym.learn.oneshot_train import OneShotTrainConfig, train_oneshot
+from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_scores, train_oneshot
 
 
 def _sb3_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-repair", action="store_true", help="invalid candidates score 0 (the solver ablation)")
     ap.add_argument("--sb3", action="store_true",
                     help="train with sb3-contrib MaskablePPO + OneShotPolicy (ONESHOT_PPO, 8 envs) instead")
+    ap.add_argument("--pretrain", nargs="+", default=[],
+                    help="graphs (on --hardware) to train on first, from scratch; then fine-tune on --graph")
+    ap.add_argument("--pretrain-samples", type=int, default=2000)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -89,9 +93,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.sb3:
             runs.append(_sb3_run(args, seed))
         else:
-            run = train_oneshot([(args.graph, args.hardware)], cfg)
+            init, pre = None, {}
+            if args.pretrain:
+                pre_cfg = dataclasses.replace(cfg, max_samples=args.pretrain_samples)
+                pre_run = train_oneshot([(g, args.hardware) for g in args.pretrain], pre_cfg)
+                init = pre_run.policy
+                zero_shot = greedy_scores(init, [(args.graph, args.hardware)])[0]
+                pre = {"pretrain": {"graphs": args.pretrain, "samples": pre_run.samples,
+                                    "wall_time": pre_run.wall_time, "best_score": pre_run.best_score,
+                                    "zero_shot_greedy": zero_shot}}
+                print(f"seed {seed}: pre-trained on {len(args.pretrain)} graphs ({pre_run.samples} samples, "
+                      f"{pre_run.wall_time:.0f} s); zero-shot greedy on {args.graph}: {zero_shot:.4f}", flush=True)
+            run = train_oneshot([(args.graph, args.hardware)], cfg, init=init)
             runs.append({"seed": seed, "best_score": run.best_score[0], "samples": run.samples,
-                         "wall_time": run.wall_time,
+                         "wall_time": run.wall_time, **pre,
                          "curve": [{"samples": r["samples"], "wall_time": round(r["wall_time"], 3),
                                     "mean_score": r["mean_score"], "greedy_score": r["greedy_score"][0],
                                     "best_score": r["best_score"][0]} for r in run.curve]})

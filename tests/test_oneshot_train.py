@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from mcm_gym import Problem, get_hardware, load_graph
-from mcm_gym.learn.oneshot_train import OneShotTrainConfig, oneshot_envs, policy_for_envs, train_oneshot
+from mcm_gym.learn.oneshot_train import (
+    OneShotTrainConfig,
+    greedy_scores,
+    oneshot_envs,
+    policy_for_envs,
+    train_oneshot,
+)
 
 torch.set_num_threads(1)
 
@@ -65,6 +71,9 @@ def test_fine_tuning_starts_from_the_given_weights() -> None:
         assert k == k2 and torch.equal(v, v2)
     tuned = train_oneshot([("tiny://attention-v1", "ring-4")], _cfg(max_samples=20), init=run.policy)
     assert tuned.samples >= 20
+    zero = greedy_scores(run.policy, [("generator://layered-dag-v0/47", "ring-4"), ("tiny://attention-v1", "ring-4")])
+    assert zero[0] == pytest.approx(run.curve[-1]["greedy_score"][0])  # the same greedy candidate, other padding
+    assert 0.0 < zero[1] <= 1.0
     with pytest.raises(ValueError, match="K_max"):
         policy_for_envs(oneshot_envs([("tiny://attention-v1", "ring-8")]), init=run.policy)
 

@@ -34,7 +34,7 @@ from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import PRIORS, OneShotPolicy, oneshot_policy_kwargs
 
-__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs"]
+__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -133,6 +133,23 @@ def _obs_batch(envs: Sequence[MCMPartitionEnv]) -> tuple[dict[str, torch.Tensor]
     batch = {k: torch.as_tensor(np.stack([o[k] for o in obs])).float() for k in obs[0]}
     masks = torch.as_tensor(np.stack([e.action_masks().reshape(e.max_nodes, e.k_max) for e in envs]))
     return batch, masks
+
+
+def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
+                  repair: RepairConfig | None = None) -> list[float]:
+    """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
+    on every instance, without training (0 where the repair finds no valid partition)."""
+    envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max)
+    moved = policy_for_envs(envs, init=policy)
+    moved.set_training_mode(False)
+    obs, masks = _obs_batch(envs)
+    with torch.no_grad():
+        greedy = moved.node_logits(obs).masked_fill(~masks, -1e9).argmax(dim=2).numpy().astype(np.int64)
+    out = []
+    for i, e in enumerate(envs):
+        part = e.problem.repair(greedy[i, : e.problem.graph.n], e.repair_config).partition
+        out.append(float(e.problem.evaluate(part).score[0]) if part is not None else 0.0)
+    return out
 
 
 def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], config: OneShotTrainConfig | None = None,
