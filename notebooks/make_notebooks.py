@@ -963,21 +963,15 @@ def build(name: str) -> nbformat.NotebookNode:
 
 
 def execute(nb: nbformat.NotebookNode, timeout: int = KERNEL_TIMEOUT) -> float:
-    """Run ``nb`` top to bottom in a fresh kernel (in place); return the wall time in seconds."""
+    """Run ``nb`` top to bottom in a fresh kernel (in place); return the wall time in seconds.
+    Thread-safe: several notebooks may run at once, each in its own kernel."""
     import nbclient
 
-    env_before = os.environ.get("PYTHONHASHSEED")
-    os.environ["PYTHONHASHSEED"] = "0"  # the kernel inherits it: set iteration order is reproducible
-    try:
-        t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                resources={"metadata": {"path": str(HERE)}}).execute()
-        return time.perf_counter() - t0
-    finally:
-        if env_before is None:
-            os.environ.pop("PYTHONHASHSEED", None)
-        else:
-            os.environ["PYTHONHASHSEED"] = env_before
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the kernel's set iteration order is reproducible
+    t0 = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    return time.perf_counter() - t0
 
 
 def docs_table(seconds: dict[str, float]) -> str:
