@@ -416,8 +416,9 @@ NB03 = [
     ## Repairing a candidate
 
     `problem.repair(candidate)` asks a Z3 solver for the valid partition that changes the fewest nodes
-    of `candidate` (pseudo-boolean constraints, a timeout, and a deterministic greedy fallback). Here a
-    uniformly random candidate on the graph of notebook 1."""),
+    of `candidate` (pseudo-boolean constraints, a timeout, and a deterministic greedy fallback;
+    `result.method` says which engine answered). Here a uniformly random candidate on the graph of
+    notebook 1."""),
     code("""
     import numpy as np
 
