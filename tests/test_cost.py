@@ -254,3 +254,20 @@ def test_numpy_path_when_numba_is_disabled(monkeypatch: pytest.MonkeyPatch) -> N
     assert not kernels.enabled()
     b = cm.evaluate(p)
     assert np.allclose(a.bottleneck, b.bottleneck, rtol=1e-12) and np.array_equal(a.memory, b.memory)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="numba not installed (pip install 'mcm-gym[fast]')")
+@given(instances(), st.data())
+def test_compiled_violation_counts_equal_the_constraints(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    """The kernel's dataflow / neighbor_only / contiguous / triangle counts equal each constraint's
+    numpy ``count`` on random graphs and partitions."""
+    from mcm_gym.core.constraints import CONSTRAINTS
+
+    spec, hw = inst
+    g = spec.graph()
+    p = np.array(data.draw(batches(spec.n, hw.num_chips, max_batch=6)), dtype=np.int64)
+    got = kernels.graph_violations(p, g.edge_src, g.edge_dst, g.triangles, hw.num_chips)
+    mem = np.zeros((p.shape[0], hw.num_chips))
+    by = CONSTRAINTS
+    for j, name in enumerate(("dataflow", "neighbor_only", "contiguous", "triangle")):
+        assert got[:, j].tolist() == by[name].count(g, hw, p, mem).tolist(), name

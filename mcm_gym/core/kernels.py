@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "enabled", "chip_loads", "link_loads", "ring_links", "route_lists"]
+__all__ = ["available", "enabled", "chip_loads", "graph_violations", "link_loads", "ring_links", "route_lists"]
 
 _kernel: Callable[..., None] | None = None
 _chip_kernel: Callable[..., None] | None = None
 _ring_kernel: Callable[..., None] | None = None
+_violation_kernel: Callable[..., None] | None = None
 
 
 def available() -> bool:
@@ -205,4 +206,57 @@ def ring_link_loads(p: np.ndarray, src: np.ndarray, starts: np.ndarray, dst: np.
         _ring_kernel = _compile_ring()
     out = np.zeros((p.shape[0], num_links))
     _ring_kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ring, out)
+    return out
+
+
+def _compile_violations() -> Callable[..., None]:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(p: Any, src: Any, dst: Any, tri: Any, k: int, out: Any) -> None:  # pragma: no cover - compiled
+        b_count = p.shape[0]
+        used = np.zeros(k, dtype=np.bool_)
+        for b in range(b_count):
+            row = p[b]
+            back = 0
+            skip = 0
+            for j in range(src.shape[0]):
+                d = row[dst[j]] - row[src[j]]
+                if d < 0:
+                    back += 1
+                elif d > 1:
+                    skip += 1
+            used[:] = False
+            top = -1
+            for v in range(row.shape[0]):
+                used[row[v]] = True
+                if row[v] > top:
+                    top = row[v]
+            empty = 0
+            for c in range(top):
+                if not used[c]:
+                    empty += 1
+            spread = 0
+            for t in range(tri.shape[0]):
+                a, m, z = row[tri[t, 0]], row[tri[t, 1]], row[tri[t, 2]]
+                if a < m and m < z:
+                    spread += 1
+            out[b, 0] = back
+            out[b, 1] = skip
+            out[b, 2] = empty
+            out[b, 3] = spread
+
+    return kernel  # type: ignore[no-any-return]
+
+
+def graph_violations(p: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray, k: int) -> np.ndarray:
+    """Per partition of ``p`` ``(B, n)``: edges going back (``dataflow``), edges skipping a chip
+    (``neighbor_only``), empty chips below the highest used one (``contiguous``) and triangles spread
+    over three increasing chips (``triangle``); shape ``(B, 4)``, int64."""
+    global _violation_kernel
+    if _violation_kernel is None:
+        _violation_kernel = _compile_violations()
+    out = np.zeros((p.shape[0], 4), dtype=np.int64)
+    tri = np.ascontiguousarray(triangles, dtype=np.int64).reshape(-1, 3)
+    _violation_kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, tri, int(k), out)
     return out

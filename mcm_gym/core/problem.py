@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from mcm_gym.core import kernels
 from mcm_gym.core.constraints import Violation, active_constraints
 from mcm_gym.core.cost import CostModel, Evaluation
 from mcm_gym.core.graph import Graph
@@ -16,6 +17,9 @@ __all__ = ["Problem", "InfeasibleError", "CHUNK"]
 
 #: Rows of a batch checked at a time (bounded memory on large batches).
 CHUNK = 4096
+#: Batches of at least this many node entries are checked by the compiled kernel (where enabled):
+#: below it, numpy is as fast and a single check needs no numba import.
+_KERNEL_MIN_ENTRIES = 4096
 
 
 class InfeasibleError(HardwareError):
@@ -81,6 +85,17 @@ class Problem:
     def constraint_counts(self, p: np.ndarray, memory: np.ndarray) -> dict[str, np.ndarray]:
         """Violations per enabled constraint of checked partitions ``p`` ``(B, n)`` whose bytes per chip
         are ``memory`` ``(B, K)``."""
+        names = [c.name for c in self.constraints]
+        if kernels.enabled() and p.shape[0] * self.graph.n >= _KERNEL_MIN_ENTRIES:
+            g = self.graph
+            tri = g.triangles if "triangle" in names else np.zeros((0, 3), dtype=np.int64)
+            counts = kernels.graph_violations(p, g.edge_src, g.edge_dst, tri, self.num_chips)
+            col = {"dataflow": 0, "neighbor_only": 1, "contiguous": 2, "triangle": 3}
+            out = {name: counts[:, col[name]] for name in names if name in col}
+            for c in self.constraints:
+                if c.name not in col:
+                    out[c.name] = c.count(g, self.hardware, p, memory)
+            return {name: out[name] for name in names}
         return {c.name: c.count(self.graph, self.hardware, p, memory) for c in self.constraints}
 
     def is_valid(self, partitions: np.ndarray, *, chunk: int = CHUNK) -> Any:
