@@ -513,7 +513,10 @@ def _badness(problem: RepairTarget, batch: np.ndarray) -> np.ndarray:
 
 #: Largest number of node entries (options x nodes) the one-group-at-a-time search evaluates before it
 #: gives way to Z3 (about 0.1 s of numpy).
-_LOCAL_MAX_WORK = 4_000_000
+_LOCAL_MAX_WORK = 1_000_000
+#: ... and the most groups it takes on: far-off candidates (hundreds of groups) rarely succeed, and
+#: the pass would only delay Z3.
+_LOCAL_MAX_GROUPS = 48
 
 
 def _greedy_per_group(problem: RepairTarget, cand: np.ndarray, start: np.ndarray,
@@ -522,7 +525,8 @@ def _greedy_per_group(problem: RepairTarget, cand: np.ndarray, start: np.ndarray
     leaves the partition least far from valid (:func:`_badness`; ties: first), the others kept; valid at
     the end means optimal (one change per lower-bound group). At most ``max_tries`` partitions per group."""
     work = sum(len(o) for o in options) * problem.graph.n  # node entries evaluated in all
-    if not hasattr(problem, "cost") or any(len(o) > max_tries for o in options) or work > _LOCAL_MAX_WORK:
+    if (not hasattr(problem, "cost") or len(options) > _LOCAL_MAX_GROUPS or work > _LOCAL_MAX_WORK
+            or any(len(o) > max_tries for o in options)):
         return None
     part = start.copy()  # the candidate, nodes outside their bounds moved inside (their groups decide)
     for opts in options:
