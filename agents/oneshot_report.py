@@ -5,8 +5,9 @@
 
 References (recomputed every time, since the cost model may have changed since the runs): the proven
 optimum (``exact``, CP-SAT), simulated annealing and random search at 50 evaluations (5 seeds, mean).
-Prints one markdown row per file: best score after 2,000 samples and at the end (mean and standard
-deviation over seeds), the final greedy candidate, samples and seconds until the best reaches the
+Prints one markdown row per file: the first update's samples (the untrained policy: mean and best
+score), the last update's mean sample score, best score after 2,000 samples and at the end (mean
+and standard deviation over seeds), the final greedy candidate, samples and seconds until the best reaches the
 simulated-annealing mean and 0.97 of the optimum (median over seeds; "-" when a seed never does).
 """
 
@@ -50,16 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     opt, sa50 = exact.score, float(np.mean(sa))
     print(f"{graph} on {hw}: optimum {opt:.4f} (proven: {exact.extra.get('proven_optimal')}), "
           f"sa@50 {sa50:.4f} +- {np.std(sa):.4f}, random@50 {np.mean(rnd):.4f} +- {np.std(rnd):.4f}")
-    print("| run | seeds | best @2,000 (mean +- std) | / optimum | best at end | final greedy | "
-          "samples to sa@50 | samples to 0.97 opt | seconds to 0.97 opt |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | seeds | first batch: mean / best | last batch mean | best @2,000 (mean +- std) | / optimum | "
+          "best at end | final greedy | samples to sa@50 | samples to 0.97 opt | seconds to 0.97 opt |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for f, d in zip(args.files, data, strict=True):
         runs = d["runs"]
         at2k = np.array([max([r["best_score"] for r in run["curve"] if r["samples"] <= 2000] or [0.0])
                          for run in runs])
         end = np.array([run["best_score"] for run in runs])
         greedy = np.array([run["curve"][-1]["greedy_score"] for run in runs])
-        print(f"| {f.stem} | {len(runs)} | {at2k.mean():.4f} +- {at2k.std():.4f} | {at2k.mean() / opt:.3f} | "
+        first_mean = np.mean([run["curve"][0]["mean_score"] for run in runs])
+        first_best = np.mean([run["curve"][0]["best_score"] for run in runs])
+        last_mean = np.mean([run["curve"][-1]["mean_score"] for run in runs])
+        print(f"| {f.stem} | {len(runs)} | {first_mean:.4f} / {first_best:.4f} | {last_mean:.4f} | "
+              f"{at2k.mean():.4f} +- {at2k.std():.4f} | {at2k.mean() / opt:.3f} | "
               f"{end.mean():.4f} | {greedy.mean():.4f} | "
               f"{_median([_first(r['curve'], sa50, 'samples') for r in runs])} | "
               f"{_median([_first(r['curve'], 0.97 * opt, 'samples') for r in runs])} | "
