@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
+from test_search_strong import brute_force
 
 from mcm_gym.core.cost import op_kind, weight_read_bytes
 from mcm_gym.core.graph import Graph, GraphError, Node
@@ -37,17 +38,6 @@ def albert_like(layers: int = 6, shared_mb: int = 10) -> Graph:
 def hw(k: int, sram_mb: float, **switches: bool):  # noqa: ANN201 - a Hardware
     return uniform(k, peak_flops=1e12, sram_bytes=sram_mb * MB, link_bandwidth=1e9, link_latency=0.0,
                    mem_bw=1e11, topology="ring").with_constraints(**switches)
-
-
-def brute_force_best(problem: Problem) -> tuple[float, np.ndarray | None]:
-    k, n = problem.num_chips, problem.n
-    allp = np.array(list(itertools.product(range(k), repeat=n)), dtype=np.int64)
-    ok = problem.is_valid(allp)
-    if not ok.any():
-        return float("inf"), None
-    ev = problem.evaluate(allp[ok])
-    i = int(np.argmin(ev.bottleneck))
-    return float(ev.bottleneck[i]), allp[ok][i]
 
 
 def test_shared_tensor_counts_once_per_chip_that_uses_it() -> None:
@@ -83,7 +73,7 @@ def test_repair_dp_exact_and_masks_agree_with_brute_force() -> None:
     optima = set()
     for sram in (13.5, 14.5, 40):
         pr = Problem(g, hw(3, sram))
-        opt, best = brute_force_best(pr)
+        opt, best = brute_force(pr)
         assert best is not None
         optima.add(round(opt, 12))
         dp = DPSearch().search(pr, budget=8, seed=0)
