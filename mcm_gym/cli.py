@@ -34,10 +34,12 @@ def _cmd_partition(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph)
     hw = get_hardware(args.hardware or graph.metadata.get("default_hardware") or "ring-8")
     problem = Problem(graph, hw)
-    if args.policy:
-        res = policy_search(problem, resolve_checkpoint(args.policy), args.budget, args.seed)
+    if args.policy:  # zero-shot by default: one greedy episode plus repair
+        budget = 1 if args.budget is None else args.budget
+        res = policy_search(problem, resolve_checkpoint(args.policy), budget, args.seed)
     else:
-        res = get_searcher(args.method).search(problem, budget=args.budget, seed=args.seed)
+        budget = 32 if args.budget is None else args.budget
+        res = get_searcher(args.method).search(problem, budget=budget, seed=args.seed)
     print(format_result(problem, res))
     from mcm_gym.bench import leaderboard
 
@@ -276,11 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", default=None,
                    help="preset (ring-8, mesh-6x6) or JSON/YAML file (default: the graph's default)")
     p.add_argument("--method", default="random", choices=known_searchers())
-    p.add_argument("--budget", type=int, default=32, help="evaluated partitions (default 32)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="evaluated partitions (default 32; with --policy 1: zero-shot, one greedy episode + repair)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
     p.add_argument("--policy", help="use a trained policy instead of --method: a checkpoint (.zip) or "
-                                    f"{', '.join(PRETRAINED)} (shipped); --budget episodes, the first greedy")
+                                    f"{', '.join(PRETRAINED)} (shipped); --budget episodes (default 1), the first "
+                                    "greedy")
     p.set_defaults(func=_cmd_partition)
     t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
     t.add_argument("config", help="YAML training config (sections instances, env, ppo, policy, bc, eval; see "

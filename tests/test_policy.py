@@ -479,3 +479,6 @@ def test_shipped_pretrained_policy_partitions_a_fresh_graph(capsys) -> None:
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained",
                  "--budget", "2"]) == 0
     assert "policy:pretrained-v2" in capsys.readouterr().out
+    # zero-shot is the default: one greedy episode plus repair
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
+    assert "(seed 0, 1 evaluations" in capsys.readouterr().out
