@@ -78,14 +78,18 @@ def current(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {k: e for k, e in entries.items() if e.get("cost_model") == COST_MODEL}
 
 
-_cache: dict[str, dict[str, dict[str, Any]]] = {}
+_cache: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
 
 
 def lookup(problem: Problem, path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    """The leaderboard entry of ``problem``'s instance, or None."""
-    key = str(path or default_path())
+    """The leaderboard entry of ``problem``'s instance, or None. The file is read again when it
+    changed (a regeneration running beside a benchmark)."""
+    p = Path(path) if path is not None else default_path()
+    key = (str(p), p.stat().st_mtime_ns if p.exists() else -1)
     if key not in _cache:
-        _cache[key] = current(load(path))
+        if len(_cache) > 8:
+            _cache.clear()
+        _cache[key] = current(load(p))
     return _cache[key].get(instance_key(problem))
 
 
