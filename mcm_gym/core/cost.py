@@ -128,11 +128,10 @@ class CostModel:
         #: Bytes per shared tensor, shape ``(S,)``, and the most one node needs alone (its demand
         #: plus the shared tensors it reads), shape ``(n,)``.
         self.shared_bytes: np.ndarray = graph.shared_bytes
-        self.mem_alone: np.ndarray = self.mem_demand + (graph.param_bytes - graph.weight_bytes)
-        self._shared_t, self._shared_v = graph.shared_pairs
-        order = np.argsort(self._shared_t, kind="stable")  # CSR by tensor, for the compiled kernel
-        self._shared_ptr = np.r_[0, np.cumsum(np.bincount(self._shared_t, minlength=graph.shared_bytes.size))]
-        self._shared_nodes = self._shared_v[order]
+        self.mem_alone: np.ndarray = self.mem_demand + graph.shared_read_bytes
+        self._shared_t, self._shared_v = graph.shared_pairs  # grouped by tensor: CSR for the kernel
+        self._shared_ptr = np.r_[0, np.cumsum([len(us) for us in graph.shared_users])].astype(np.int64)
+        self._shared_nodes = self._shared_v
         self._driver = np.zeros((hardware.num_links, k))
         if hardware.num_links:
             self._driver[np.arange(hardware.num_links), hardware.link_driver] = 1.0

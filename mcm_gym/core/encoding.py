@@ -41,7 +41,7 @@ def node_bounds(graph: Graph, hardware: Hardware, mem_demand: np.ndarray) -> tup
     cons = hw.constraints
     # Alone on a chip a node needs its own demand and the shared tensors it reads. The ancestor and
     # descendant sums below leave shared tensors out: a lower bound, so the bounds stay sound.
-    alone = mem_demand + (g.param_bytes - g.weight_bytes)
+    alone = mem_demand + g.shared_read_bytes
     too_big = alone > hw.sram_bytes.max() if cons.memory else np.zeros(g.n, bool)
     if cons.memory and cons.dataflow:
         anc, desc = g.reach_sums(mem_demand)  # memory of ancestors / descendants incl. self (bytes)
@@ -227,10 +227,9 @@ class Encoding:
         self.exact_memory = exact
         self.pb_weights, self.pb_caps = weights[:n], caps
         heavy = [v for v in range(n) if weights[v] > 0]
-        users = [[g.index[u] for u in t.users] for t in g.shared]
         for c in range(self.k):
             coef = {f"x{v}_{c}": weights[v] for v in heavy if self.lo[v] <= c <= self.hi[v]}
-            for s, us in enumerate(users):
+            for s, us in enumerate(g.shared_users):
                 w = weights[n + s]
                 on_c = [v for v in us if self.lo[v] <= c <= self.hi[v]]
                 if w <= 0 or not on_c:

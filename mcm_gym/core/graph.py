@@ -164,11 +164,17 @@ class Graph:
         return np.array([t.bytes for t in self.shared], dtype=np.float64)
 
     @cached_property
-    def shared_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(tensor, node)`` index arrays, shape ``(M,)`` each: one entry per (shared tensor, user)."""
+    def shared_users(self) -> tuple[tuple[int, ...], ...]:
+        """For each shared tensor, the indices of the nodes that read it."""
         idx = self.index
-        ts = [i for i, t in enumerate(self.shared) for _ in t.users]
-        vs = [idx[u] for t in self.shared for u in t.users]
+        return tuple(tuple(idx[u] for u in t.users) for t in self.shared)
+
+    @cached_property
+    def shared_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(tensor, node)`` index arrays, shape ``(M,)`` each: one entry per (shared tensor, user),
+        grouped by tensor."""
+        ts = [i for i, us in enumerate(self.shared_users) for _ in us]
+        vs = [v for us in self.shared_users for v in us]
         return np.array(ts, dtype=np.int64), np.array(vs, dtype=np.int64)
 
     @cached_property
@@ -180,12 +186,17 @@ class Graph:
         return tuple(tuple(x) for x in out)
 
     @cached_property
-    def param_bytes(self) -> np.ndarray:
-        """Parameter bytes each node reads: its own plus every shared tensor it uses, shape ``(n,)``."""
-        out = self.weight_bytes.copy()
+    def shared_read_bytes(self) -> np.ndarray:
+        """Bytes of the shared tensors each node reads, shape ``(n,)``."""
+        out = np.zeros(self.n)
         t, v = self.shared_pairs
         np.add.at(out, v, self.shared_bytes[t])
         return out
+
+    @cached_property
+    def param_bytes(self) -> np.ndarray:
+        """Parameter bytes each node reads: its own plus every shared tensor it uses, shape ``(n,)``."""
+        return self.weight_bytes + self.shared_read_bytes
 
     @cached_property
     def out_bytes(self) -> np.ndarray:

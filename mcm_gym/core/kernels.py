@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 __all__ = ["available", "enabled", "chip_loads", "graph_violations", "link_loads", "ring_links", "route_lists"]
-
-_kernel: Callable[..., None] | None = None
-_chip_kernel: Callable[..., None] | None = None
-_ring_kernel: Callable[..., None] | None = None
-_violation_kernel: Callable[..., None] | None = None
 
 
 def available() -> bool:
@@ -56,7 +52,9 @@ def route_lists(routes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ptr, links
 
 
+@cache
 def _compile() -> Callable[..., None]:
+    """Compiled once per process, on first use."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
@@ -92,15 +90,14 @@ def link_loads(p: np.ndarray, src: np.ndarray, dst: np.ndarray, starts: np.ndarr
     """Bytes per link, shape ``(B, L)``, for partitions ``p`` ``(B, n)``: the groups' edges
     ``src``/``dst`` (group ``g`` owns ``starts[g]:starts[g + 1]``), their weights (bytes) and the
     routes as CSR (:func:`route_lists`)."""
-    global _kernel
-    if _kernel is None:
-        _kernel = _compile()
     out = np.zeros((p.shape[0], num_links))
-    _kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ptr, links, int(k), out)
+    _compile()(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ptr, links, int(k), out)
     return out
 
 
+@cache
 def _compile_chip() -> Callable[..., None]:
+    """Compiled once per process, on first use."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
@@ -134,12 +131,9 @@ def chip_loads(p: np.ndarray, node_time: np.ndarray, mem: np.ndarray, sh_ptr: np
     """Chip time (s) and memory (bytes) per chip, each ``(B, K)``, for partitions ``p`` ``(B, n)``:
     ``node_time`` ``(n, K)``, ``mem`` ``(n,)`` own bytes per node, and the shared tensors as CSR
     (tensor ``s`` is read by ``sh_nodes[sh_ptr[s]:sh_ptr[s + 1]]``, ``sh_bytes[s]`` bytes)."""
-    global _chip_kernel
-    if _chip_kernel is None:
-        _chip_kernel = _compile_chip()
     b, k = p.shape[0], node_time.shape[1]
     chip_time, memory = np.zeros((b, k)), np.zeros((b, k))
-    _chip_kernel(np.ascontiguousarray(p, dtype=np.int64), node_time, mem, sh_ptr, sh_nodes, sh_bytes,
+    _compile_chip()(np.ascontiguousarray(p, dtype=np.int64), node_time, mem, sh_ptr, sh_nodes, sh_bytes,
                  chip_time, memory)
     return chip_time, memory
 
@@ -164,7 +158,9 @@ def ring_links(routes: np.ndarray) -> np.ndarray | None:
     return ring if np.array_equal(want, routes.astype(bool)) else None
 
 
+@cache
 def _compile_ring() -> Callable[..., None]:
+    """Compiled once per process, on first use."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
@@ -201,15 +197,14 @@ def ring_link_loads(p: np.ndarray, src: np.ndarray, starts: np.ndarray, dst: np.
                     ring: np.ndarray, num_links: int) -> np.ndarray:
     """:func:`link_loads` on a ring (``ring`` from :func:`ring_links`); every group's edges share one
     producer."""
-    global _ring_kernel
-    if _ring_kernel is None:
-        _ring_kernel = _compile_ring()
     out = np.zeros((p.shape[0], num_links))
-    _ring_kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ring, out)
+    _compile_ring()(np.ascontiguousarray(p, dtype=np.int64), src, dst, starts, weight, ring, out)
     return out
 
 
+@cache
 def _compile_violations() -> Callable[..., None]:
+    """Compiled once per process, on first use."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
@@ -253,10 +248,7 @@ def graph_violations(p: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles:
     """Per partition of ``p`` ``(B, n)``: edges going back (``dataflow``), edges skipping a chip
     (``neighbor_only``), empty chips below the highest used one (``contiguous``) and triangles spread
     over three increasing chips (``triangle``); shape ``(B, 4)``, int64."""
-    global _violation_kernel
-    if _violation_kernel is None:
-        _violation_kernel = _compile_violations()
     out = np.zeros((p.shape[0], 4), dtype=np.int64)
     tri = np.ascontiguousarray(triangles, dtype=np.int64).reshape(-1, 3)
-    _violation_kernel(np.ascontiguousarray(p, dtype=np.int64), src, dst, tri, int(k), out)
+    _compile_violations()(np.ascontiguousarray(p, dtype=np.int64), src, dst, tri, int(k), out)
     return out

@@ -176,6 +176,12 @@ class RepairResult:
 
 
 # ------------------------------------------------------------------------------ greedy
+def _bytes_to_add(g: Graph, own: float, shared: Sequence[int], held: set[int]) -> float:
+    """Bytes a node brings to a chip that already holds the shared tensors ``held``: its ``own``
+    demand plus each tensor of ``shared`` (indices) not held yet."""
+    return own + sum(float(g.shared_bytes[t]) for t in shared if t not in held)
+
+
 def greedy_repair(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray | None:
     """Deterministic fallback: order nodes topologically, preferring lower candidate chips, then fill
     chips in pipeline order, moving to the next chip when the candidate moves on (if the rest still
@@ -204,14 +210,14 @@ def greedy_repair(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray | 
                 chip, used, count = chip + 1, 0.0, 0
                 held = set()
             shared_v = g.node_shared[v] if use_shared else ()
-            need = float(dem[i]) + sum(float(g.shared_bytes[t]) for t in shared_v if t not in held)
+            need = _bytes_to_add(g, float(dem[i]), shared_v, held)
             while used + need > hw.sram_bytes[chip]:
                 if chip + 1 >= k:
                     ok = False
                     break
                 chip, used, count = chip + 1, 0.0, 0
                 held = set()
-                need = float(dem[i]) + sum(float(g.shared_bytes[t]) for t in shared_v)
+                need = _bytes_to_add(g, float(dem[i]), shared_v, held)
             if not ok:
                 break
             p[v] = chip
@@ -232,7 +238,7 @@ def explain_infeasible(problem: RepairTarget) -> str:
     lo, hi = node_bounds(g, hw, dem)
     if np.any(lo > hi):
         v = int(np.flatnonzero(lo > hi)[0])
-        alone = float(dem[v] + g.param_bytes[v] - g.weight_bytes[v])  # with the shared tensors it reads
+        alone = float(dem[v] + g.shared_read_bytes[v])  # with the shared tensors it reads
         if alone > hw.sram_bytes.max():
             return f"node {g.names[v]!r} needs {alone:.6g} bytes, more than any chip's SRAM"
         anc_all, desc_all = g.reach_sums(dem)
@@ -245,10 +251,10 @@ def explain_infeasible(problem: RepairTarget) -> str:
         held: set[int] = set()  # shared tensors on the current chip
         total = float(dem.sum() + g.shared_bytes.sum())
         for v in range(g.n):  # nodes are in topological order
-            need = float(dem[v]) + sum(float(g.shared_bytes[t]) for t in g.node_shared[v] if t not in held)
+            need = _bytes_to_add(g, float(dem[v]), g.node_shared[v], held)
             while used + need > hw.sram_bytes[chip] and chip + 1 < hw.num_chips:
                 chip, used, held = chip + 1, 0.0, set()
-                need = float(dem[v]) + sum(float(g.shared_bytes[t]) for t in g.node_shared[v])
+                need = _bytes_to_add(g, float(dem[v]), g.node_shared[v], held)
             if used + need > hw.sram_bytes[chip]:
                 return (f"the weights fit the total SRAM ({total:.6g} of {hw.total_sram_bytes:.6g} bytes) but "
                         f"packing the nodes in topological order runs out at node {g.names[v]!r} "

@@ -82,9 +82,10 @@ class ObservationBuilder:
             "work_before": (np.cumsum(tmin) - tmin) / total,
             "cut": np.clip(cut_bytes(g) / bw / lb, 0, 1),
         }
-        self.nodes = np.zeros((max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        # Node features as of the last build (static ones filled here), updated in place by build().
+        self._live = np.zeros((max_nodes, len(NODE_FEATURES)), dtype=np.float32)
         for name, values in static.items():
-            self.nodes[:n, _NODE[name]] = values
+            self._live[:n, _NODE[name]] = values
         self.edge_index = np.zeros((2, max_edges), dtype=np.int64)  # padding edges are 0 -> 0
         self.edge_index[0, : g.num_edges] = g.edge_src
         self.edge_index[1, : g.num_edges] = g.edge_dst
@@ -92,7 +93,6 @@ class ObservationBuilder:
         self.node_mask[:n] = 1
         self.edge_mask = np.zeros(max_edges, dtype=np.int8)
         self.edge_mask[: g.num_edges] = 1
-        self._live = self.nodes.copy()  # node features as of the last build, updated in place
         self._seen = np.full(n, -1, dtype=np.int64)  # assignment shown in _live
         self._current = -1
         self.chips = np.zeros((k_max, len(CHIP_FEATURES)), dtype=np.float32)

@@ -151,10 +151,9 @@ def solve_cpsat(problem: Problem, *, time_limit: float = 60.0, seed: int = 0, hi
         else:  # rounded so that every partition found is valid
             exact_memory = False
             dem_i, cap_i = [math.ceil(d) for d in dem], [math.floor(c) for c in cap]
-        users = [[g.index[u] for u in t.users] for t in g.shared]
         for c in range(k):
             terms = [(dem_i[v], eq[v][c]) for v in range(n) if c in eq[v] and dem_i[v] > 0]
-            for s_, us in enumerate(users):  # shared tensor s_ is on chip c if one of its users is
+            for s_, us in enumerate(g.shared_users):  # shared tensor s_ is on chip c if one of its users is
                 on_c = [eq[v][c] for v in us if c in eq[v]]
                 if not on_c or dem_i[n + s_] <= 0:
                     continue

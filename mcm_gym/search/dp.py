@@ -253,9 +253,8 @@ class StageSplitter:
         n = g.n
         diff = np.zeros((n + 1, n + 2))
         rows = np.arange(n + 1)
-        t_of, v_of = g.shared_pairs
-        for t in range(len(g.shared)):
-            q = np.sort(pos[v_of[t_of == t]])
+        for t, users in enumerate(g.shared_users):
+            q = np.sort(pos[list(users)])
             nxt = np.searchsorted(q, rows)  # index of the first user at or after i
             has = nxt < q.size
             diff[rows[has], q[nxt[has]] + 1] += g.shared_bytes[t]
