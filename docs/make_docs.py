@@ -30,7 +30,8 @@ API_MODULES = ["mcm_gym._io", "mcm_gym.core.ids", "mcm_gym.core.graph", "mcm_gym
                "mcm_gym.learn.extractor", "mcm_gym.learn.config", "mcm_gym.learn.model", "mcm_gym.learn.resolution",
                "mcm_gym.learn.factories", "mcm_gym.learn.checkpoints", "mcm_gym.learn.callbacks",
                "mcm_gym.learn.evaluation", "mcm_gym.learn.train", "mcm_gym.learn.imitation",
-               "mcm_gym.learn.oneshot", "mcm_gym.learn.oneshot_train", "mcm_gym.learn.rl_search",
+               "mcm_gym.learn.oneshot", "mcm_gym.learn.oneshot_train", "mcm_gym.learn.oneshot_search",
+               "mcm_gym.learn.oneshot_pretrain", "mcm_gym.learn.rl_search",
                "mcm_gym.learn.rllib", "mcm_gym.bench.results", "mcm_gym.bench.report",
                "mcm_gym.bench.runner", "mcm_gym.bench.distributed", "mcm_gym.bench.experiments"]
 

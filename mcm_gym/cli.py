@@ -23,8 +23,16 @@ from mcm_gym.search.base import SearchResult, check_method, format_result, get_s
 
 
 def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
-    """Inference with a trained policy (:class:`mcm_gym.learn.evaluation.PolicySearch`): one
-    deterministic episode, then sampled ones; each repaired partition is one evaluation."""
+    """Inference with a trained policy, no training: a one-shot policy (``.pt``,
+    :class:`mcm_gym.learn.oneshot_search.OneShotSearch` with ``train=False``) gives its greedy candidate,
+    then samples; a MaskablePPO one (:class:`mcm_gym.learn.evaluation.PolicySearch`) one deterministic
+    episode, then sampled ones. Each repaired partition is one evaluation."""
+    from mcm_gym.learn.oneshot_search import OneShotSearch, is_oneshot_checkpoint
+
+    if is_oneshot_checkpoint(checkpoint):
+        res = OneShotSearch(checkpoint, train=False).search(problem, budget=budget, seed=seed)
+        res.method = f"policy:{Path(checkpoint).stem}"
+        return res
     from mcm_gym.learn.evaluation import policy_search as run_policy
 
     return run_policy(problem, checkpoint, budget, seed)
@@ -282,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluated partitions (default 32; with --policy 1: zero-shot, one greedy episode + repair)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
-    p.add_argument("--policy", help="use a trained policy instead of --method: a checkpoint (.zip) or "
-                                    f"{', '.join(PRETRAINED)} (shipped); --budget episodes (default 1), the first "
-                                    "greedy")
+    p.add_argument("--policy", help="use a trained policy instead of --method, no training: a one-shot "
+                                    "checkpoint (.pt), a MaskablePPO one (.zip) or "
+                                    f"{', '.join(PRETRAINED)} (shipped); --budget candidates (default 1: "
+                                    "zero-shot), the first greedy, then samples")
     p.set_defaults(func=_cmd_partition)
     t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
     t.add_argument("config", help="YAML training config (sections instances, env, ppo, policy, bc, eval; see "
@@ -370,9 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--graph", help="graph (search, finetune, ablation)")
     x.add_argument("--hardware", help="hardware preset or file (search, finetune, ablation)")
     x.add_argument("--pairs", nargs="+", metavar="GRAPH@HARDWARE", help="held-out instances (zeroshot)")
-    x.add_argument("--checkpoint", help="pre-trained policy (default: the shipped 'pretrained')")
-    x.add_argument("--budget", type=int, help="evaluated partitions (episodes) per run")
-    x.add_argument("--scratch-budget", type=int, help="episodes of RL from scratch (finetune, zeroshot)")
+    x.add_argument("--suite", help="held-out instances from a suite, e.g. suite://heldout-v1 (zeroshot)")
+    x.add_argument("--checkpoint", help="pre-trained policy (default: the shipped 'pretrained', the one-shot "
+                                        "policy; a MaskablePPO .zip such as pretrained-v2 runs the rl learner)")
+    x.add_argument("--learner", choices=["oneshot", "rl"], help="learner without a checkpoint (ablation; "
+                                                                "default oneshot)")
+    x.add_argument("--budget", type=int, help="evaluated partitions per run")
+    x.add_argument("--scratch-budget", type=int, help="evaluations of the learner from scratch (finetune, zeroshot)")
     x.add_argument("--seeds", nargs="+", type=int)
     x.set_defaults(func=_cmd_experiment)
     return ap
@@ -393,8 +406,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
                 raise ValueError(f"--pairs entry {p!r} is not GRAPH@HARDWARE")
             pairs.append((g, h))
         kw["pairs"] = pairs
-    for opt in ("graph", "hardware", "checkpoint", "budget", "scratch_budget", "seeds"):
-        v = getattr(args, opt)
+    for opt in ("graph", "hardware", "checkpoint", "learner", "suite", "budget", "scratch_budget", "seeds"):
+        v = getattr(args, opt, None)
         if v is not None:
             kw[opt] = v
     if args.name == "zeroshot" and "seeds" in kw:

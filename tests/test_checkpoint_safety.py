@@ -25,7 +25,7 @@ TINY_CFG = ("instances: {{graphs: [tiny://chain-v1, tiny://diamond-v1], hardware
 
 
 def test_shipped_checkpoint_loads_without_unpickling(monkeypatch) -> None:
-    path = resolve_checkpoint("pretrained")
+    path = resolve_checkpoint("pretrained-v2")
     assert is_shipped(path)
     full = load_model(path, weights_only=False)
 

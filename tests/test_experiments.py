@@ -49,17 +49,17 @@ def test_samples_to_reach():
 def test_ablation_experiment_writes_table_plot_and_replayable_rows(tmp_path):
     report = experiments.run_ablation(tmp_path, graph=TINY, hardware="ring-4", budget=6, seeds=[0])
     rows = read_rows(tmp_path / "results.csv")
-    assert sorted(r["method"] for r in rows) == ["rl", "rl:use_repair=false"]
+    assert sorted(r["method"] for r in rows) == ["oneshot", "oneshot:use_repair=false"]
     assert all(r["evaluations"] == 6 and len(r["trace_time"]) == 6 for r in rows)
     assert (tmp_path / "ablation.png").stat().st_size > 0
-    assert "| rl:use_repair=false | " in report and "n = 6" in report
+    assert "| oneshot:use_repair=false | " in report and "n = 6" in report
     assert (tmp_path / "ablation.md").read_text().startswith("# Solver")
 
 
 def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
     report = experiments.run_search(tmp_path, graph=TINY, hardware="ring-4", budget=4, seeds=[0], scratch=False)
     methods = {r["method"] for r in read_rows(tmp_path / "results.csv")}
-    assert methods == {"rl:checkpoint=pretrained", "random", "sa"}
+    assert methods == {"oneshot:checkpoint=pretrained", "random", "sa"}
     assert "vs random search" in report and "vs simulated annealing" in report
 
 
@@ -67,7 +67,7 @@ def test_finetune_experiment_reports_samples_to_the_scratch_score(tmp_path):
     report = experiments.run_finetune(tmp_path, graph=TINY, hardware="ring-4", budget=4, scratch_budget=6,
                                       seeds=[0])
     rows = read_rows(tmp_path / "results.csv")
-    assert sorted((r["method"], r["budget"]) for r in rows) == [("rl", 6), ("rl:checkpoint=pretrained", 4)]
+    assert sorted((r["method"], r["budget"]) for r in rows) == [("oneshot", 6), ("oneshot:checkpoint=pretrained", 4)]
     assert "Target = the from-scratch final score" in report
     assert (tmp_path / "finetune_time.png").exists()
 
@@ -134,7 +134,7 @@ def test_short_finetune_stops_at_the_asked_timesteps(tmp_path):
     from mcm_gym.learn.config import TrainConfig
     from mcm_gym.learn.train import finetune, read_sidecar
 
-    ckpt = resolve_checkpoint("pretrained")
+    ckpt = resolve_checkpoint("pretrained-v2")
     shipped = TrainConfig.from_sidecar(read_sidecar(ckpt))
     assert shipped is not None and shipped.ppo["n_steps"] > 40  # the shipped run's rollouts are longer
     side = read_sidecar(finetune(ckpt, "tiny://chain-v1", "ring-4", total_timesteps=40, out_dir=tmp_path,

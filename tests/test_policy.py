@@ -235,7 +235,7 @@ def test_bundled_configs_resolve(name: str) -> None:
 def test_flat_sidecar_config_of_the_shipped_checkpoint_is_read() -> None:
     from mcm_gym.learn.checkpoints import resolve_checkpoint
 
-    side = read_sidecar(resolve_checkpoint("pretrained"))
+    side = read_sidecar(resolve_checkpoint("pretrained-v2"))
     assert "instances" not in side["config"]  # written before the sections
     cfg = TrainConfig.from_sidecar(side)
     assert cfg is not None and cfg.ppo["n_steps"] == side["config"]["n_steps"]
@@ -421,7 +421,7 @@ def test_rl_search_takes_ppo_settings_under_sb3_names() -> None:
     s = get_searcher("rl:ent_coef=0.02,n_epochs=2,use_repair=false")
     assert isinstance(s, RLSearch) and s.ppo == {"ent_coef": 0.02, "n_epochs": 2} and s.use_repair is False
     assert s.name == "rl:ent_coef=0.02,n_epochs=2,use_repair=false"
-    assert get_searcher("rl:checkpoint=pretrained,ent_coef=0.02").ppo == {"ent_coef": 0.02}
+    assert get_searcher("rl:checkpoint=pretrained-v2,ent_coef=0.02").ppo == {"ent_coef": 0.02}
     with pytest.raises(ValueError, match="bad option.*n_epoch"):
         get_searcher("rl:n_epoch=2")
     pr = Problem(load_graph("tiny://diamond-v1"), get_hardware("ring-4"))
@@ -473,12 +473,12 @@ def test_cli_train_finetune_and_partition_with_a_policy(tmp_path, capsys) -> Non
     assert main(["partition", "--policy", str(tmp_path / "missing.zip")]) == 2
 
 
-def test_shipped_pretrained_policy_partitions_a_fresh_graph(capsys) -> None:
+def test_shipped_sequential_policy_partitions_a_fresh_graph(capsys) -> None:
     from mcm_gym.cli import main
 
-    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained",
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained-v2",
                  "--budget", "2"]) == 0
     assert "policy:pretrained-v2" in capsys.readouterr().out
     # zero-shot is the default: one greedy episode plus repair
-    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained-v2"]) == 0
     assert "(seed 0, 1 evaluations" in capsys.readouterr().out

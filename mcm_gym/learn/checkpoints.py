@@ -33,7 +33,11 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
            "read_sidecar", "write_sidecar", "curve_table", "k_max_of", "check_transferable", "policy_for_env",
            "transplant"]
 
-PRETRAINED = {"pretrained": "pretrained-v2.zip"}  # names of checkpoints shipped in mcm_gym/learn/shipped
+#: Names of the checkpoints shipped in mcm_gym/learn/shipped: ``pretrained`` is the current one (the
+#: one-shot policy, a ``.pt``; see :mod:`mcm_gym.learn.oneshot_search`), older ones keep their versioned
+#: names (``pretrained-v2``: the sequential MaskablePPO + GNN policy, trained under cost model v1).
+PRETRAINED = {"pretrained": "pretrained-v3.pt", "pretrained-v3": "pretrained-v3.pt",
+              "pretrained-v2": "pretrained-v2.zip"}
 #: Sidecars written now: ``config`` in sections (``mcm-gym-train/1``: the flat config of before).
 SIDECAR_FORMAT = "mcm-gym-train/2"
 
@@ -84,6 +88,10 @@ def load_model(path: str | os.PathLike[str], env: Any = None, device: str = "cpu
         raise FileNotFoundError(f"checkpoint {p} not found")
     if p.is_dir():
         raise ValueError(f"{p} is a directory; give a checkpoint .zip")
+    if p.suffix == ".pt":
+        raise ValueError(f"{p} is a one-shot policy, not a MaskablePPO checkpoint: run it with "
+                         f"oneshot:checkpoint={p} (mcm-gym partition --policy takes both); the sequential "
+                         f"shipped policy is pretrained-v2")
     if weights_only if weights_only is not None else is_shipped(p):
         return load_weights_only(p, env=env, device=device)
     from sb3_contrib import MaskablePPO

@@ -84,7 +84,8 @@ class OneShotExtractor(BaseFeaturesExtractor, NodeEncoder):
     masked mean and max pooling ``(2 * hidden)``, the observation's ``work_before`` ``(N)``, each
     node's share of the summed SRAM ``(N)``, the node mask ``(N)`` and the number of real chips ``(1)``:
     ``features_dim = N * (hidden + 3) + 2 * hidden + 1`` (``N = max_nodes``). :class:`OneShotHeads`
-    unpacks it (:meth:`split`). The parameters do not depend on ``N``.
+    unpacks it (:meth:`split`). The parameters do not depend on ``N``, and :meth:`OneShotPolicy.node_logits`
+    accepts observations of any padding.
     """
 
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, layers: int = 3,
@@ -117,9 +118,13 @@ class OneShotExtractor(BaseFeaturesExtractor, NodeEncoder):
 
     def split(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``features`` back into ``h (B, N, H)``, ``pooled (B, 2H)``, ``work_before (B, N)``, memory
-        shares ``(B, N)``, ``node_mask (B, N)`` (float) and ``k_real (B, 1)``."""
-        n, hd = self.n_nodes, self.hidden
-        b = features.shape[0]
+        shares ``(B, N)``, ``node_mask (B, N)`` (float) and ``k_real (B, 1)``. ``N`` is read from the
+        width, so features of any padding split (one policy serves graphs padded to different sizes)."""
+        hd = self.hidden
+        b, width = features.shape
+        n, rest = divmod(width - 2 * hd - 1, hd + 3)
+        if rest or n < 1:
+            raise ValueError(f"features of width {width} are not OneShotExtractor output with hidden={hd}")
         h, pooled, wb, mem, nm, k = features.split([n * hd, 2 * hd, n, n, n, 1], dim=1)
         return h.reshape(b, n, hd), pooled, wb, mem, nm, k
 

@@ -34,7 +34,8 @@ from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import PRIORS, OneShotPolicy, oneshot_policy_kwargs
 
-__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores"]
+__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
+           "greedy_candidates", "imitate_oneshot", "obs_batch"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -48,7 +49,8 @@ class OneShotTrainConfig:
     (summed over nodes); ``epochs``: gradient steps per batch of samples, the later ones on PPO's
     clipped ratio (``clip_range``; the ratio of a whole candidate's probabilities); ``max_grad_norm``;
     ``use_repair`` (False: invalid candidates score 0); ``policy``:
-    :func:`~mcm_gym.learn.oneshot.oneshot_policy_kwargs` arguments; ``seed``."""
+    :func:`~mcm_gym.learn.oneshot.oneshot_policy_kwargs` arguments; ``instances_per_update``: how many
+    instances (drawn without replacement, seeded) each update samples (None: all); ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -61,6 +63,7 @@ class OneShotTrainConfig:
     max_grad_norm: float = 1.0
     use_repair: bool = True
     policy: dict[str, Any] = field(default_factory=dict)
+    instances_per_update: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -70,6 +73,8 @@ class OneShotTrainConfig:
             raise ValueError("epochs must be >= 1 and clip_range > 0")
         if self.max_samples < 1 or self.samples_per_graph < 2:
             raise ValueError("max_samples must be >= 1 and samples_per_graph >= 2 (the baseline needs two)")
+        if self.instances_per_update is not None and self.instances_per_update < 1:
+            raise ValueError(f"instances_per_update must be >= 1 or None, got {self.instances_per_update}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         prior = self.policy.get("prior", "pipeline")
@@ -94,16 +99,19 @@ class OneShotRun:
 
 
 def oneshot_envs(instances: Sequence[tuple[Graph | str, Hardware | str]], *, use_repair: bool = True,
-                 repair: RepairConfig | None = None, k_max: int | None = None) -> list[MCMPartitionEnv]:
-    """One oneshot-mode env per ``(graph, hardware)``, all padded to the same sizes (the largest
-    instance; ``k_max`` at least the most chips)."""
+                 repair: RepairConfig | None = None, k_max: int | None = None,
+                 common_padding: bool = True) -> list[MCMPartitionEnv]:
+    """One oneshot-mode env per ``(graph, hardware)``, all with ``K_max`` chips (at least the most
+    chips, and ``k_max``); ``common_padding``: all padded to the largest instance's nodes and edges
+    (else each to its own)."""
     if not instances:
         raise ValueError("no instances")
     first = [MCMPartitionEnv(g, h, mode="oneshot", use_repair=use_repair, repair=repair) for g, h in instances]
     nodes, edges = max(e.max_nodes for e in first), max(e.max_edges for e in first)
     chips = max([e.k_max for e in first] + [k_max or 0])
     return [MCMPartitionEnv(e.problem.graph, e.problem.hardware, mode="oneshot", use_repair=use_repair,
-                            repair=repair, max_nodes=nodes, max_edges=edges, k_max=chips) for e in first]
+                            repair=repair, max_nodes=nodes if common_padding else e.max_nodes,
+                            max_edges=edges if common_padding else e.max_edges, k_max=chips) for e in first]
 
 
 def policy_for_envs(envs: Sequence[MCMPartitionEnv], policy_kwargs: dict[str, Any] | None = None,
@@ -128,50 +136,78 @@ def policy_for_envs(envs: Sequence[MCMPartitionEnv], policy_kwargs: dict[str, An
     return policy
 
 
-def _obs_batch(envs: Sequence[MCMPartitionEnv]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def obs_batch(envs: Sequence[MCMPartitionEnv]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The envs' reset observations stacked as float tensors (one padding: the envs' must agree) and
+    their action masks ``(B, max_nodes, K_max)`` (bool)."""
     obs = [e.reset(seed=0)[0] for e in envs]
     batch = {k: torch.as_tensor(np.stack([o[k] for o in obs])).float() for k in obs[0]}
     masks = torch.as_tensor(np.stack([e.action_masks().reshape(e.max_nodes, e.k_max) for e in envs]))
     return batch, masks
 
 
+def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
+    """``policy``'s greedy candidate (each node's most likely allowed chip) on every env, one forward
+    pass each (any padding; ``policy.k_max`` must equal the envs')."""
+    out = []
+    with torch.no_grad():
+        for e in envs:
+            obs, masks = obs_batch([e])
+            out.append(policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : e.problem.graph.n]
+                       .argmax(dim=1).numpy().astype(np.int64))
+    return out
+
+
 def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
                   repair: RepairConfig | None = None) -> list[float]:
     """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
     on every instance, without training (0 where the repair finds no valid partition)."""
-    envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max)
-    moved = policy_for_envs(envs, init=policy)
-    moved.set_training_mode(False)
-    obs, masks = _obs_batch(envs)
-    with torch.no_grad():
-        greedy = moved.node_logits(obs).masked_fill(~masks, -1e9).argmax(dim=2).numpy().astype(np.int64)
+    envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max, common_padding=False)
+    if envs[0].k_max != policy.k_max:
+        raise ValueError(f"the policy has K_max={policy.k_max}, the instances need {envs[0].k_max}")
+    was_training = policy.training
+    policy.set_training_mode(False)
     out = []
-    for i, e in enumerate(envs):
-        part = e.problem.repair(greedy[i, : e.problem.graph.n], e.repair_config).partition
+    for e, cand in zip(envs, greedy_candidates(policy, envs), strict=True):
+        part = e.problem.repair(cand, e.repair_config).partition
         out.append(float(e.problem.evaluate(part).score[0]) if part is not None else 0.0)
+    policy.set_training_mode(was_training)
     return out
 
 
 def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], config: OneShotTrainConfig | None = None,
                   *, init: OneShotPolicy | None = None, repair: RepairConfig | None = None,
-                  on_update: Callable[[dict[str, Any]], None] | None = None) -> OneShotRun:
+                  on_update: Callable[[dict[str, Any]], None] | None = None,
+                  weights: Sequence[float] | None = None,
+                  on_sample: Callable[[int, float, np.ndarray | None], None] | None = None) -> OneShotRun:
     """Train a one-shot policy on ``instances`` (see the module doc); ``init``: fine-tune that
-    policy instead of a fresh one; ``on_update``: called with every curve row."""
+    policy instead of a fresh one; ``weights``: relative chance of each instance to be drawn into
+    an update (with ``instances_per_update``; default uniform); ``on_sample(instance index, score,
+    repaired partition or None)``: called for every sample counted against the budget; ``on_update``:
+    called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
+    validates or checkpoints it)."""
     cfg = config or OneShotTrainConfig()
     torch.manual_seed(cfg.seed)
     envs = oneshot_envs(instances, use_repair=cfg.use_repair, repair=repair,
-                        k_max=init.k_max if init is not None else None)
+                        k_max=init.k_max if init is not None else None, common_padding=False)
     policy = policy_for_envs(envs, oneshot_policy_kwargs(**cfg.policy), cfg.learning_rate, init)
     for group in policy.optimizer.param_groups:
         group["lr"] = cfg.learning_rate
-    obs, masks = _obs_batch(envs)
+    batches = [obs_batch([e]) for e in envs]  # each instance at its own padding
     problems = [e.problem for e in envs]
     sizes = [p.graph.n for p in problems]
     caches: list[dict[bytes, tuple[float, np.ndarray | None]]] = [{} for _ in envs]
     best = [0.0] * len(envs)
     best_part: list[np.ndarray | None] = [None] * len(envs)
+    greedy_now: list[float | None] = [None] * len(envs)
     samples, curve, t0 = 0, [], time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
+    pick_rng = np.random.default_rng(cfg.seed)
+    per_update = len(envs) if cfg.instances_per_update is None else min(cfg.instances_per_update, len(envs))
+    if weights is not None and (len(weights) != len(envs) or min(weights) < 0 or not sum(weights) > 0):
+        raise ValueError(f"weights: {len(envs)} non-negative numbers with a positive sum expected")
+    p_pick = None if weights is None else np.asarray(weights, dtype=float) / float(sum(weights))
+    if p_pick is not None and int((p_pick > 0).sum()) < per_update:
+        raise ValueError(f"weights: fewer than instances_per_update={per_update} instances can be drawn")
 
     def score(i: int, cand: np.ndarray) -> tuple[float, np.ndarray | None]:
         nonlocal samples
@@ -188,52 +224,109 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             caches[i][key] = hit
         if hit[0] > best[i]:
             best[i], best_part[i] = hit[0], hit[1]
+        if on_sample is not None:
+            on_sample(i, hit[0], hit[1])
         return hit
+
+    def dists(chosen: Sequence[int]) -> list[torch.distributions.Categorical]:
+        out = []
+        for i in chosen:
+            obs, masks = batches[i]
+            logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]]  # (n, K)
+            out.append(torch.distributions.Categorical(logits=logits))
+        return out
 
     update = 0
     s_count = cfg.samples_per_graph
     while samples < cfg.max_samples and (cfg.max_wall_time is None or time.perf_counter() - t0 < cfg.max_wall_time):
         policy.set_training_mode(True)
-        logits = policy.node_logits(obs).masked_fill(~masks, -1e9)  # (G, N, K)
-        dist = torch.distributions.Categorical(logits=logits)
-        with torch.no_grad():
-            probs = dist.probs.reshape(-1, logits.shape[-1])
-            draws = torch.multinomial(probs, s_count, replacement=True, generator=gen)  # (G*N, S)
-            draws = draws.T.reshape(s_count, *logits.shape[:2])  # (S, G, N)
-        s_use = min(s_count, max(2, (cfg.max_samples - samples) // len(envs)))
-        rewards = np.zeros((s_use, len(envs)))
-        actions = draws[:s_use].clone()
-        for s in range(s_use):
-            for i, n in enumerate(sizes):
-                cand = draws[s, i, :n].numpy().astype(np.int64)
-                rewards[s, i], part = score(i, cand)
+        chosen = (list(range(len(envs))) if per_update == len(envs)
+                  else sorted(pick_rng.choice(len(envs), per_update, replace=False, p=p_pick).tolist()))
+        ds = dists(chosen)
+        s_use = min(s_count, max(2, (cfg.max_samples - samples) // len(chosen)))
+        rewards = np.zeros((s_use, len(chosen)))
+        actions, old_logp = [], []
+        for j, (i, dist) in enumerate(zip(chosen, ds, strict=True)):
+            with torch.no_grad():
+                draws = torch.multinomial(dist.probs, s_count, replacement=True, generator=gen).T[:s_use]  # (S, n)
+            act = draws.clone()
+            for s in range(s_use):
+                rewards[s, j], part = score(i, draws[s].numpy().astype(np.int64))
                 if cfg.target == "repaired" and part is not None:
-                    actions[s, i, :n] = torch.as_tensor(part)
+                    act[s] = torch.as_tensor(part)
+            actions.append(act)
+            old_logp.append(dist.log_prob(act).sum(dim=1).detach())  # (S,)
         r = torch.as_tensor(rewards, dtype=torch.float32)
         adv = (r - r.mean(dim=0)) / (r.std(dim=0) + 1e-6)  # per instance
-        old_logp = dist.log_prob(actions).sum(dim=2).detach()  # (S, G); padding nodes add 0
         for epoch in range(cfg.epochs):
             if epoch:
-                dist = torch.distributions.Categorical(logits=policy.node_logits(obs).masked_fill(~masks, -1e9))
-            ratio = torch.exp(dist.log_prob(actions).sum(dim=2) - old_logp)
-            clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-            loss = -torch.minimum(ratio * adv, clipped * adv).mean()
-            if cfg.ent_coef:
-                loss = loss - cfg.ent_coef * dist.entropy().sum(dim=1).mean()
+                ds = dists(chosen)
+            loss = torch.zeros(())
+            for j, dist in enumerate(ds):
+                ratio = torch.exp(dist.log_prob(actions[j]).sum(dim=1) - old_logp[j])
+                clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+                loss = loss - torch.minimum(ratio * adv[:, j], clipped * adv[:, j]).mean()
+                if cfg.ent_coef:
+                    loss = loss - cfg.ent_coef * dist.entropy().sum()
+            loss = loss / len(ds)
             policy.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             policy.optimizer.step()
         update += 1
         with torch.no_grad():
-            greedy = policy.node_logits(obs).masked_fill(~masks, -1e9).argmax(dim=2)
-        greedy_scores = [score(i, greedy[i, :n].numpy().astype(np.int64))[0] for i, n in enumerate(sizes)]
+            for i, dist in zip(chosen, dists(chosen), strict=True):
+                greedy_now[i] = score(i, dist.logits.argmax(dim=1).numpy().astype(np.int64))[0]
         row = {"update": update, "samples": samples, "wall_time": time.perf_counter() - t0,
-               "mean_score": float(rewards.mean()), "greedy_score": greedy_scores, "best_score": list(best)}
+               "mean_score": float(rewards.mean()), "greedy_score": list(greedy_now), "best_score": list(best)}
         curve.append(row)
         if on_update is not None:
-            on_update(row)
+            on_update({**row, "policy": policy})
     policy.set_training_mode(False)
     ids = [(p.graph.id or p.graph.name, p.hardware.id or p.hardware.name) for p in problems]
     return OneShotRun(policy=policy, instances=ids, best_score=list(best), best_partition=best_part, curve=curve,
                       samples=samples, wall_time=time.perf_counter() - t0)
+
+
+def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], partitions: Sequence[np.ndarray],
+                    *, epochs: int = 50, learning_rate: float = 3e-3, policy: OneShotPolicy | None = None,
+                    policy_kwargs: dict[str, Any] | None = None, seed: int = 0, batch: int = 16,
+                    on_epoch: Callable[[int, float], None] | None = None) -> OneShotPolicy:
+    """Behaviour cloning of a one-shot policy: per-node cross-entropy of the policy's chip logits
+    against a teacher's partition of every instance (e.g. the stage DP's), Adam, ``batch``
+    instances per step, ``epochs`` passes in a seeded order. No repair is called. ``policy``: start
+    from it (else a fresh one from ``policy_kwargs``); ``on_epoch(epoch, mean loss)``."""
+    if len(instances) != len(partitions) or not instances:
+        raise ValueError("one teacher partition per instance expected")
+    torch.manual_seed(seed)
+    envs = oneshot_envs(instances, common_padding=False, k_max=policy.k_max if policy is not None else None)
+    pol = policy_for_envs(envs, policy_kwargs or oneshot_policy_kwargs(), learning_rate, policy)
+    opt = torch.optim.Adam(pol.parameters(), lr=learning_rate)
+    data = []
+    for e, part in zip(envs, partitions, strict=True):
+        target = torch.as_tensor(np.asarray(part, dtype=np.int64))
+        if target.shape != (e.problem.graph.n,):
+            raise ValueError(f"{e.problem.graph.id}: teacher partition has shape {tuple(target.shape)}, "
+                             f"expected ({e.problem.graph.n},)")
+        data.append((*obs_batch([e]), target))
+    rng = np.random.default_rng(seed)
+    pol.set_training_mode(True)
+    for epoch in range(epochs):
+        order = rng.permutation(len(data))
+        total = 0.0
+        for start in range(0, len(order), batch):
+            loss = torch.zeros(())
+            for i in order[start:start + batch]:
+                obs, masks, target = data[i]
+                logits = pol.node_logits(obs).masked_fill(~masks, -1e9)[0, : len(target)]
+                loss = loss + torch.nn.functional.cross_entropy(logits, target)
+            loss = loss / len(order[start:start + batch])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(order[start:start + batch])
+        if on_epoch is not None:
+            on_epoch(epoch + 1, total / len(order))
+    pol.set_training_mode(False)
+    return pol

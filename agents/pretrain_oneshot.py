@@ -1,0 +1,42 @@
+"""Pre-train the one-shot policy on the training split by RL (the shipped ``pretrained`` comes from this).
+
+    python agents/pretrain_oneshot.py --out runs/pretrain_oneshot --wall-time 1500
+
+writes ``best.pt`` (the update with the best validation score; the shipped file), ``final.pt``, their
+JSON sidecars (every training instance, settings, the curve) and ``curve.json``. All logic is in
+:mod:`mcm_gym.learn.oneshot_pretrain`; ``--bc-epochs N`` clones the stage-DP teacher first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--wall-time", type=float, default=1500.0, help="seconds of RL")
+    ap.add_argument("--generator-seeds", type=int, default=300, help="seeds 0..N-1 of layered-dag-v0")
+    ap.add_argument("--bc-epochs", type=int, default=0)
+    ap.add_argument("--learning-rate", type=float, default=5e-4)
+    ap.add_argument("--sharpness", type=float, default=3.0)
+    ap.add_argument("--ent-coef", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = PretrainConfig(generator_seeds=list(range(args.generator_seeds)), bc_epochs=args.bc_epochs,
+                         wall_time=args.wall_time, seed=args.seed,
+                         policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness},
+                         rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
+                             "instances_per_update": 16, "ent_coef": args.ent_coef})
+    pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""One-shot policies as checkpoint files and as a search method (``oneshot``).
+
+A one-shot checkpoint is a ``.pt`` file holding a plain dict, loaded with
+``torch.load(weights_only=True)`` (nothing is unpickled, so any file is safe to load): ``format``
+(:data:`ONESHOT_FORMAT`), ``k_max``, ``policy`` (the :func:`~mcm_gym.learn.oneshot.oneshot_policy_kwargs`
+arguments), ``node_features`` (the observation's feature names, checked on load), ``cost_model`` and
+``state_dict``; a JSON sidecar (same name, ``.json``) carries how it was trained. Both are written
+atomically.
+
+:class:`OneShotSearch` (``oneshot`` in ``mcm-gym bench``, ``oneshot:checkpoint=pretrained``) runs the
+one-shot learner on one problem at a budget of repaired candidates: from scratch, or starting from a
+checkpoint whose greedy candidate (its zero-shot answer) is the first evaluation; ``train=False``
+samples the policy without training (``mcm-gym partition --policy``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcm_gym._io import atomic_write, atomic_write_text
+from mcm_gym.core.cost import COST_MODEL
+from mcm_gym.core.problem import Problem
+from mcm_gym.core.repair import RepairConfig
+from mcm_gym.env.observation import NODE_FEATURES
+from mcm_gym.env.partition_env import MCMPartitionEnv
+from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, train_oneshot
+from mcm_gym.search.base import Searcher, Tracker
+
+__all__ = ["ONESHOT_FORMAT", "OneShotSearch", "is_oneshot_checkpoint", "load_oneshot", "save_oneshot",
+           "oneshot_sidecar"]
+
+ONESHOT_FORMAT = "mcm-gym-oneshot/1"
+_ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden")
+
+
+def _arch(policy: OneShotPolicy) -> dict[str, Any]:
+    fx = dict(policy.features_extractor_kwargs)
+    return {"hidden": int(fx.get("hidden", 64)), "layers": int(fx.get("layers", 3)),
+            "attention": bool(fx.get("attention", False)), "heads": int(fx.get("heads", 4)),
+            "prior": policy.prior, "sharpness": float(policy.sharpness), "head_hidden": int(policy.head_hidden),
+            "vf_hidden": int(policy.vf_hidden)}
+
+
+def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
+    """Write ``policy`` to ``path`` (``.pt``) and ``info`` (JSON-able: how it was trained) to the
+    sidecar ``path.json``, both atomically."""
+    p = Path(path)
+    if p.suffix != ".pt":
+        raise ValueError(f"{p}: a one-shot checkpoint is a .pt file")
+    blob = {"format": ONESHOT_FORMAT, "k_max": int(policy.k_max), "policy": _arch(policy),
+            "node_features": list(NODE_FEATURES), "cost_model": COST_MODEL,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}}
+    atomic_write(p, lambda tmp: torch.save(blob, tmp))
+    atomic_write_text(oneshot_sidecar(p), json.dumps({"format": ONESHOT_FORMAT, **(info or {})}, indent=1))
+    return p
+
+
+def oneshot_sidecar(path: str | os.PathLike[str]) -> Path:
+    """The JSON sidecar of a one-shot checkpoint."""
+    return Path(path).with_suffix(".json")
+
+
+def is_oneshot_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a one-shot checkpoint (by its ``.pt`` suffix; :func:`load_oneshot`
+    checks the content)."""
+    return Path(path).suffix == ".pt"
+
+
+def _blob(path: Path) -> dict[str, Any]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several kinds for a file that is not its format
+        raise ValueError(f"{path}: not a one-shot checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != ONESHOT_FORMAT:
+        raise ValueError(f"{path}: not a one-shot checkpoint (format {ONESHOT_FORMAT!r} expected)")
+    return blob
+
+
+def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
+    """Load a one-shot checkpoint written by :func:`save_oneshot` (no unpickling). The policy is
+    built for a small observation; it accepts observations of any padding with ``K_max`` chips."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} not found")
+    blob = _blob(p)
+    if list(blob.get("node_features", [])) != list(NODE_FEATURES):
+        raise ValueError(f"{p}: trained on node features {blob.get('node_features')}, this version has "
+                         f"{list(NODE_FEATURES)}")
+    k_max = int(blob["k_max"])
+    arch = {k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}
+    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
+    policy = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
+                           **oneshot_policy_kwargs(**arch))
+    policy.load_state_dict(blob["state_dict"])
+    policy.set_training_mode(False)
+    policy.cost_model = str(blob.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
+    return policy
+
+
+class OneShotSearch(Searcher):
+    """The one-shot learner on one problem; every repaired candidate is one evaluation.
+
+    Options: ``checkpoint`` (None: a fresh policy; a ``.pt`` path or a shipped name such as
+    ``pretrained``: start from it, its greedy candidate first), ``train`` (False: no training, the
+    greedy candidate then samples of the policy), ``samples_per_graph`` (candidates per update;
+    default ``min(64, max(8, budget // 10))``), ``learning_rate``, ``epochs``, ``target``,
+    ``use_repair`` (False: an invalid candidate is a failed evaluation; the solver ablation),
+    ``hidden``, ``layers``, ``prior``, ``sharpness`` (the fresh policy's architecture; a checkpoint
+    keeps its own), ``torch_threads`` (torch's global thread count). The seed of :meth:`search`
+    seeds torch's sampling (forked: the caller's stream is untouched)."""
+
+    name = "oneshot"
+
+    def __init__(self, checkpoint: str | os.PathLike[str] | OneShotPolicy | None = None, *, train: bool = True,
+                 samples_per_graph: int | None = None, learning_rate: float = 3e-3, epochs: int = 4,
+                 target: str = "candidate", use_repair: bool = True, hidden: int = 32, layers: int = 2,
+                 prior: str = "pipeline", sharpness: float = 3.0, torch_threads: int = 1,
+                 repair: RepairConfig | None = None) -> None:
+        super().__init__(repair)
+        self.checkpoint = checkpoint
+        self.train, self.samples_per_graph = train, samples_per_graph
+        self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
+        self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness}
+        self.torch_threads = torch_threads
+        OneShotTrainConfig(learning_rate=learning_rate, epochs=epochs, target=target, policy=self.policy_kw)  # checks
+        self.last_policy: OneShotPolicy | None = None
+
+    def _initial(self) -> OneShotPolicy | None:
+        if self.checkpoint is None or isinstance(self.checkpoint, OneShotPolicy):
+            return self.checkpoint
+        from mcm_gym.learn.checkpoints import resolve_checkpoint
+
+        path = resolve_checkpoint(str(self.checkpoint))
+        if not is_oneshot_checkpoint(path):
+            raise ValueError(f"{path} is not a one-shot checkpoint (.pt); a MaskablePPO .zip runs with "
+                             f"rl:checkpoint=... or policy")
+        return load_oneshot(path)
+
+    def _run(self, problem: Problem, tr: Tracker, rng: np.random.Generator) -> None:
+        torch.set_num_threads(self.torch_threads)
+        seed = int(rng.integers(2**31 - 1))
+        init = self._initial()
+        if init is not None and problem.num_chips > init.k_max:
+            raise ValueError(f"the policy was trained with K_max={init.k_max}, the hardware has "
+                             f"{problem.num_chips} chips")
+
+        def count(part: np.ndarray | None) -> None:
+            if part is not None:
+                tr.add(part)
+            else:
+                tr.fail()
+
+        env = MCMPartitionEnv(problem.graph, problem.hardware, mode="oneshot", use_repair=self.use_repair,
+                              repair=self.repair_config, k_max=init.k_max if init is not None else None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if init is not None:
+                count(self._score(env, greedy_candidates(init, [env])[0]))
+            if tr.left <= 0:
+                self.last_policy = init
+                return
+            if not self.train:
+                assert init is not None, "train=False needs a checkpoint"
+                obs, masks = obs_batch([env])
+                with torch.no_grad():
+                    logits = init.node_logits(obs).masked_fill(~masks, -1e9)[0, : problem.n]
+                gen = torch.Generator().manual_seed(seed)
+                probs = torch.softmax(logits, dim=1)
+                while tr.left > 0:
+                    cand = torch.multinomial(probs, 1, generator=gen)[:, 0].numpy().astype(np.int64)
+                    count(self._score(env, cand))
+                self.last_policy = init
+                return
+            spg = self.samples_per_graph or min(64, max(8, tr.budget // 10))
+            cfg = OneShotTrainConfig(max_samples=tr.left, samples_per_graph=spg, learning_rate=self.learning_rate,
+                                     epochs=self.epochs, target=self.target, use_repair=self.use_repair,
+                                     policy=self.policy_kw, seed=seed)
+            run = train_oneshot([(problem.graph, problem.hardware)], cfg, init=init, repair=self.repair_config,
+                                on_sample=lambda _i, _s, part: count(part))
+            self.last_policy = run.policy
+
+    def _score(self, env: MCMPartitionEnv, cand: np.ndarray) -> np.ndarray | None:
+        pr = env.problem
+        if self.use_repair:
+            return pr.repair(cand, env.repair_config).partition
+        return cand if bool(pr.is_valid(cand)) else None

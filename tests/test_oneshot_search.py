@@ -1,0 +1,189 @@
+"""One-shot checkpoints (save / load without unpickling), the ``oneshot`` search method, multi-instance
+training with instance draws, behaviour cloning, pre-training, and the shipped ``pretrained``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sb3_contrib")
+
+from mcm_gym.cli import main  # noqa: E402
+from mcm_gym.core.hardware import get_hardware  # noqa: E402
+from mcm_gym.core.problem import Problem  # noqa: E402
+from mcm_gym.instances.catalog import load_graph  # noqa: E402
+from mcm_gym.instances.zoo import split_ids  # noqa: E402
+from mcm_gym.learn.checkpoints import load_model, resolve_checkpoint  # noqa: E402
+from mcm_gym.learn.oneshot import oneshot_policy_kwargs  # noqa: E402
+from mcm_gym.learn.oneshot_search import OneShotSearch, load_oneshot, save_oneshot  # noqa: E402
+from mcm_gym.learn.oneshot_train import (  # noqa: E402
+    OneShotTrainConfig,
+    greedy_candidates,
+    greedy_scores,
+    imitate_oneshot,
+    oneshot_envs,
+    policy_for_envs,
+    train_oneshot,
+)
+from mcm_gym.search import get_searcher  # noqa: E402
+
+LAYERED = "generator://layered-dag-v0/47"
+SMALL = {"hidden": 16, "layers": 1, "sharpness": 3.0}
+
+
+def _problem(g: str = LAYERED, h: str = "ring-4") -> Problem:
+    return Problem(load_graph(g), get_hardware(h))
+
+
+def _policy(k_max: int = 4):
+    return policy_for_envs(oneshot_envs([(LAYERED, "ring-4")], k_max=k_max), oneshot_policy_kwargs(**SMALL))
+
+
+def test_checkpoint_round_trip_keeps_weights_and_answers(tmp_path: Path) -> None:
+    run = train_oneshot([(LAYERED, "ring-4")], OneShotTrainConfig(max_samples=64, samples_per_graph=16,
+                                                                   policy=SMALL, seed=0))
+    path = save_oneshot(run.policy, tmp_path / "p.pt", {"note": "unit test"})
+    back = load_oneshot(path)
+    a, b = run.policy.state_dict(), back.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    envs = oneshot_envs([(LAYERED, "ring-4"), ("tiny://attention-v1", "ring-4")], k_max=4, common_padding=False)
+    for x, y in zip(greedy_candidates(run.policy, envs), greedy_candidates(back, envs), strict=True):
+        assert np.array_equal(x, y)
+    assert json.loads((tmp_path / "p.json").read_text())["note"] == "unit test"
+
+
+def test_loading_never_unpickles_and_names_bad_files(tmp_path: Path, monkeypatch) -> None:
+    path = save_oneshot(_policy(), tmp_path / "p.pt")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a one-shot checkpoint must load without unpickling")
+
+    monkeypatch.setattr("pickle.loads", no_unpickling)
+    monkeypatch.setattr("pickle.load", no_unpickling)
+    load_oneshot(path)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a one-shot checkpoint"):
+        load_oneshot(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(ValueError, match="format 'mcm-gym-oneshot/1' expected"):
+        load_oneshot(other)
+    with pytest.raises(ValueError, match="one-shot policy, not a MaskablePPO checkpoint"):
+        load_model(path)
+
+
+def test_oneshot_search_spends_exactly_its_budget_and_is_seeded(tmp_path: Path) -> None:
+    pr = _problem()
+    for budget in (1, 7, 40):
+        res = get_searcher("oneshot:hidden=16,layers=1").search(pr, budget=budget, seed=3)
+        assert len(res.trace) == budget and res.partition is not None
+        assert pr.evaluate(res.partition).score[0] == pytest.approx(res.score)
+    a = get_searcher("oneshot:hidden=16,layers=1").search(pr, budget=40, seed=3)
+    b = get_searcher("oneshot:hidden=16,layers=1").search(pr, budget=40, seed=3)
+    assert a.trace == b.trace
+    path = save_oneshot(_policy(), tmp_path / "p.pt")
+    zero = OneShotSearch(str(path)).search(pr, budget=1, seed=0)
+    expect = greedy_scores(load_oneshot(path), [(LAYERED, "ring-4")])[0]
+    assert zero.score == pytest.approx(expect)  # the first evaluation of a checkpoint is its greedy answer
+    tuned = OneShotSearch(str(path)).search(pr, budget=30, seed=0)
+    assert tuned.trace[0] == pytest.approx(expect) and len(tuned.trace) == 30 and tuned.score >= expect
+    sampled = OneShotSearch(str(path), train=False).search(pr, budget=10, seed=0)
+    assert len(sampled.trace) == 10 and sampled.trace[0] == pytest.approx(expect)
+    with pytest.raises(ValueError, match="K_max=4, the hardware has 8 chips"):
+        OneShotSearch(str(path)).search(_problem(h="ring-8"), budget=2)
+
+
+def test_oneshot_without_repair_scores_invalid_candidates_zero() -> None:
+    pr = _problem("zoo://bert-base-v1", "ring-8")
+    res = get_searcher("oneshot:hidden=16,layers=1,sharpness=1.0,use_repair=false").search(pr, budget=16, seed=0)
+    with_repair = get_searcher("oneshot:hidden=16,layers=1,sharpness=1.0").search(pr, budget=16, seed=0)
+    assert res.score < with_repair.score and with_repair.score > 0.5
+
+
+def test_instance_draws_follow_the_weights() -> None:
+    inst = [(LAYERED, "ring-4"), ("tiny://diamond-v1", "ring-4"), ("tiny://chain-v1", "ring-4")]
+    seen: list[int] = []
+    cfg = OneShotTrainConfig(max_samples=200, samples_per_graph=4, instances_per_update=1, policy=SMALL, seed=0)
+    train_oneshot(inst, cfg, weights=[0.0, 1.0, 0.0], on_sample=lambda i, s, p: seen.append(i))
+    assert set(seen) == {1} and len(seen) >= 200
+    seen.clear()
+    train_oneshot(inst, cfg, on_sample=lambda i, s, p: seen.append(i))
+    assert set(seen) == {0, 1, 2}
+    with pytest.raises(ValueError, match="weights"):
+        train_oneshot(inst, cfg, weights=[1.0, 0.0])
+    with pytest.raises(ValueError, match="fewer than instances_per_update"):
+        train_oneshot(inst, OneShotTrainConfig(instances_per_update=2, policy=SMALL), weights=[1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="instances_per_update"):
+        OneShotTrainConfig(instances_per_update=0)
+
+
+def test_cloning_a_teacher_fits_its_partition() -> None:
+    """Behaviour cloning drives the greedy candidate to the teacher's partition on the graph it saw."""
+    from mcm_gym.search.dp import best_split
+
+    pr = _problem()
+    teacher, _ = best_split(pr, np.arange(pr.graph.n))
+    assert teacher is not None
+    pol = imitate_oneshot([(LAYERED, "ring-4")], [teacher], epochs=150, learning_rate=1e-2,
+                          policy_kwargs=oneshot_policy_kwargs(**SMALL))
+    got = greedy_candidates(pol, oneshot_envs([(LAYERED, "ring-4")], k_max=pol.k_max))[0]
+    assert np.mean(got == teacher) >= 0.95
+    with pytest.raises(ValueError, match="teacher partition has shape"):
+        imitate_oneshot([(LAYERED, "ring-4")], [teacher[:3]], epochs=1)
+
+
+def test_pretraining_writes_a_selected_checkpoint_that_names_its_instances(tmp_path: Path) -> None:
+    from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
+
+    cfg = PretrainConfig(hardware=["ring-4"], generator_seeds=[0, 1, 2], zoo=False, val_seeds=[950], bc_epochs=2,
+                         wall_time=60.0, samples=120, val_every=1, policy=SMALL,
+                         rl={"samples_per_graph": 8, "instances_per_update": 2})
+    policy, side = pretrain_oneshot(cfg, tmp_path, log=lambda _: None)
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "final.pt").exists()
+    assert side["instances"] == [[f"generator://layered-dag-v0/{s}", "ring-4"] for s in (0, 1, 2)]
+    assert side["selected"]["val_mean"] == max(p["val_mean"] for p in side["curve"])
+    assert side["bc"]["epochs"] == 2 and len(side["bc"]["losses"]) == 2
+    heldout = set(split_ids("heldout"))
+    assert not heldout & {g for g, _ in side["instances"] + side["validation"]}
+    with pytest.raises(ValueError, match="not in the train split"):
+        PretrainConfig(generator_seeds=[1000])
+    with pytest.raises(ValueError, match="overlap"):
+        PretrainConfig(generator_seeds=[950], val_seeds=[950])
+
+
+def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
+    path = resolve_checkpoint("pretrained")
+    assert path.endswith("pretrained-v3.pt") and resolve_checkpoint("pretrained-v3") == path
+    policy = load_oneshot(path)
+    side = json.loads(Path(path).with_suffix(".json").read_text())
+    heldout = set(split_ids("heldout"))
+    assert side["instances"] and not heldout & {g for g, _ in side["instances"]}
+    assert policy.cost_model == "mcm-cost/2"
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "policy:pretrained-v3" in out and "(seed 0, 1 evaluations" in out
+    assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
+    with pytest.raises(ValueError, match="one-shot policy, not a MaskablePPO checkpoint"):
+        get_searcher("rl:checkpoint=pretrained").search(_problem(), budget=2)
+
+
+def test_zeroshot_experiment_takes_a_suite_and_reports_against_sa(tmp_path: Path) -> None:
+    from mcm_gym.bench import experiments
+    from mcm_gym.bench.suites import Instance, register_suite
+
+    register_suite("suite://test-zeroshot-v1", "two tiny instances",
+                   [Instance.of("tiny://attention-v1", "ring-4"), Instance.of("tiny://diamond-v1", "ring-4")])
+    report = experiments.run_zeroshot(tmp_path, suite="suite://test-zeroshot-v1", scratch_budget=3, baselines=("sa",))
+    assert "| tiny://attention-v1 | ring-4 |" in report and "| tiny://diamond-v1 | ring-4 |" in report
+    assert "below simulated annealing at 3 evaluations on" in report and "Zero-shot time per instance" in report
+    zs = json.loads((tmp_path / "zeroshot.json").read_text())
+    assert len(zs) == 2 and all(v["seconds"] > 0 and v["partition"] is not None for v in zs.values())
+    register_suite("suite://test-zeroshot-switches-v1", "switched",
+                   [Instance.of("tiny://attention-v1", "ring-4", {"triangle": True})])
+    with pytest.raises(ValueError, match="changed constraint switches"):
+        experiments.run_zeroshot(tmp_path / "x", suite="suite://test-zeroshot-switches-v1")
