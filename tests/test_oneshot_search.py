@@ -187,3 +187,16 @@ def test_zeroshot_experiment_takes_a_suite_and_reports_against_sa(tmp_path: Path
                    [Instance.of("tiny://attention-v1", "ring-4", {"triangle": True})])
     with pytest.raises(ValueError, match="changed constraint switches"):
         experiments.run_zeroshot(tmp_path / "x", suite="suite://test-zeroshot-switches-v1")
+
+
+def test_temperature_spreads_the_samples_not_the_greedy_candidate() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        OneShotTrainConfig(temperature=0.0)
+    inst = [(LAYERED, "ring-4")]
+    got = {}
+    for t in (1.0, 8.0):
+        cfg = OneShotTrainConfig(max_samples=64, samples_per_graph=64, learning_rate=1e-9, policy=SMALL, temperature=t)
+        run = train_oneshot(inst, cfg)
+        got[t] = run.curve[0]["mean_score"], greedy_candidates(run.policy, oneshot_envs(inst, k_max=4))[0]
+    assert np.array_equal(got[1.0][1], got[8.0][1])  # (learning rate ~0: the same greedy candidate)
+    assert got[8.0][0] < got[1.0][0]  # flatter samples repair to worse partitions on average

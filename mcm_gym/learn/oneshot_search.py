@@ -31,12 +31,13 @@ from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, train_oneshot
-from mcm_gym.search.base import Searcher, Tracker
+from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 
 __all__ = ["ONESHOT_FORMAT", "OneShotSearch", "is_oneshot_checkpoint", "load_oneshot", "save_oneshot",
            "oneshot_sidecar"]
 
 ONESHOT_FORMAT = "mcm-gym-oneshot/1"
+
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden")
 
 
@@ -113,7 +114,8 @@ class OneShotSearch(Searcher):
     default ``min(64, max(8, budget // 10))``), ``learning_rate``, ``epochs``, ``target``,
     ``use_repair`` (False: an invalid candidate is a failed evaluation; the solver ablation),
     ``hidden``, ``layers``, ``prior``, ``sharpness`` (the fresh policy's architecture; a checkpoint
-    keeps its own), ``torch_threads`` (torch's global thread count). The seed of :meth:`search`
+    keeps its own), ``temperature`` (the sampled distribution is the logits over it; > 1 explores more around a
+    sharp pre-trained policy), ``torch_threads`` (torch's global thread count). The seed of :meth:`search`
     seeds torch's sampling (forked: the caller's stream is untouched)."""
 
     name = "oneshot"
@@ -121,16 +123,26 @@ class OneShotSearch(Searcher):
     def __init__(self, checkpoint: str | os.PathLike[str] | OneShotPolicy | None = None, *, train: bool = True,
                  samples_per_graph: int | None = None, learning_rate: float = 3e-3, epochs: int = 4,
                  target: str = "candidate", use_repair: bool = True, hidden: int = 32, layers: int = 2,
-                 prior: str = "pipeline", sharpness: float = 3.0, torch_threads: int = 1,
-                 repair: RepairConfig | None = None) -> None:
+                 prior: str = "pipeline", sharpness: float = 3.0, temperature: float = 1.0,
+                 torch_threads: int = 1, repair: RepairConfig | None = None) -> None:
         super().__init__(repair)
         self.checkpoint = checkpoint
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
         self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness}
+        self.temperature = temperature
         self.torch_threads = torch_threads
-        OneShotTrainConfig(learning_rate=learning_rate, epochs=epochs, target=target, policy=self.policy_kw)  # checks
+        self._extra: dict[str, Any] = {}
+        OneShotTrainConfig(learning_rate=learning_rate, epochs=epochs, target=target, policy=self.policy_kw,
+                           temperature=temperature)  # checks the options
         self.last_policy: OneShotPolicy | None = None
+
+    def search(self, problem: Problem, budget: int, seed: int = 0,
+               progress: Progress | None = None) -> SearchResult:
+        self._extra = {}
+        res = super().search(problem, budget, seed, progress)
+        res.extra = dict(self._extra)
+        return res
 
     def _initial(self) -> OneShotPolicy | None:
         if self.checkpoint is None or isinstance(self.checkpoint, OneShotPolicy):
@@ -179,9 +191,10 @@ class OneShotSearch(Searcher):
                 self.last_policy = init
                 return
             spg = self.samples_per_graph or min(64, max(8, tr.budget // 10))
+            self._extra = {"temperature": self.temperature}
             cfg = OneShotTrainConfig(max_samples=tr.left, samples_per_graph=spg, learning_rate=self.learning_rate,
                                      epochs=self.epochs, target=self.target, use_repair=self.use_repair,
-                                     policy=self.policy_kw, seed=seed)
+                                     policy=self.policy_kw, temperature=self.temperature, seed=seed)
             run = train_oneshot([(problem.graph, problem.hardware)], cfg, init=init, repair=self.repair_config,
                                 on_sample=lambda _i, _s, part: count(part))
             self.last_policy = run.policy

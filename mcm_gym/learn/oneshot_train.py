@@ -50,7 +50,10 @@ class OneShotTrainConfig:
     clipped ratio (``clip_range``; the ratio of a whole candidate's probabilities); ``max_grad_norm``;
     ``use_repair`` (False: invalid candidates score 0); ``policy``:
     :func:`~mcm_gym.learn.oneshot.oneshot_policy_kwargs` arguments; ``instances_per_update``: how many
-    instances (drawn without replacement, seeded) each update samples (None: all); ``seed``."""
+    instances (drawn without replacement, seeded) each update samples (None: all); ``temperature``:
+    the sampled (and trained) distribution is the policy's logits over it (> 1 explores more: a
+    pre-trained policy is often too sharp to find anything new; the greedy candidate does not
+    change); ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -64,6 +67,7 @@ class OneShotTrainConfig:
     use_repair: bool = True
     policy: dict[str, Any] = field(default_factory=dict)
     instances_per_update: int | None = None
+    temperature: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class OneShotTrainConfig:
             raise ValueError("epochs must be >= 1 and clip_range > 0")
         if self.max_samples < 1 or self.samples_per_graph < 2:
             raise ValueError("max_samples must be >= 1 and samples_per_graph >= 2 (the baseline needs two)")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.instances_per_update is not None and self.instances_per_update < 1:
             raise ValueError(f"instances_per_update must be >= 1 or None, got {self.instances_per_update}")
         if not self.learning_rate > 0:
@@ -233,7 +239,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
         for i in chosen:
             obs, masks = batches[i]
             logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]]  # (n, K)
-            out.append(torch.distributions.Categorical(logits=logits))
+            out.append(torch.distributions.Categorical(logits=logits / cfg.temperature))
         return out
 
     update = 0
