@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         by = {("pretrained" if "checkpoint" in c["method"] else "scratch" if c["method"] == "oneshot"
                else c["method"].split(":")[0]): c for c in r["cells"]}
-        lines.append(f"| {r['instance']} | {r['chips']} | {r['wall']:.1f} | " + " | ".join(
+        lines.append(f"| {r['instance'].replace(' | ', ' / ')} | {r['chips']} | {r['wall']:.1f} | " + " | ".join(
             f"{by[f]['score']:.4f} ({100 * by[f].get('gap_to_best', float('nan')):.1f}%)" for f in fam) + " |")
     for f in fam:
         gaps = [c.get("gap_to_best") for r in rows for c in r["cells"]
