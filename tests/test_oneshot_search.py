@@ -200,3 +200,11 @@ def test_temperature_spreads_the_samples_not_the_greedy_candidate() -> None:
         got[t] = run.curve[0]["mean_score"], greedy_candidates(run.policy, oneshot_envs(inst, k_max=4))[0]
     assert np.array_equal(got[1.0][1], got[8.0][1])  # (learning rate ~0: the same greedy candidate)
     assert got[8.0][0] < got[1.0][0]  # flatter samples repair to worse partitions on average
+
+
+def test_sampling_without_training_needs_a_checkpoint(tmp_path: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="train=False needs a checkpoint"):
+        OneShotSearch(train=False)
+    assert main(["bench", "--graphs", "tiny://diamond-v1", "--hardware", "ring-4", "--methods", "oneshot:train=false",
+                 "--budget", "2", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "needs a checkpoint" in capsys.readouterr().err

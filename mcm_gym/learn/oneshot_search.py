@@ -126,6 +126,8 @@ class OneShotSearch(Searcher):
                  prior: str = "pipeline", sharpness: float = 3.0, temperature: float = 1.0,
                  torch_threads: int = 1, repair: RepairConfig | None = None) -> None:
         super().__init__(repair)
+        if not train and checkpoint is None:
+            raise ValueError("oneshot with train=False needs a checkpoint (there is nothing to sample without one)")
         self.checkpoint = checkpoint
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
@@ -178,13 +180,12 @@ class OneShotSearch(Searcher):
             if tr.left <= 0:
                 self.last_policy = init
                 return
-            if not self.train:
-                assert init is not None, "train=False needs a checkpoint"
+            if not self.train and init is not None:
                 obs, masks = obs_batch([env])
                 with torch.no_grad():
                     logits = init.node_logits(obs).masked_fill(~masks, -1e9)[0, : problem.n]
                 gen = torch.Generator().manual_seed(seed)
-                probs = torch.softmax(logits, dim=1)
+                probs = torch.softmax(logits / self.temperature, dim=1)
                 while tr.left > 0:
                     cand = torch.multinomial(probs, 1, generator=gen)[:, 0].numpy().astype(np.int64)
                     count(self._score(env, cand))
