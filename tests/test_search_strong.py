@@ -278,10 +278,23 @@ def test_exact_refuses_large_graphs() -> None:
     g = mcm_gym.layered_dag(0, min_nodes=70, max_nodes=70)
     problem = Problem(g, mcm_gym.get_hardware("ring-4"))
     with pytest.raises(ValueError, match="max_nodes"):
-        ExactSearch(backend="z3").search(problem, budget=10)
+        ExactSearch(backend="z3", max_nodes=60).search(problem, budget=10)
     small = Problem(mcm_gym.load_graph("tiny://diamond-v1"), mcm_gym.get_hardware("ring-4"))
     with pytest.raises(ValueError, match="max_nodes"):
         ExactSearch(max_nodes=3, backend="z3").search(small, budget=10)
+
+
+def test_z3_exact_proves_a_full_size_optimum_that_cp_sat_proved() -> None:
+    """BERT-base / ring-8 (311 nodes) with Z3 alone: the optimum the leaderboard holds (proven by
+    CP-SAT), proven within rel_tol, in seconds."""
+    from mcm_gym.bench import leaderboard
+
+    problem = Problem(mcm_gym.load_graph("zoo://bert-base-v1"), mcm_gym.get_hardware("ring-8"))
+    res = ExactSearch(backend="z3", time_limit=300).search(problem, budget=64, seed=0)
+    entry = leaderboard.lookup(problem)
+    assert entry is not None and res.extra["backend"] == "z3" and res.extra["proven_optimal"]
+    assert res.score == pytest.approx(entry["best"]["score"], rel=1e-3)
+    assert problem.lower_bound / res.extra["proven_lower_bound"] >= entry["best"]["score"] - 1e-9
 
 
 def test_exact_deterministic_and_within_budget(backend: str) -> None:
