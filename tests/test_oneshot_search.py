@@ -208,3 +208,16 @@ def test_sampling_without_training_needs_a_checkpoint(tmp_path: Path, capsys) ->
     assert main(["bench", "--graphs", "tiny://diamond-v1", "--hardware", "ring-4", "--methods", "oneshot:train=false",
                  "--budget", "2", "--out", str(tmp_path / "x.csv")]) == 2
     assert "needs a checkpoint" in capsys.readouterr().err
+
+
+def test_node_temperatures_spread_sharp_nodes_to_the_entropy_and_keep_the_argmax() -> None:
+    from mcm_gym.learn.oneshot_train import node_temperatures
+
+    logits = torch.tensor([[50.0, 0.0, -1e9, -1e9], [0.1, 0.0, 0.05, -1e9], [0.0, 30.0, 20.0, -1e9]])
+    t = node_temperatures(logits, 0.3)
+    assert torch.all(t >= 1.0) and t[1] == pytest.approx(1.0, abs=1e-6)  # already spread: left alone
+    ent = torch.distributions.Categorical(logits=logits / t[:, None]).entropy()
+    assert ent[0] == pytest.approx(0.3, abs=1e-3) and ent[2] == pytest.approx(0.3, abs=1e-3)
+    assert torch.equal((logits / t[:, None]).argmax(dim=1), logits.argmax(dim=1))
+    with pytest.raises(ValueError, match="node_entropy"):
+        OneShotTrainConfig(node_entropy=0.0)

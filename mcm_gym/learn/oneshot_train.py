@@ -19,6 +19,7 @@ under its resource limit; only its wall-clock safety net can differ on a loaded 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import PRIORS, OneShotPolicy, oneshot_policy_kwargs
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
-           "greedy_candidates", "imitate_oneshot", "obs_batch"]
+           "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -53,7 +54,10 @@ class OneShotTrainConfig:
     instances (drawn without replacement, seeded) each update samples (None: all); ``temperature``:
     the sampled (and trained) distribution is the policy's logits over it (> 1 explores more: a
     pre-trained policy is often too sharp to find anything new; the greedy candidate does not
-    change); ``seed``."""
+    change); ``node_entropy``: besides, each node's logits are divided by a temperature (>= 1, fixed
+    at the start from the initial policy) that gives its distribution this entropy in nats, so a
+    sharp pre-trained policy explores every node again while keeping its greedy candidate;
+    ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -68,6 +72,7 @@ class OneShotTrainConfig:
     policy: dict[str, Any] = field(default_factory=dict)
     instances_per_update: int | None = None
     temperature: float = 1.0
+    node_entropy: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +84,8 @@ class OneShotTrainConfig:
             raise ValueError("max_samples must be >= 1 and samples_per_graph >= 2 (the baseline needs two)")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.node_entropy is not None and not self.node_entropy > 0:
+            raise ValueError(f"node_entropy must be > 0 nats or None, got {self.node_entropy}")
         if self.instances_per_update is not None and self.instances_per_update < 1:
             raise ValueError(f"instances_per_update must be >= 1 or None, got {self.instances_per_update}")
         if not self.learning_rate > 0:
@@ -180,6 +187,19 @@ def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, 
     return out
 
 
+def node_temperatures(logits: torch.Tensor, entropy: float) -> torch.Tensor:
+    """Per node (rows of ``logits``, ``(n, K)``, masked entries at -1e9) the temperature ``T_v >= 1``
+    at which ``softmax(logits[v] / T_v)`` has ``entropy`` nats (bisection on ``log T`` up to 1e5;
+    1 where the node is already that spread)."""
+    lo = torch.zeros(logits.shape[0])
+    hi = torch.full((logits.shape[0],), math.log(1e5))
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        ent = torch.distributions.Categorical(logits=logits / mid.exp()[:, None]).entropy()
+        lo, hi = torch.where(ent < entropy, mid, lo), torch.where(ent < entropy, hi, mid)
+    return ((lo + hi) / 2).exp()
+
+
 def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], config: OneShotTrainConfig | None = None,
                   *, init: OneShotPolicy | None = None, repair: RepairConfig | None = None,
                   on_update: Callable[[dict[str, Any]], None] | None = None,
@@ -234,12 +254,20 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             on_sample(i, hit[0], hit[1])
         return hit
 
+    temps: list[torch.Tensor | None] = [None] * len(envs)
+    if cfg.node_entropy is not None:
+        with torch.no_grad():
+            for i, (obs, masks) in enumerate(batches):
+                logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]]
+                temps[i] = node_temperatures(logits / cfg.temperature, cfg.node_entropy)[:, None]
+
     def dists(chosen: Sequence[int]) -> list[torch.distributions.Categorical]:
         out = []
         for i in chosen:
             obs, masks = batches[i]
-            logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]]  # (n, K)
-            out.append(torch.distributions.Categorical(logits=logits / cfg.temperature))
+            logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]] / cfg.temperature  # (n, K)
+            t = temps[i]
+            out.append(torch.distributions.Categorical(logits=logits if t is None else logits / t))
         return out
 
     update = 0
