@@ -83,7 +83,8 @@ def _blob(path: Path) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for a file that is not its format
-        raise ValueError(f"{path}: not a one-shot checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a one-shot checkpoint (torch.load with weights_only=True could not read "
+                         f"it: {type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != ONESHOT_FORMAT:
         raise ValueError(f"{path}: not a one-shot checkpoint (format {ONESHOT_FORMAT!r} expected)")
     return blob
