@@ -1,17 +1,21 @@
 """Training the one-shot policy by policy gradient, many repaired samples per graph per update.
 
 :func:`train_oneshot` is the paper's loop for :class:`~mcm_gym.learn.oneshot.OneShotPolicy` without
-an SB3 algorithm around it: every update runs one pass of the policy over every training instance
-(graph x hardware, padded to common sizes), samples ``samples_per_graph`` whole candidates from each
-node's chip distribution, has the solver repair each (``Problem.repair``; a candidate seen before is
-answered from a cache), and takes a REINFORCE step on ``-(A * log p(candidate))`` where the advantage
+an SB3 algorithm around it: every update draws ``instances_per_update`` of the training instances
+(graph x hardware; all of them by default, else drawn without replacement by ``weights``), runs one
+pass of the policy over each (each padded to its own size, with a common ``K_max``), samples
+``samples_per_graph`` whole candidates from each node's chip distribution, has the solver repair each
+(``Problem.repair``; a candidate seen before is answered from a cache), and takes a REINFORCE step
+on ``-(A * log p(candidate))`` where the advantage
 ``A`` is the repaired score normalised per instance: minus the mean, over the standard deviation, of
 that instance's samples in the same update (a per-graph baseline, so scores of easy and hard graphs
 weigh alike); ``epochs > 1`` reuses the batch for more steps on PPO's clipped objective.
 ``target="repaired"`` takes the log-probability of the repaired partition instead (the partition
 that earned the score). After every update the greedy candidate (each node's most likely
-chip) is repaired and scored too. Every repaired candidate, sampled or greedy, counts as one sample
-of the budget. ``use_repair=False`` scores an invalid candidate 0 (the solver ablation).
+chip) of each drawn instance is repaired and scored too. Every repaired candidate, sampled or greedy,
+counts as one sample of the budget, which is never exceeded: the last update samples only what is left
+(without a gradient step if that is one per instance) and skips the greedy candidates the budget no
+longer holds. ``use_repair=False`` scores an invalid candidate 0 (the solver ablation).
 
 Seeded: the same seed, config and instances give the same samples (the repair is deterministic
 under its resource limit; only its wall-clock safety net can differ on a loaded machine).
@@ -207,7 +211,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                   on_sample: Callable[[int, float, np.ndarray | None], None] | None = None) -> OneShotRun:
     """Train a one-shot policy on ``instances`` (see the module doc); ``init``: fine-tune that
     policy instead of a fresh one; ``weights``: relative chance of each instance to be drawn into
-    an update (with ``instances_per_update``; default uniform); ``on_sample(instance index, score,
+    an update (one per instance; checked and used only when ``instances_per_update`` is below the
+    number of instances; default uniform); ``on_sample(instance index, score,
     repaired partition or None)``: called for every sample counted against the budget; ``on_update``:
     called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
     validates or checkpoints it)."""
@@ -229,11 +234,15 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     gen = torch.Generator().manual_seed(cfg.seed)
     pick_rng = np.random.default_rng(cfg.seed)
     per_update = len(envs) if cfg.instances_per_update is None else min(cfg.instances_per_update, len(envs))
-    if weights is not None and (len(weights) != len(envs) or min(weights) < 0 or not sum(weights) > 0):
-        raise ValueError(f"weights: {len(envs)} non-negative numbers with a positive sum expected")
-    p_pick = None if weights is None else np.asarray(weights, dtype=float) / float(sum(weights))
-    if p_pick is not None and int((p_pick > 0).sum()) < per_update:
-        raise ValueError(f"weights: fewer than instances_per_update={per_update} instances can be drawn")
+    if weights is not None and len(weights) != len(envs):
+        raise ValueError(f"weights: {len(envs)} numbers expected (one per instance), got {len(weights)}")
+    p_pick = None
+    if weights is not None and per_update < len(envs):  # only a draw uses the weights
+        if min(weights) < 0 or not sum(weights) > 0:
+            raise ValueError("weights: non-negative numbers with a positive sum expected")
+        p_pick = np.asarray(weights, dtype=float) / float(sum(weights))
+        if int((p_pick > 0).sum()) < per_update:
+            raise ValueError(f"weights: fewer than instances_per_update={per_update} instances can be drawn")
 
     def score(i: int, cand: np.ndarray) -> tuple[float, np.ndarray | None]:
         nonlocal samples
@@ -258,16 +267,19 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     if cfg.node_entropy is not None:
         with torch.no_grad():
             for i, (obs, masks) in enumerate(batches):
-                logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]]
-                temps[i] = node_temperatures(logits / cfg.temperature, cfg.node_entropy)[:, None]
+                logits = (policy.node_logits(obs) / cfg.temperature).masked_fill(~masks, -1e9)[0, : sizes[i]]
+                temps[i] = node_temperatures(logits, cfg.node_entropy)[:, None]
 
     def dists(chosen: Sequence[int]) -> list[torch.distributions.Categorical]:
         out = []
         for i in chosen:
             obs, masks = batches[i]
-            logits = policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : sizes[i]] / cfg.temperature  # (n, K)
+            logits = policy.node_logits(obs)[0, : sizes[i]] / cfg.temperature  # (n, K)
             t = temps[i]
-            out.append(torch.distributions.Categorical(logits=logits if t is None else logits / t))
+            if t is not None:
+                logits = logits / t
+            # masked after the divisions, so masked entries stay at -1e9 whatever the temperatures
+            out.append(torch.distributions.Categorical(logits=logits.masked_fill(~masks[0, : sizes[i]], -1e9)))
         return out
 
     update = 0
@@ -276,8 +288,10 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
         policy.set_training_mode(True)
         chosen = (list(range(len(envs))) if per_update == len(envs)
                   else sorted(pick_rng.choice(len(envs), per_update, replace=False, p=p_pick).tolist()))
+        left = cfg.max_samples - samples
+        chosen = chosen[:left]  # the last update: at most what is left of the budget, one sample each
         ds = dists(chosen)
-        s_use = min(s_count, max(2, (cfg.max_samples - samples) // len(chosen)))
+        s_use = min(s_count, left // len(chosen))
         rewards = np.zeros((s_use, len(chosen)))
         actions, old_logp = [], []
         for j, (i, dist) in enumerate(zip(chosen, ds, strict=True)):
@@ -291,8 +305,9 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             actions.append(act)
             old_logp.append(dist.log_prob(act).sum(dim=1).detach())  # (S,)
         r = torch.as_tensor(rewards, dtype=torch.float32)
-        adv = (r - r.mean(dim=0)) / (r.std(dim=0) + 1e-6)  # per instance
-        for epoch in range(cfg.epochs):
+        # per instance; one sample each (the budget's last) has no baseline: no step
+        adv = (r - r.mean(dim=0)) / (r.std(dim=0) + 1e-6) if s_use >= 2 else torch.zeros_like(r)
+        for epoch in range(cfg.epochs if s_use >= 2 else 0):
             if epoch:
                 ds = dists(chosen)
             loss = torch.zeros(())
@@ -310,6 +325,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
         update += 1
         with torch.no_grad():
             for i, dist in zip(chosen, dists(chosen), strict=True):
+                if samples >= cfg.max_samples:  # no budget left for the greedy candidate
+                    break
                 greedy_now[i] = score(i, dist.logits.argmax(dim=1).numpy().astype(np.int64))[0]
         row = {"update": update, "samples": samples, "wall_time": time.perf_counter() - t0,
                "mean_score": float(rewards.mean()), "greedy_score": list(greedy_now), "best_score": list(best)}
