@@ -19,7 +19,12 @@ from mcm_gym.instances.catalog import load_graph  # noqa: E402
 from mcm_gym.instances.zoo import split_ids  # noqa: E402
 from mcm_gym.learn.checkpoints import load_model, resolve_checkpoint  # noqa: E402
 from mcm_gym.learn.oneshot import oneshot_policy_kwargs  # noqa: E402
-from mcm_gym.learn.oneshot_search import OneShotSearch, load_oneshot, save_oneshot  # noqa: E402
+from mcm_gym.learn.oneshot_search import (  # noqa: E402
+    FINETUNE_NODE_ENTROPY,
+    OneShotSearch,
+    load_oneshot,
+    save_oneshot,
+)
 from mcm_gym.learn.oneshot_train import (  # noqa: E402
     OneShotTrainConfig,
     greedy_candidates,
@@ -56,15 +61,35 @@ def test_checkpoint_round_trip_keeps_weights_and_answers(tmp_path: Path) -> None
     assert json.loads((tmp_path / "p.json").read_text())["note"] == "unit test"
 
 
+class _Trap:
+    """Pickled by reference: torch.load only rebuilds it when it unpickles arbitrary objects."""
+
+    rebuilt = False
+
+    def __init__(self) -> None:
+        self.armed = True  # a non-empty state, so unpickling calls __setstate__
+
+    def __setstate__(self, state: dict) -> None:
+        _Trap.rebuilt = True
+
+
 def test_loading_never_unpickles_and_names_bad_files(tmp_path: Path, monkeypatch) -> None:
     path = save_oneshot(_policy(), tmp_path / "p.pt")
+    real_load, calls = torch.load, []
 
-    def no_unpickling(*args, **kwargs):
-        raise AssertionError("a one-shot checkpoint must load without unpickling")
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
 
-    monkeypatch.setattr("pickle.loads", no_unpickling)
-    monkeypatch.setattr("pickle.load", no_unpickling)
+    monkeypatch.setattr(torch, "load", spy)
     load_oneshot(path)
+    assert calls == [True]
+    # a valid checkpoint plus an object of a custom class: loads only if torch unpickled it
+    trap = tmp_path / "trap.pt"
+    torch.save({**real_load(path, weights_only=True), "extra": _Trap()}, trap)
+    with pytest.raises(ValueError, match="trap.pt: not a one-shot checkpoint"):
+        load_oneshot(trap)
+    assert not _Trap.rebuilt
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt: not a one-shot checkpoint"):
@@ -75,6 +100,18 @@ def test_loading_never_unpickles_and_names_bad_files(tmp_path: Path, monkeypatch
         load_oneshot(other)
     with pytest.raises(ValueError, match="one-shot policy, not a MaskablePPO checkpoint"):
         load_model(path)
+
+
+def test_a_malformed_checkpoint_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
+    blob = torch.load(save_oneshot(_policy(), tmp_path / "p.pt"), weights_only=True)
+    key = next(iter(blob["state_dict"]))
+    broken = {"no-k-max.pt": {k: v for k, v in blob.items() if k != "k_max"},
+              "no-state.pt": {k: v for k, v in blob.items() if k != "state_dict"},
+              "shape.pt": {**blob, "state_dict": {**blob["state_dict"], key: torch.zeros(3, 1, 7)}}}
+    for name, b in broken.items():
+        torch.save(b, tmp_path / name)
+        with pytest.raises(ValueError, match=f"{name}: malformed one-shot checkpoint"):
+            load_oneshot(tmp_path / name)
 
 
 def test_oneshot_search_spends_exactly_its_budget_and_is_seeded(tmp_path: Path) -> None:
@@ -90,10 +127,20 @@ def test_oneshot_search_spends_exactly_its_budget_and_is_seeded(tmp_path: Path) 
     zero = OneShotSearch(str(path)).search(pr, budget=1, seed=0)
     expect = greedy_scores(load_oneshot(path), [(LAYERED, "ring-4")])[0]
     assert zero.score == pytest.approx(expect)  # the first evaluation of a checkpoint is its greedy answer
-    tuned = OneShotSearch(str(path)).search(pr, budget=30, seed=0)
-    assert tuned.trace[0] == pytest.approx(expect) and len(tuned.trace) == 30 and tuned.score >= expect
-    sampled = OneShotSearch(str(path), train=False).search(pr, budget=10, seed=0)
+    tuner = OneShotSearch(str(path))
+    tuned = tuner.search(pr, budget=30, seed=0)
+    assert tuned.trace[0] == pytest.approx(expect) and len(tuned.trace) == 30
+    assert tuned.score > expect + 0.05  # fine-tuning finds better partitions than the untrained greedy one
+    assert tuned.extra == {"temperature": 1.0, "node_entropy": FINETUNE_NODE_ENTROPY}
+    start = load_oneshot(path).state_dict()
+    assert tuner.last_policy is not None
+    assert any(not torch.equal(start[k], v) for k, v in tuner.last_policy.state_dict().items())
+    sampler = OneShotSearch(str(path), train=False)
+    sampled = sampler.search(pr, budget=10, seed=0)
     assert len(sampled.trace) == 10 and sampled.trace[0] == pytest.approx(expect)
+    assert sampled.extra == {"temperature": 1.0, "node_entropy": None}  # no fine-tuning: no flattening
+    assert sampler.last_policy is not None
+    assert all(torch.equal(start[k], v) for k, v in sampler.last_policy.state_dict().items())
     with pytest.raises(ValueError, match="K_max=4, the hardware has 8 chips"):
         OneShotSearch(str(path)).search(_problem(h="ring-8"), budget=2)
 
@@ -116,10 +163,23 @@ def test_instance_draws_follow_the_weights() -> None:
     assert set(seen) == {0, 1, 2}
     with pytest.raises(ValueError, match="weights"):
         train_oneshot(inst, cfg, weights=[1.0, 0.0])
+    # every instance in every update: nothing is drawn, so the weights' zeros are no error
+    every = OneShotTrainConfig(max_samples=8, samples_per_graph=2, instances_per_update=3, policy=SMALL)
+    assert train_oneshot(inst, every, weights=[1.0, 0.0, 0.0]).samples == 8
     with pytest.raises(ValueError, match="fewer than instances_per_update"):
         train_oneshot(inst, OneShotTrainConfig(instances_per_update=2, policy=SMALL), weights=[1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="instances_per_update"):
         OneShotTrainConfig(instances_per_update=0)
+
+
+def test_training_never_exceeds_its_budget() -> None:
+    """The last update samples only what is left and skips greedy candidates beyond the budget."""
+    for inst in ([(LAYERED, "ring-4")], [(LAYERED, "ring-4"), ("tiny://diamond-v1", "ring-4")]):
+        for budget in (1, 3, 5, 6, 7, 11):
+            seen: list[int] = []
+            cfg = OneShotTrainConfig(max_samples=budget, samples_per_graph=4, policy=SMALL, seed=0)
+            run = train_oneshot(inst, cfg, on_sample=lambda i, s, p, seen=seen: seen.append(i))
+            assert run.samples == len(seen) == budget, (len(inst), budget)
 
 
 def test_cloning_a_teacher_fits_its_partition() -> None:

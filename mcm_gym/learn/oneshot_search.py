@@ -100,12 +100,16 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
     if list(blob.get("node_features", [])) != list(NODE_FEATURES):
         raise ValueError(f"{p}: trained on node features {blob.get('node_features')}, this version has "
                          f"{list(NODE_FEATURES)}")
-    k_max = int(blob["k_max"])
-    arch = {k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}
-    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
-    policy = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
-                           **oneshot_policy_kwargs(**arch))
-    policy.load_state_dict(blob["state_dict"])
+    try:  # a malformed blob (missing keys, wrong shapes) fails here in several ways
+        k_max = int(blob["k_max"])
+        arch = {k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}
+        env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
+        policy = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
+                               **oneshot_policy_kwargs(**arch))
+        policy.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{p}: malformed one-shot checkpoint ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:300]})") from None
     policy.set_training_mode(False)
     policy.cost_model = str(blob.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
     return policy
@@ -121,10 +125,11 @@ class OneShotSearch(Searcher):
     ``use_repair`` (False: an invalid candidate is a failed evaluation; the solver ablation),
     ``hidden``, ``layers``, ``prior``, ``sharpness`` (the fresh policy's architecture; a checkpoint
     keeps its own), ``temperature`` (the sampled distribution is the logits over it),
-    ``node_entropy`` (with a checkpoint: each node's distribution is flattened to this entropy,
-    nats, where sharper; default :data:`FINETUNE_NODE_ENTROPY`; None: off; ignored from scratch),
-    ``torch_threads`` (torch's global thread count). The seed of :meth:`search` seeds torch's
-    sampling (forked: the caller's stream is untouched)."""
+    ``node_entropy`` (when fine-tuning from a checkpoint: each node's distribution is flattened to
+    this entropy, nats, where sharper; default :data:`FINETUNE_NODE_ENTROPY`; None: off; ignored from
+    scratch and with ``train=False``), ``torch_threads`` (torch's global thread count). The seed of
+    :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
+    ``SearchResult.extra``: ``temperature`` and ``node_entropy`` (the one applied, None if none)."""
 
     name = "oneshot"
 
@@ -182,6 +187,8 @@ class OneShotSearch(Searcher):
 
         env = MCMPartitionEnv(problem.graph, problem.hardware, mode="oneshot", use_repair=self.use_repair,
                               repair=self.repair_config, k_max=init.k_max if init is not None else None)
+        node_entropy = self.node_entropy if init is not None and self.train else None
+        self._extra = {"temperature": self.temperature, "node_entropy": node_entropy}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if init is not None:
@@ -192,17 +199,15 @@ class OneShotSearch(Searcher):
             if not self.train and init is not None:
                 obs, masks = obs_batch([env])
                 with torch.no_grad():
-                    logits = init.node_logits(obs).masked_fill(~masks, -1e9)[0, : problem.n]
+                    logits = (init.node_logits(obs) / self.temperature).masked_fill(~masks, -1e9)[0, : problem.n]
                 gen = torch.Generator().manual_seed(seed)
-                probs = torch.softmax(logits / self.temperature, dim=1)
+                probs = torch.softmax(logits, dim=1)
                 while tr.left > 0:
                     cand = torch.multinomial(probs, 1, generator=gen)[:, 0].numpy().astype(np.int64)
                     count(self._score(env, cand))
                 self.last_policy = init
                 return
             spg = self.samples_per_graph or min(64, max(8, tr.budget // 10))
-            node_entropy = self.node_entropy if init is not None else None
-            self._extra = {"temperature": self.temperature, "node_entropy": node_entropy}
             cfg = OneShotTrainConfig(max_samples=tr.left, samples_per_graph=spg, learning_rate=self.learning_rate,
                                      epochs=self.epochs, target=self.target, use_repair=self.use_repair,
                                      policy=self.policy_kw, temperature=self.temperature,
