@@ -214,6 +214,29 @@ def test_pretraining_writes_a_selected_checkpoint_that_names_its_instances(tmp_p
         PretrainConfig(generator_seeds=[1000])
     with pytest.raises(ValueError, match="overlap"):
         PretrainConfig(generator_seeds=[950], val_seeds=[950])
+    with pytest.raises(ValueError, match="val_seeds must name"):
+        PretrainConfig(val_seeds=[])
+    with pytest.raises(ValueError, match="val_every must be >= 1"):
+        PretrainConfig(val_every=0)
+
+
+def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
+    """A validation reference of 0 is dropped (all of them: an error); no validation point: final.pt."""
+    from mcm_gym.learn import oneshot_pretrain
+    from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
+
+    cfg = PretrainConfig(hardware=["ring-4"], generator_seeds=[0], zoo=False, val_seeds=[950, 951], wall_time=0.0,
+                         policy=SMALL, rl={"samples_per_graph": 4})
+    monkeypatch.setattr(oneshot_pretrain, "_reference", lambda val: [0.0] * len(val))
+    with pytest.raises(ValueError, match="no validation instance"):
+        pretrain_oneshot(cfg, tmp_path / "a", log=lambda _: None)
+    monkeypatch.setattr(oneshot_pretrain, "_reference", lambda val: [0.0, 0.5])
+    logged: list[str] = []
+    policy, side = pretrain_oneshot(cfg, tmp_path / "b", log=logged.append)
+    assert side["validation"] == [["generator://layered-dag-v0/951", "ring-4"]]
+    assert side["selected"] is None and side["final"]["update"] == 0 and not (tmp_path / "b" / "best.pt").exists()
+    assert any("dropped 1" in m for m in logged) and any("returning final.pt" in m for m in logged)
+    assert policy.k_max == load_oneshot(tmp_path / "b" / "final.pt").k_max
 
 
 def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:

@@ -12,7 +12,9 @@ Every ``val_every`` updates the greedy candidate (+ repair) is scored on validat
 are in the train split but never trained on (generator seeds ``val_seeds``), as a ratio to the
 stage DP's score there; the policy with the best mean ratio is kept (``best.pt``) beside the last
 (``final.pt``), each with a JSON sidecar naming every training instance, the settings and the curve.
-The held-out split is not used at all.
+Validation instances the stage DP scores 0 are dropped (logged); when no validation point was taken
+(no update ran), the final policy is returned, with ``"selected": None``. The held-out split is not
+used at all.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class PretrainConfig:
     chance per draw; ``val_seeds``: validation generator seeds (train split, not trained on);
     ``bc_epochs``: teacher-cloning epochs before RL (0: RL only); ``wall_time``: seconds of RL;
     ``rl``: :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig` fields (``max_samples`` and
-    ``max_wall_time`` are set from ``samples`` and ``wall_time``); ``val_every``: updates."""
+    ``max_wall_time`` are set from ``samples`` and ``wall_time``); ``val_every``: updates (>= 1)."""
 
     hardware: list[str] = field(default_factory=lambda: ["ring-4", "ring-8", "mesh-2x2"])
     generator_seeds: list[int] = field(default_factory=lambda: list(range(300)))
@@ -72,6 +74,10 @@ class PretrainConfig:
             raise ValueError("val_seeds overlap generator_seeds")
         if not 0 <= self.zoo_share < 1:
             raise ValueError(f"zoo_share must be in [0, 1), got {self.zoo_share}")
+        if not self.val_seeds:
+            raise ValueError("val_seeds must name at least one validation seed (the best policy is selected on them)")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1 update, got {self.val_every}")
 
 
 def _fits(graph: str, hardware: str) -> bool:
@@ -121,13 +127,22 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     zoo, gen = training_instances(cfg)
-    # a draw that can never score (the repair finds no valid partition of the prior's candidate) is dropped
+    # every instance is kept: one whose candidates never repair to a valid partition scores 0 on every
+    # sample, so its advantage is 0 and it adds no gradient
     instances = zoo + gen
     if not instances:
         raise ValueError("no training instance fits the hardware")
     val = [(f"generator://layered-dag-v0/{s}", h) for s in cfg.val_seeds for h in cfg.hardware
            if _fits(f"generator://layered-dag-v0/{s}", h)]
-    ref = np.asarray(_reference(val))
+    ref_all = _reference(val)
+    dropped = [v for v, r in zip(val, ref_all, strict=True) if not r > 0]
+    if dropped:  # no ratio to a reference that found nothing valid
+        log(f"validation: dropped {len(dropped)} instances the stage DP scores 0: {dropped[:5]}")
+    val = [v for v, r in zip(val, ref_all, strict=True) if r > 0]
+    ref = np.asarray([r for r in ref_all if r > 0])
+    if not val:
+        raise ValueError(f"no validation instance (val_seeds {cfg.val_seeds} on {cfg.hardware}) fits the hardware "
+                         f"with a positive stage-DP score")
     log(f"{len(zoo)} zoo + {len(gen)} generator training instances, {len(val)} validation instances")
     torch.manual_seed(cfg.seed)
     init: OneShotPolicy | None = None
@@ -180,5 +195,8 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         f"{best.get('update')}")
     from mcm_gym.learn.oneshot_search import load_oneshot
 
+    if not (out / "best.json").exists():  # no update ran (e.g. no wall time) and no cloned start was validated
+        log("no validation point was taken: returning final.pt (selected: None)")
+        return load_oneshot(out / "final.pt"), {**json.loads((out / "final.json").read_text()), "selected": None}
     side = json.loads((out / "best.json").read_text())
     return load_oneshot(out / "best.pt"), side
