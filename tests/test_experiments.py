@@ -56,6 +56,25 @@ def test_ablation_experiment_writes_table_plot_and_replayable_rows(tmp_path):
     assert (tmp_path / "ablation.md").read_text().startswith("# Solver")
 
 
+def test_ablation_counts_the_samples_each_side_needs(tmp_path, monkeypatch):
+    """"x fewer samples": candidates until the without-repair run reaches its score, not its budget."""
+    real = experiments._bench
+    traces = {"oneshot": [0.5, 0.9, 0.9, 0.9, 0.9, 0.9], "oneshot:use_repair=false": [0.1, 0.2, 0.3, 0.3, 0.3, 0.3]}
+
+    def bench(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        return [{**r, "trace": traces[r["method"]], "score": traces[r["method"]][-1]} for r in rows]
+
+    monkeypatch.setattr(experiments, "_bench", bench)
+    report = experiments.run_ablation(tmp_path, graph=TINY, hardware="ring-4", budget=6, seeds=[0])
+    assert "after median 1 candidates (1 of 1 runs); without repair after median 3 (1 of 1 runs): " \
+           "**3.0x fewer samples**" in report
+    with pytest.raises(ValueError, match="learner 'rl' does not match the checkpoint 'pretrained', a oneshot"):
+        experiments.run_ablation(tmp_path / "x", checkpoint="pretrained", learner="rl")
+    with pytest.raises(ValueError, match="learner must be"):
+        experiments.run_ablation(tmp_path / "y", learner="ppo")
+
+
 def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
     report = experiments.run_search(tmp_path, graph=TINY, hardware="ring-4", budget=4, seeds=[0], scratch=False)
     methods = {r["method"] for r in read_rows(tmp_path / "results.csv")}

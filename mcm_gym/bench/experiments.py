@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -168,7 +169,7 @@ def run_finetune(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1",
     ft_reach = reach(ft_rows)
     lines = [f"# Fine-tuned vs from scratch: {graph} on {hardware}", "",
              f"From scratch: {scratch_budget} evaluations per run; fine-tuned from `{checkpoint}`: {budget} "
-             f"episodes per run; seeds {', '.join(map(str, seeds))}. Target = the from-scratch final score "
+             f"evaluations per run; seeds {', '.join(map(str, seeds))}. Target = the from-scratch final score "
              f"(mean of its runs' best) = {target:.4f}.", "",
              format_table(summarize(rows)), "",
              "| run | seed | final best | evaluations to its final best / to the target | seconds |",
@@ -351,6 +352,11 @@ def run_ablation(out: str | os.PathLike[str], graph: str = "zoo://mlp-mixer-b16-
     MLP-Mixer / ring-8 only 2 of 20 random masked episodes are invalid-free, on most graphs more).
     With ``checkpoint``, the same comparison for fine-tuning that pre-trained policy (its family)."""
     out = Path(out)
+    if learner is not None and learner not in ("oneshot", "rl"):
+        raise ValueError(f"learner must be 'oneshot' or 'rl', got {learner!r}")
+    if learner is not None and checkpoint is not None and learner != _learner(checkpoint):
+        raise ValueError(f"learner {learner!r} does not match the checkpoint {checkpoint!r}, a "
+                         f"{_learner(checkpoint)} policy (fine-tuning uses the checkpoint's own learner)")
     fam = learner or _learner(checkpoint)
     with_repair = fam if checkpoint is None else f"{fam}:checkpoint={checkpoint}"
     without = f"{fam}:use_repair=false" if checkpoint is None else f"{with_repair},use_repair=false"
@@ -375,10 +381,17 @@ def run_ablation(out: str | os.PathLike[str], graph: str = "zoo://mlp-mixer-b16-
     if off > 0:
         reach = [samples_to_reach(r["trace"], off)[0] for r in by[with_repair]]
         got = [n for n in reach if n is not None]
+        # without repair: candidates until its own runs reach that score (never: unbounded)
+        off_reach = [samples_to_reach(r["trace"], off)[0] for r in by[without]]
+        off_n = float(np.median([math.inf if n is None else n for n in off_reach]))
+        off_got = sum(n is not None for n in off_reach)
         if got:
             lines.append(f"- with repair reaches the without-repair final score ({off:.4f}) after median "
-                         f"{np.median(got):.0f} candidates ({len(got)} of {len(reach)} runs): "
-                         f"**{budget / float(np.median(got)):.1f}x fewer samples**")
+                         f"{np.median(got):.0f} candidates ({len(got)} of {len(reach)} runs); without repair "
+                         + (f"after median {off_n:.0f} ({off_got} of {len(off_reach)} runs): "
+                            f"**{off_n / float(np.median(got)):.1f}x fewer samples**" if math.isfinite(off_n) else
+                            f"the median run never reaches it within {budget} ({off_got} of {len(off_reach)} "
+                            f"runs do): **unbounded x fewer samples**"))
     lines += ["", f"![best score against evaluations]({name}.png)"]
     report = "\n".join(lines)
     _write(out, f"{name}.md", report)
