@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
     f = sub.add_parser("finetune", help="fine-tune a checkpoint on one graph (mcm-gym[rl])")
-    f.add_argument("checkpoint", help=f"a checkpoint (.zip) or {', '.join(PRETRAINED)}")
+    f.add_argument("checkpoint", help="a MaskablePPO checkpoint (.zip) or pretrained-v2 (a one-shot .pt such as "
+                                      "pretrained is fine-tuned by bench --methods oneshot:checkpoint=...)")
     f.add_argument("--graph", required=True)
     f.add_argument("--hardware", help="default: the graph's default preset")
     f.add_argument("--timesteps", type=int, default=20_000)
@@ -341,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--hardware", nargs="+", default=["ring-8"])
     b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"], type=_method_spec,
                    help=f"methods ({', '.join(known_searchers())}), each optionally with options, e.g. "
-                        "rl:checkpoint=pretrained or sa:t0=0.1")
+                        "oneshot:checkpoint=pretrained, rl:checkpoint=pretrained-v2 or sa:t0=0.1")
     b.add_argument("--budget", type=int, default=200, help="evaluated partitions per run")
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")

@@ -251,6 +251,9 @@ def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     out = capsys.readouterr().out
     assert "policy:pretrained-v3" in out and "(seed 0, 1 evaluations" in out
     assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
+    from mcm_gym.learn.evaluation import PolicySearch
+
+    assert PolicySearch().name == "policy:pretrained-v2"  # the sequential searcher's default loads
     with pytest.raises(ValueError, match="one-shot policy, not a MaskablePPO checkpoint"):
         get_searcher("rl:checkpoint=pretrained").search(_problem(), budget=2)
 

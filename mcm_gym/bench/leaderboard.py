@@ -206,7 +206,7 @@ def evaluate(method: str | Any, suite: str, *, budget: int = 100, seed: int = 0,
              path: str | os.PathLike[str] | None = None,
              out: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
     """Run ``method`` (a :class:`~mcm_gym.search.Searcher` or a method spec such as ``"sa"`` or
-    ``"rl:checkpoint=pretrained"``) on every instance of ``suite`` at ``budget`` evaluations; print
+    ``"oneshot:checkpoint=pretrained"``) on every instance of ``suite`` at ``budget`` evaluations; print
     (through ``out``) and return one row per instance: score, best known, proven bound, the gaps to
     both (fractions) and the wall time (s)."""
     searcher = get_searcher(method) if isinstance(method, str) else method

@@ -103,14 +103,15 @@ def evaluate_policy_on(checkpoint_or_model: str | os.PathLike[str] | MaskablePPO
 class PolicySearch(Searcher):
     """A trained policy as a search method: one deterministic (greedy) episode, then sampled ones
     until the budget is spent; every episode's repaired partition is one evaluation (a failed repair
-    counts too). No training. ``checkpoint``: a path, a shipped name (``pretrained``) or a loaded
-    ``MaskablePPO``; ``torch_threads`` sets torch's global thread count (1 is fastest for these small
+    counts too). No training. ``checkpoint``: a MaskablePPO ``.zip`` path, a shipped name
+    (``pretrained-v2``, the default; ``pretrained`` is the one-shot policy, run by ``oneshot``) or a
+    loaded ``MaskablePPO``; ``torch_threads`` sets torch's global thread count (1 is fastest for these small
     networks). The seed of :meth:`search` seeds the episodes and the sampling (torch's random
     stream is forked, so the caller's is untouched). Named ``policy:<checkpoint file stem>``."""
 
     name = "policy"
 
-    def __init__(self, checkpoint: str | os.PathLike[str] | MaskablePPO = "pretrained", *,
+    def __init__(self, checkpoint: str | os.PathLike[str] | MaskablePPO = "pretrained-v2", *,
                  use_repair: bool = True, torch_threads: int = 1, repair: RepairConfig | None = None) -> None:
         super().__init__(repair)
         self.torch_threads = torch_threads

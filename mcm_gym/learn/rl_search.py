@@ -39,9 +39,10 @@ def rollout_size(n_nodes: int, budget: int, episodes_per_rollout: int | None = N
 class RLSearch(Searcher):
     """MaskablePPO + GNN on one problem; every repaired episode is one evaluation.
 
-    Options: ``checkpoint`` (None: from scratch; a path or a shipped name such as ``pretrained``:
-    fine-tune that pre-trained policy, whose ``K_max`` must cover the hardware; its architecture is
-    kept), ``ppo`` (``MaskablePPO`` keyword arguments under their own names, merged over
+    Options: ``checkpoint`` (None: from scratch; a MaskablePPO ``.zip`` path or a shipped name such
+    as ``pretrained-v2``, not the one-shot ``pretrained``, which ``oneshot`` runs: fine-tune that
+    pre-trained policy, whose ``K_max`` must cover the hardware; its architecture is kept), ``ppo``
+    (``MaskablePPO`` keyword arguments under their own names, merged over
     :data:`~mcm_gym.learn.model.DEFAULT_PPO`; any other keyword option that ``MaskablePPO`` takes,
     e.g. ``ent_coef`` in ``rl:ent_coef=0.02``, goes there too), ``episodes_per_rollout`` (unless
     ``ppo`` sets ``n_steps``, a rollout is that many whole episodes; default sized for the budget,

@@ -212,7 +212,7 @@ def known_searchers() -> list[str]:
 
 
 def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"rl:checkpoint=pretrained,ent_coef=0.02"`` -> ``("rl", {"checkpoint": "pretrained",
+    """``"rl:checkpoint=pretrained-v2,ent_coef=0.02"`` -> ``("rl", {"checkpoint": "pretrained-v2",
     "ent_coef": 0.02})``: a method name, then ``key=value`` options after a colon, comma-separated;
     values are read as YAML scalars (ints, floats, booleans, null, else strings)."""
     import yaml
