@@ -284,13 +284,15 @@ def test_exact_refuses_large_graphs() -> None:
         ExactSearch(max_nodes=3, backend="z3").search(small, budget=10)
 
 
+@pytest.mark.expensive
 def test_z3_exact_proves_a_full_size_optimum_that_cp_sat_proved() -> None:
     """BERT-base / ring-8 (311 nodes) with Z3 alone: the optimum the leaderboard holds (proven by
-    CP-SAT), proven within rel_tol, in seconds."""
+    CP-SAT), proven within rel_tol (seconds; the generous time limit only keeps a loaded machine
+    from turning it into a failure)."""
     from mcm_gym.bench import leaderboard
 
     problem = Problem(mcm_gym.load_graph("zoo://bert-base-v1"), mcm_gym.get_hardware("ring-8"))
-    res = ExactSearch(backend="z3", time_limit=300).search(problem, budget=64, seed=0)
+    res = ExactSearch(backend="z3", time_limit=1800).search(problem, budget=64, seed=0)
     entry = leaderboard.lookup(problem)
     assert entry is not None and res.extra["backend"] == "z3" and res.extra["proven_optimal"]
     assert res.score == pytest.approx(entry["best"]["score"], rel=1e-3)
@@ -335,7 +337,7 @@ def test_register_searcher_plugs_a_method_in() -> None:
 @pytest.mark.skipif(not cpsat_available(), reason="OR-Tools not installed (pip install 'mcm-gym[cpsat]')")
 def test_z3_and_cpsat_agree_on_the_optimum() -> None:
     """The two exact backends prove the same optimum on small random instances (every topology,
-    every constraint switch), and CP-SAT proves BERT-sized ones the Z3 backend refuses."""
+    every constraint switch)."""
     instances = problems(57, 24, max_nodes=8, max_chips=4, topologies=("ring", "chain", "mesh"))
     agreed = 0
     for problem in instances:

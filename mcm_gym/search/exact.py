@@ -1,4 +1,4 @@
-"""Exact bottleneck minimisation with Z3, for small graphs (about 30 nodes and 4-8 chips at most).
+"""Exact bottleneck minimisation with Z3, on graphs of up to ``max_nodes`` (3000) nodes.
 
 Decision problem, for an integer cap ``C`` in time units ``u`` (seconds): is there a valid partition
 whose chip times (and link times) are all ``<= C * u``? It reuses the pseudo-Boolean order encoding
@@ -164,11 +164,11 @@ class ExactSearch(Searcher):
     partition found and a proven lower bound.
 
     ``backend``: ``"z3"`` (bisection on the bottleneck with Z3; proves the standard full-size
-    instances, BERT-base / SmolLM-135M on 8-16 chips, in 3-20 s; refuses graphs above ``max_nodes``
-    nodes with a ``ValueError``, as its formula grows with nodes x chips), ``"cpsat"``
-    (one OR-Tools CP-SAT model, :mod:`mcm_gym.search.cpsat`: full-size graphs, ``pip install
-    'mcm-gym[cpsat]'``; ``workers`` search workers, 1 by default), or ``"auto"`` (CP-SAT where
-    installed, else Z3). Both start from the stage DP's best split.
+    instances, BERT-base, ResNet-50, MobileNet-v2, SmolLM-135M on 8-16 chips, within ``rel_tol`` in
+    3-30 s; refuses graphs above ``max_nodes`` (3000) nodes with a ``ValueError``, as its formula
+    grows with nodes x chips), ``"cpsat"`` (one OR-Tools CP-SAT model, :mod:`mcm_gym.search.cpsat`:
+    full-size graphs, ``pip install 'mcm-gym[cpsat]'``; ``workers`` search workers, 1 by default), or
+    ``"auto"`` (CP-SAT where installed, else Z3). Both start from the stage DP's best split.
 
     ``SearchResult.extra``: ``proven_optimal`` (gap <= rel_tol; exactly optimal when ``gap == 0``),
     ``proven_lower_bound`` (s; no valid partition has a smaller bottleneck), ``gap``
@@ -176,7 +176,9 @@ class ExactSearch(Searcher):
     ``stop`` (why the search ended), ``solver_calls``, ``infeasible`` (proven: no valid partition),
     ``backend`` (the one used).
 
-    ``time_limit``: seconds for the whole search (wall clock; default 600);
+    ``time_limit``: seconds for the whole search (wall clock; default 600). With Z3 it bounds the
+    solver calls and is checked between them; building the formula (Python) and Z3 parsing each
+    call's text are not interrupted by it, so on a large graph the search can overrun it;
     ``rlimit``: Z3 resource units per call (deterministic); ``time_units``: resolution of rounded times
     with Z3 (the initial best bottleneck spans this many units; relative rounding error about terms
     per sum / time_units).
@@ -208,7 +210,7 @@ class ExactSearch(Searcher):
     def search(self, problem: Problem, budget: int, seed: int = 0,
                progress: Progress | None = None) -> SearchResult:
         if self.backend == "z3" and problem.n > self.max_nodes:
-            raise ValueError(f"the Z3 exact search is for small graphs: {problem.graph.name!r} has "
+            raise ValueError(f"the Z3 exact search refuses large graphs: {problem.graph.name!r} has "
                              f"{problem.n} nodes > max_nodes={self.max_nodes} (install the CP-SAT "
                              f"backend, pip install 'mcm-gym[cpsat]', or use the 'dp' searcher)")
         self._extra = {}
