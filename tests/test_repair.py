@@ -47,11 +47,13 @@ def assert_consistent(res: RepairResult, cand: list[int], spec: GraphSpec, hw: H
 
 # The default, MaxRes at once, MSU3 handing over to MaxRes after one call, MSU3 (every candidate
 # counted as near), and the bisection (MaxRes stopped at once by a 1 MB memory cap).
+# "hops": every candidate near, the node-restricted formulas (nodes pinned) on every size.
 ENGINES = [RepairConfig(), RepairConfig(msu3_max_calls=0), RepairConfig(msu3_max_calls=1, near_fraction=1.0),
-           RepairConfig(near_fraction=1.0), RepairConfig(msu3_max_calls=0, maxres_memory_mb=1)]
+           RepairConfig(near_fraction=1.0), RepairConfig(msu3_max_calls=0, maxres_memory_mb=1),
+           RepairConfig(near_fraction=1.0, restrict_min_literals=0, local_search_max=0)]
 
 
-@pytest.mark.parametrize("cfg", ENGINES, ids=["default", "maxres", "handover", "msu3", "bisection"])
+@pytest.mark.parametrize("cfg", ENGINES, ids=["default", "maxres", "handover", "msu3", "bisection", "hops"])
 @given(instances(), st.data())
 def test_repair_matches_brute_force(cfg: RepairConfig, inst, data: st.DataObject) -> None:  # noqa: ANN001
     spec, hw = inst
@@ -177,8 +179,10 @@ def test_bounds_and_masks_never_build_the_reachability_matrix(monkeypatch: pytes
 
 
 def test_huge_graph_refused_not_crashed() -> None:
-    """10,000 nodes on ring-64: the formula would not fit under Z3's memory cap, so the repair says
-    so and the greedy answers (before, Z3 ran out of memory parsing 155 MB and killed the process)."""
+    """10,000 nodes on ring-64, a uniformly random candidate: by default the order DP answers without
+    Z3 (reason far_rlimit); given a solver budget, the formula would not fit under Z3's memory cap,
+    so the repair says so (before, Z3 ran out of memory parsing 155 MB and killed the process). The
+    order DP's partition changes fewer nodes than the greedy repair's either way."""
     from mcm_gym.core.graph import Node
     from mcm_gym.instances.generators import layered_dag
 
@@ -189,9 +193,15 @@ def test_huge_graph_refused_not_crashed() -> None:
                for nd in g.nodes], [(e.src, e.dst) for e in g.edges])
     pr = Problem(g, hw)
     cand = np.random.default_rng(0).integers(0, hw.num_chips, g.n)
+    greedy = greedy_repair(pr, cand)
+    assert greedy is not None
     res = pr.repair(cand)
+    assert res.info["reason"] == "far_rlimit", res.info
+    assert res.status == "feasible" and res.method == "order" and pr.is_valid(res.partition)
+    assert res.changes is not None and res.changes < int((greedy != cand).sum())
+    res = pr.repair(cand, RepairConfig(far_rlimit=10**6))
     assert res.info["reason"] == "formula too large", res.info
-    assert res.status == "feasible" and res.method == "greedy" and pr.is_valid(res.partition)
+    assert res.status == "feasible" and res.method == "order" and pr.is_valid(res.partition)
 
 
 @given(instances(), st.data())

@@ -62,7 +62,8 @@ def formula_size(graph: Graph, hardware: Hardware, lo: np.ndarray, hi: np.ndarra
     cons = hardware.constraints
     width = np.maximum(hi - lo + 1, 0).astype(np.int64)  # x literals per node
     n_vars = int(2 * width.sum())
-    lits = int(8 * width.sum())  # order chain and one-hot definitions
+    pinned = int((width == 1).sum())  # one declared, asserted literal each; folded elsewhere
+    lits = int(8 * width.sum()) - 7 * pinned  # order chain and one-hot definitions
     src, dst = graph.edge_src, graph.edge_dst
     span = np.maximum(hi[src] - lo[dst], 0)  # clauses per edge of p[u] <= p[v] (+ d)
     per_edge = int(cons.dataflow) + int(cons.neighbor_only)
@@ -176,9 +177,12 @@ class Encoding:
         return f"y{v}_{c}"
 
     def X(self, v: int, c: int) -> bool | str:  # noqa: N802
-        """The literal ``p[v] == c`` (False outside ``v``'s bounds)."""
+        """The literal ``p[v] == c`` (False outside ``v``'s bounds, True when they pin ``v`` to ``c``;
+        a pinned node's ``x`` is still declared and asserted, so the name exists)."""
         if c < self.lo[v] or c > self.hi[v]:
             return False
+        if self.lo[v] == self.hi[v]:
+            return True
         return f"x{v}_{c}"
 
     @staticmethod
@@ -226,13 +230,27 @@ class Encoding:
                                             self.pb_units, relaxed=self.relaxed)
         self.exact_memory = exact
         self.pb_weights, self.pb_caps = weights[:n], caps
+        lo, hi = self.lo, self.hi
         heavy = [v for v in range(n) if weights[v] > 0]
+        pinned_on: list[int] = [0] * self.k  # units of the nodes pinned to each chip (constants)
+        for v in heavy:
+            if lo[v] == hi[v]:
+                pinned_on[lo[v]] += weights[v]
+        free_on: list[list[int]] = [[] for _ in range(self.k)]  # heavy nodes that may go on each chip
+        for v in heavy:
+            if lo[v] < hi[v]:
+                for c in range(lo[v], hi[v] + 1):
+                    free_on[c].append(v)
         for c in range(self.k):
-            coef = {f"x{v}_{c}": weights[v] for v in heavy if self.lo[v] <= c <= self.hi[v]}
+            coef = {f"x{v}_{c}": weights[v] for v in free_on[c]}
+            fixed = pinned_on[c]
             for s, us in enumerate(g.shared_users):
                 w = weights[n + s]
-                on_c = [v for v in us if self.lo[v] <= c <= self.hi[v]]
+                on_c = [v for v in us if lo[v] <= c <= hi[v]]
                 if w <= 0 or not on_c:
+                    continue
+                if any(lo[v] == hi[v] for v in on_c):  # a pinned user holds it there
+                    fixed += w
                     continue
                 if len(on_c) == 1:
                     lit = f"x{on_c[0]}_{c}"
@@ -242,19 +260,34 @@ class Encoding:
                 self.decls.append(f"(declare-const {held} Bool)")
                 self.asserts += [f"(assert (or (not x{v}_{c}) {held}))" for v in on_c]
                 coef[held] = w
+            cap = caps[c] - fixed
+            if cap < 0:
+                self.asserts.append("(assert false)")  # the pinned nodes alone overflow chip c
+                continue
             terms = list(coef.items())
-            if not terms or sum(w for _, w in terms) <= caps[c]:
+            if not terms or sum(w for _, w in terms) <= cap:
                 continue
             coeffs = " ".join(str(w) for _, w in terms)
             lits = " ".join(x for x, _ in terms)
-            self.pb_asserts.append(f"(assert ((_ pble {caps[c]} {coeffs}) {lits}))")
+            self.pb_asserts.append(f"(assert ((_ pble {cap} {coeffs}) {lits}))")
 
     def add_contiguous(self) -> None:
+        lo, hi = self.lo, self.hi
+        pinned = np.zeros(self.k, dtype=bool)  # some node is pinned to the chip: it is used
+        may: list[list[int]] = [[] for _ in range(self.k)]  # nodes that may go on each chip
+        for v in range(self.graph.n):
+            if lo[v] == hi[v] < self.k:
+                pinned[lo[v]] = True
+            for c in range(lo[v], min(hi[v], self.k - 1) + 1):
+                may[c].append(v)
         for c in range(self.k):
             self.decls.append(f"(declare-const used{c} Bool)")
-            on_c = [f"x{v}_{c}" for v in range(self.graph.n) if self.lo[v] <= c <= self.hi[v]]
-            self.asserts += [f"(assert (or (not {lit}) used{c}))" for lit in on_c]
-            self._clause([f"(not used{c})", *on_c])
+            if pinned[c]:
+                self.asserts.append(f"(assert used{c})")
+            else:
+                on_c = [f"x{v}_{c}" for v in may[c]]
+                self.asserts += [f"(assert (or (not {lit}) used{c}))" for lit in on_c]
+                self._clause([f"(not used{c})", *on_c])
             if c + 1 < self.k:
                 self._clause([f"(not used{c + 1})", f"used{c}"])
 

@@ -36,9 +36,16 @@ Engines, in turn, until one proves an answer (``info["engine"]`` names the one t
 2. Near the candidate, MSU3 (core-guided search from below) on Z3's incremental SAT solver
    (``QF_FD``), started at that bound (``msu3``); far from it, Z3's MaxRes (``Optimize``) under its
    own memory cap (``maxres``).
-3. Otherwise the better of a first SAT solution and the greedy repair, improved while the budget
-   lasts by asking for fewer changes, an eighth of the gap to the lower bound at a time
-   (``bisection``; optimal if the bounds meet).
+   On large formulas (``restrict_min_literals``) the restriction is first in nodes as well: only the
+   nodes of the lower-bound groups may move, then those within 2, 4, 8 edges of them; the others are
+   pinned to their candidate chip (constants in the formula).
+   Far from the candidate, first the order DP (``order``, :mod:`mcm_gym.core.order_repair`, no Z3):
+   the best partition that is non-decreasing along one of several topological orders. On formulas
+   too large for MaxRes it answers (``feasible``, reason ``far_rlimit``) unless ``far_rlimit`` gives
+   the search of step 3 a budget.
+3. Otherwise the best of the incumbents (order DP, a first SAT solution, the greedy repair), improved
+   while the budget lasts by asking for fewer changes, an eighth of the gap to the lower bound at a
+   time (``bisection``; optimal if the bounds meet).
 
 Budgets, for the whole repair (all its solver calls together): a Z3 resource limit (``rlimit``,
 deterministic: the same inputs give the same result on any machine), a wall-clock ``timeout``
@@ -65,18 +72,23 @@ from mcm_gym.core.constraints import Constraint
 from mcm_gym.core.encoding import Encoding, formula_size, interruptible, memory_units, node_bounds
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
+from mcm_gym.core.order_repair import order_repair
 
 __all__ = ["RepairConfig", "RepairResult", "RepairTarget", "repair", "greedy_repair", "explain_infeasible",
            "BUDGET_REASONS"]
 
 STATUSES = ("optimal", "feasible", "infeasible", "unknown")
 #: Values of ``RepairResult.info["reason"]`` when a budget stopped the solver (then the greedy
-#: fallback answers): total wall-clock time, Z3's resource limit, Z3's memory cap, the size guard.
-BUDGET_REASONS = ("time", "rlimit", "memory", "formula too large")
+#: fallback answers): total wall-clock time, Z3's resource limit, Z3's memory cap, the size guard, the
+#: solver budget for candidates far from valid (``RepairConfig.far_rlimit``; the order DP answers).
+BUDGET_REASONS = ("time", "rlimit", "memory", "formula too large", "far_rlimit")
 #: Z3 memory per literal occurrence of the formula (MB), parsed and loaded into the SAT solver,
 #: measured on BERT and 1,000-3,000-node layered DAGs (about 0.46 KB), plus a fixed base.
 _MB_PER_LITERAL = 0.5e-3
 _BASE_MB = 40.0
+#: The order DP's restarts are capped so that restarts x nodes x chips stays below this (BERT on 36
+#: chips: all 64; 10,000 nodes on 64 chips: 3).
+_ORDER_WORK = 2_000_000
 #: Seconds to parse and load a formula per literal occurrence (about 1.5-3 us measured): a formula
 #: that could not be loaded before the deadline is not started (parsing cannot be interrupted).
 _LOAD_S_PER_LITERAL = 3e-6
@@ -137,6 +149,22 @@ class RepairConfig:
     #: where it proves uniformly random candidates in 0.2 s; 56,000 on mesh-4x4 and 145,000 on
     #: mesh-6x6, where it outgrows 512 MB within half a second).
     maxres_max_literals: int = 40_000
+    #: Near the candidate, on formulas of more than ``restrict_min_literals`` literal occurrences
+    #: (10,000-node graphs), first let only the nodes within this many edges of a lower-bound group
+    #: move (within ``restrict_radius`` chips; then twice, four times as many edges); the others keep
+    #: their candidate chip. An optimum there at the lower bound is optimal. 0: off.
+    restrict_hops: int = 2
+    restrict_min_literals: int = 200_000
+    #: Far from valid (see ``near_fraction``), first the order DP (:mod:`mcm_gym.core.order_repair`, no
+    #: solver): a topological order preferring lower candidate chips, then this many more drawn around
+    #: the best result (about 2-4 ms each on BERT). Its partition is the incumbent the solver must
+    #: beat, and the answer when the formula is too large. -1: off.
+    order_restarts: int = 64
+    #: Far from valid, on formulas too large for MaxRes, the search from above (from the order DP's
+    #: incumbent) gets at most this many of the ``rlimit`` units. It gained 0-2 changes in 1-2 s on
+    #: BERT / mesh-4x4 and none on mesh-6x6, so by default the order DP answers (``feasible``,
+    #: reason ``far_rlimit``) without building the formula.
+    far_rlimit: int = 0
     #: Formulas with more literal occurrences than this (estimated before they are built) are not
     #: given to Z3 (reason ``"formula too large"``). None: as many as fit in 60% of
     #: ``max_memory_mb`` at about 0.5 KB of Z3 memory per literal (about 2.4 million at 2048 MB).
@@ -154,11 +182,13 @@ class RepairResult:
     """``partition``: chip per node, shape ``(n,)`` (None unless ``status`` is optimal or
     feasible); ``changes``: nodes whose chip differs from the candidate; ``solve_time``: seconds;
     ``method``: ``"none"`` (candidate valid), ``"z3"``, ``"local"`` (a change per lower-bound group,
-    proven optimal by the bound), ``"greedy"``, ``"bounds"`` (proven by preprocessing). ``info`` (when
+    proven optimal by the bound), ``"order"`` (the order DP's partition), ``"greedy"``, ``"bounds"``
+    (proven by preprocessing). ``info`` (when
     the solver ran): ``forced_changes`` (nodes whose candidate chip is outside their bounds),
     ``lower_bound`` (changes, from the candidate), ``formula_literals``,
-    ``solver_calls``, ``engine`` (``local``, ``restricted``, ``msu3``, ``maxres``, ``bisection``; ``none`` if
-    none answered), ``restricted_radius``, ``restricted_reason`` and ``maxres_reason`` (the budget that
+    ``solver_calls``, ``engine`` (``local``, ``order``, ``restricted``, ``msu3``, ``maxres``, ``bisection``;
+    ``none`` if none answered), ``order_dp`` (orders tried, seconds, changes), ``restricted_hops``,
+    ``restricted_radius``, ``restricted_reason`` and ``maxres_reason`` (the budget that
     stopped those attempts), ``first_solution_s`` (s); when a budget stopped the solver,
     ``reason`` (one of :data:`BUDGET_REASONS`, or a sentence) and ``message``."""
 
@@ -166,7 +196,7 @@ class RepairResult:
     status: str
     changes: int | None
     solve_time: float  # s
-    method: str  # "none" (candidate valid), "z3", "local", "greedy", "bounds" (proven by preprocessing)
+    method: str  # "none" (candidate valid), "z3", "local", "order", "greedy", "bounds" (proven by preprocessing)
     exact_memory: bool = True
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -320,12 +350,13 @@ class _Budget:
         self.cfg = cfg
         self.deadline = t0 + cfg.timeout
         self.spent = 0  # rlimit units of closed contexts
+        self.rlimit = cfg.rlimit  # units for the whole repair (lowered for a far candidate's search)
 
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
 
     def rlimit_left(self, current: int = 0) -> int:
-        return self.cfg.rlimit - self.spent - current
+        return self.rlimit - self.spent - current
 
     def exhausted(self, current: int = 0) -> str | None:
         if self.rlimit_left(current) <= 0:
@@ -375,6 +406,9 @@ _MESSAGES = {
     "time": "the repair's wall-clock timeout ({cfg.timeout:g} s) ran out",
     "rlimit": "Z3's resource limit ({cfg.rlimit} units) ran out",
     "memory": "Z3 reached its memory cap ({cfg.max_memory_mb} MB; {cfg.maxres_memory_mb} MB for MaxRes)",
+    "far_rlimit": ("the candidate is far from any valid partition and its formula too large for MaxRes: the "
+                   "order DP's best, with {cfg.far_rlimit} Z3 units for a search from above "
+                   "(RepairConfig.far_rlimit)"),
 }
 
 
@@ -641,6 +675,8 @@ class _SatEngine:
         self.names = [f"x{v}_{c}" for v, c in soft]
         self.lits = _bools(ctx, self.names)
         self.index = {lit.get_id(): i for i, lit in enumerate(self.lits)}
+        # Soft literals of nodes the bounds pin to their candidate chip are asserted: not assumed.
+        self.pinned = [enc.lo[v] == enc.hi[v] for v, _ in soft]
         self.calls = 0
         self.hit_rlimit = False
         self.hinted = False
@@ -679,6 +715,21 @@ class _SatEngine:
             self.s.add(z3.Implies(g, _at_least(self.ctx, [self.lits[i] for i in relaxed], len(relaxed) - falsified)))
         return g
 
+    def guard_per_core(self, name: str, cores: list[list[int]]) -> Any:
+        """A fresh literal that, assumed, allows at most one false soft literal per core. With every
+        other soft literal assumed, the same solutions as "at most ``len(cores)`` false in the cores"
+        (each core needs one false), without one large cardinality constraint."""
+        import z3
+
+        g = z3.Bool(name, self.ctx)
+        for core in cores:
+            lits = [self.lits[i] for i in core]
+            if len(lits) == 2:
+                self.s.add(z3.Or(z3.Not(g), lits[0], lits[1]))
+            elif len(lits) > 2:
+                self.s.add(z3.Implies(g, _at_least(self.ctx, lits, len(lits) - 1)))
+        return g
+
     def msu3(self, cores: list[list[int]], max_calls: int, share: float = 1.0) -> _Outcome:
         """Unweighted partial MaxSAT by core-guided linear search from below (MSU3).
 
@@ -695,7 +746,7 @@ class _SatEngine:
         for i in relaxed:
             active[i] = False
         lam = len(cores)
-        guard = self.guard("__card_start", relaxed, lam) if cores else None
+        guard = self.guard_per_core("__card_start", cores) if cores else None
         calls = 0
         while True:
             why = self.budget.exhausted(_rlimit_count(self.s))
@@ -703,7 +754,7 @@ class _SatEngine:
                 return _Outcome("unknown", cost=lam, calls=calls, reason=why)
             if calls >= max_calls:
                 return _Outcome("gave_up", cost=lam, calls=calls)
-            assumptions = [lit for lit, a in zip(self.lits, active, strict=True) if a]
+            assumptions = [lit for lit, a, fixed in zip(self.lits, active, self.pinned, strict=True) if a and not fixed]
             if guard is not None:
                 assumptions.append(guard)
             calls += 1
@@ -857,6 +908,36 @@ def _encode(problem: RepairTarget, lo: np.ndarray, hi: np.ndarray, cfg: RepairCo
     return enc
 
 
+def _within_hops(g: Graph, seeds: np.ndarray, hops: int) -> np.ndarray:
+    """Nodes at most ``hops`` edges (either direction) from a node of the mask ``seeds``, shape ``(n,)``."""
+    mark = seeds.copy()
+    src, dst = g.edge_src, g.edge_dst
+    for _ in range(hops):
+        nxt = mark.copy()
+        nxt[dst[mark[src]]] = True
+        nxt[src[mark[dst]]] = True
+        if np.array_equal(nxt, mark):
+            break
+        mark = nxt
+    return mark
+
+
+def _restricted_msu3(problem: RepairTarget, lo_r: np.ndarray, hi_r: np.ndarray, soft: list[tuple[int, int]],
+                     cores: list[list[int]], cfg: RepairConfig, budget: _Budget, info: dict[str, Any]) -> _Outcome:
+    """MSU3 on the formula with the bounds ``lo_r``/``hi_r`` (inside the node bounds, around the
+    candidate), with half of what is left of the budget per call."""
+    enc = _encode(problem, lo_r, hi_r, cfg)
+    eng = _SatEngine(enc, soft, budget)
+    try:
+        out = eng.msu3(cores, cfg.msu3_max_calls, share=0.5)
+    finally:
+        eng.close()
+    info["solver_calls"] += out.calls
+    if out.status == "unknown":
+        info["restricted_reason"] = out.reason
+    return out
+
+
 def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  soft: list[tuple[int, int]], cores: list[list[int]], cfg: RepairConfig, budget: _Budget,
                  info: dict[str, Any]) -> tuple[_Outcome, Encoding | None]:
@@ -890,32 +971,67 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
             return best, enc
         return _Outcome("unknown", reason=reason), enc
 
+    if not near and cfg.order_restarts >= 0:  # far from valid: the order DP's incumbent, no solver
+        # Where MaxRes will run (small formulas) one order suffices as a fallback incumbent.
+        # Large graphs get fewer orders: at most _ORDER_WORK node x chip entries in all.
+        restarts = min(cfg.order_restarts, _ORDER_WORK // max(1, g.n * hw.num_chips))
+        restarts = restarts if n_lits > cfg.maxres_max_literals else 0
+        part, order_info = order_repair(problem, cand, restarts=restarts, deadline=budget.deadline)
+        info["order_dp"] = order_info
+        if part is not None:
+            keep(_Outcome("feasible", part, int(sum(part[v] != c for v, c in soft)), source="order"))
+            order_info["changes"] = int((part != cand).sum())
+        if best is not None and best.cost == lower:  # meets the lower bound: optimal
+            info["engine"] = "order"
+            return _Outcome("optimal", best.partition, best.cost, source="order"), None
     radius = cfg.restrict_radius
     at = np.clip(cand, lo, hi)
+    if near and cfg.restrict_hops > 0 and n_lits > cfg.restrict_min_literals and radius > 0:
+        # Large graphs: only nodes within `hops` edges of a lower-bound group may move (and only within
+        # `radius` chips); the others stay on their candidate chip. Optimal if it meets the bound.
+        seeds = np.zeros(g.n, dtype=bool)
+        seeds[(cand < lo) | (cand > hi)] = True
+        for core in cores:
+            seeds[[soft[i][0] for i in core]] = True
+        # Hops 0 first: a partition with as many changes as the lower bound changes only group nodes.
+        for hops in (0, *(cfg.restrict_hops * 2 ** i for i in range(3))):
+            free = _within_hops(g, seeds, hops)
+            lo_r = np.where(free, np.maximum(lo, at - radius), at)
+            hi_r = np.where(free, np.minimum(hi, at + radius), at)
+            r_lits = formula_size(g, hw, lo_r, hi_r)[1]
+            if r_lits > limit or r_lits >= 0.6 * n_lits or r_lits * _LOAD_S_PER_LITERAL > budget.time_left():
+                break
+            out = _restricted_msu3(problem, lo_r, hi_r, soft, cores, cfg, budget, info)
+            info["restricted_hops"] = hops
+            if out.status == "optimal":
+                if out.cost == lower:
+                    info["engine"] = "restricted"
+                    return out, None
+                keep(out)
+            why = budget.exhausted()
+            if why:
+                return stop(why, None)
+            if int(free.sum()) == g.n:
+                break
     while near and radius > 0:
         lo_r, hi_r = np.maximum(lo, at - radius), np.minimum(hi, at + radius)
         r_lits = formula_size(g, hw, lo_r, hi_r)[1]
         if r_lits > limit or r_lits >= 0.6 * n_lits or r_lits * _LOAD_S_PER_LITERAL > budget.time_left():
             break
-        enc_r = _encode(problem, lo_r, hi_r, cfg)
-        eng = _SatEngine(enc_r, soft, budget)
-        try:
-            out = eng.msu3(cores, cfg.msu3_max_calls, share=0.5)
-        finally:
-            eng.close()
-        info["solver_calls"] += out.calls
+        out = _restricted_msu3(problem, lo_r, hi_r, soft, cores, cfg, budget, info)
         info["restricted_radius"] = radius
-        if out.status == "unknown":
-            info["restricted_reason"] = out.reason
         if out.status == "optimal":
             if out.cost == lower:  # the whole problem's lower bound: optimal there too
                 info["engine"] = "restricted"
-                return out, enc_r
+                return out, None
             keep(out)
         why = budget.exhausted()
         if why:
-            return stop(why, enc_r)
+            return stop(why, None)
         radius *= 2
+    if not near and best is not None and best.source == "order" and cfg.far_rlimit <= 0 \
+            and n_lits > cfg.maxres_max_literals:
+        return stop("far_rlimit", None)
     if n_lits > limit:
         info["message"] = (f"the formula would have about {n_lits:,} literals ({n_vars:,} variables), more "
                            f"than the {limit:,} that fit under Z3's memory cap of {cfg.max_memory_mb} MB "
@@ -947,14 +1063,17 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
                 return stop(why, enc)
             info["maxres_reason"] = out.reason
         info["engine"] = "bisection"
+        if not near and n_lits > cfg.maxres_max_literals:  # far: less of the budget (it rarely beats the order DP)
+            budget.rlimit = min(budget.rlimit, budget.spent + cfg.far_rlimit)
         sat = sat or _SatEngine(enc, soft, budget)
-        first = sat.first_solution()
-        info["solver_calls"] += first.calls
-        if first.status == "infeasible":
-            return first, enc
-        if first.status != "feasible":
-            return stop(first.reason, enc)
-        keep(first)
+        if best is None or best.source != "order":  # the order DP's incumbent is better than a first model
+            first = sat.first_solution()
+            info["solver_calls"] += first.calls
+            if first.status == "infeasible":
+                return first, enc
+            if first.status != "feasible":
+                return stop(first.reason, enc)
+            keep(first)
         greedy = greedy_repair(problem, cand)  # a better incumbent, often, on meshes
         if greedy is not None:
             keep(_Outcome("feasible", greedy, int(sum(greedy[v] != c for v, c in soft)), source="greedy"))
