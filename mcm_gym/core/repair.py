@@ -966,16 +966,23 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
             best = _Outcome("feasible", out.partition, out.cost, out.calls, out.reason, out.source)
 
     def stop(reason: str, enc: Encoding | None) -> tuple[_Outcome, Encoding | None]:
+        if "order_dp" not in info and cfg.order_restarts >= 0:  # a budget ran out near the candidate
+            part, order_info = order_repair(problem, cand, restarts=order_restarts(), deadline=None)
+            info["order_dp"] = order_info
+            if part is not None:
+                keep(_Outcome("feasible", part, int(sum(part[v] != c for v, c in soft)), source="order"))
+                order_info["changes"] = int((part != cand).sum())
         if best is not None:
             best.reason = reason
             return best, enc
         return _Outcome("unknown", reason=reason), enc
 
+    def order_restarts() -> int:  # large graphs get fewer orders: at most _ORDER_WORK node x chip entries
+        return min(cfg.order_restarts, _ORDER_WORK // max(1, g.n * hw.num_chips))
+
     if not near and cfg.order_restarts >= 0:  # far from valid: the order DP's incumbent, no solver
         # Where MaxRes will run (small formulas) one order suffices as a fallback incumbent.
-        # Large graphs get fewer orders: at most _ORDER_WORK node x chip entries in all.
-        restarts = min(cfg.order_restarts, _ORDER_WORK // max(1, g.n * hw.num_chips))
-        restarts = restarts if n_lits > cfg.maxres_max_literals else 0
+        restarts = order_restarts() if n_lits > cfg.maxres_max_literals else 0
         part, order_info = order_repair(problem, cand, restarts=restarts, deadline=budget.deadline)
         info["order_dp"] = order_info
         if part is not None:
