@@ -258,3 +258,18 @@ def test_imports_without_ortools() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=60)
     assert available()
+
+
+def test_backend_option_dispatches_through_problem_repair() -> None:
+    """``RepairConfig(backend="cpsat")`` through Problem.repair (what the env and the searches call)
+    gives CP-SAT's answer; the Z3 function refuses the option; an unknown backend is an error."""
+    pr = Problem(load_graph("zoo://bert-base-v1"), get_hardware("ring-8"))
+    cand = np.random.default_rng(5).integers(0, pr.num_chips, pr.n)
+    res = pr.repair(cand, RepairConfig(backend="cpsat", timeout=30.0))
+    assert res.method == "cpsat" and res.info["engine"] == "cpsat" and pr.is_valid(res.partition)
+    z3 = pr.repair(cand)
+    assert res.status == z3.status == "optimal" and res.changes == z3.changes
+    with pytest.raises(ValueError, match="Problem.repair"):
+        repair(pr, cand, RepairConfig(backend="cpsat"))
+    with pytest.raises(ValueError, match="backend"):
+        RepairConfig(backend="gurobi")

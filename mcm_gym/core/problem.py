@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core import kernels
+from mcm_gym.core import kernels, repair_cpsat
 from mcm_gym.core.constraints import Violation, active_constraints
 from mcm_gym.core.cost import CostModel, Evaluation
 from mcm_gym.core.graph import Graph
@@ -138,7 +138,12 @@ class Problem:
         return np.where(ok, ev.score, 0.0)
 
     def repair(self, candidate: np.ndarray, config: RepairConfig | None = None) -> RepairResult:
-        """The valid partition with the fewest changes from ``candidate`` (see :mod:`mcm_gym.core.repair`)."""
+        """The valid partition with the fewest changes from ``candidate`` (see :mod:`mcm_gym.core.repair`;
+        with ``RepairConfig(backend="cpsat")``, :mod:`mcm_gym.core.repair_cpsat`)."""
+        if config is not None and config.backend == "cpsat":
+            if not repair_cpsat.available():
+                raise ValueError("RepairConfig(backend='cpsat') needs OR-Tools: pip install 'mcm-gym[cpsat]'")
+            return repair_cpsat.repair_cpsat(self, candidate, time_limit=config.timeout)
         return repair(self, candidate, config)
 
     def __repr__(self) -> str:

@@ -115,6 +115,11 @@ class RepairConfig:
     together; when one runs out, Z3's best solution so far or the greedy repair answers
     (``info["reason"]`` names the budget)."""
 
+    #: ``"z3"`` (the default, this module) or ``"cpsat"``: OR-Tools CP-SAT
+    #: (:func:`mcm_gym.core.repair_cpsat.repair_cpsat`, extra ``cpsat``) with ``timeout`` as its time
+    #: limit; the Z3 budgets below do not apply to it. :meth:`mcm_gym.Problem.repair` (and so the env and
+    #: the searches) dispatches on it.
+    backend: str = "z3"
     #: Z3 resource units (deterministic), summed over all solver calls.
     rlimit: int = 20_000_000
     #: Seconds of wall clock for the whole repair (a safety net beside ``rlimit``).
@@ -169,6 +174,10 @@ class RepairConfig:
     #: given to Z3 (reason ``"formula too large"``). None: as many as fit in 60% of
     #: ``max_memory_mb`` at about 0.5 KB of Z3 memory per literal (about 2.4 million at 2048 MB).
     max_literals: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("z3", "cpsat"):
+            raise ValueError(f"RepairConfig.backend must be 'z3' or 'cpsat', got {self.backend!r}")
 
     def literal_limit(self) -> int:
         """The size guard in literal occurrences (see :attr:`max_literals`)."""
@@ -303,6 +312,9 @@ def repair(problem: RepairTarget, candidate: np.ndarray, config: RepairConfig | 
     Raises ``KeyboardInterrupt`` when interrupted (Z3 is stopped first), ``ValueError`` for a
     candidate of the wrong shape or with non-integer chips."""
     cfg = config or RepairConfig()
+    if cfg.backend != "z3":
+        raise ValueError(f"repair() is the Z3 backend; for backend={cfg.backend!r} call Problem.repair "
+                         f"(or mcm_gym.core.repair_cpsat.repair_cpsat)")
     t0 = time.perf_counter()
     g, hw = problem.graph, problem.hardware
     cand = np.asarray(candidate)
