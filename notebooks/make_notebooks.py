@@ -416,8 +416,10 @@ NB03 = [
     ## Repairing a candidate
 
     `problem.repair(candidate)` asks a Z3 solver for the valid partition that changes the fewest nodes
-    of `candidate` (pseudo-boolean constraints, a timeout, and a deterministic greedy fallback;
-    `result.method` says which engine answered). Here a uniformly random candidate on the graph of
+    of `candidate` (pseudo-boolean constraints and budgets; for candidates far from any valid
+    partition on large formulas, the order DP, a dynamic program over topological orders, answers
+    without the solver; a deterministic greedy fallback; `result.method` says which engine answered,
+    and `RepairConfig(backend="cpsat")` uses OR-Tools instead). Here a uniformly random candidate on the graph of
     notebook 1."""),
     code("""
     import numpy as np
