@@ -83,8 +83,26 @@ def test_order_repair_valid_and_never_below_the_optimum(inst, data: st.DataObjec
     best = min_changes(valid, cand.tolist())
     assert best is not None and changes(p.tolist(), cand.tolist()) >= best
     assert info["orders"] == 5
+    if _plain(hw):
+        assert info["dropped"] == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(instances(max_nodes=7, max_chips=3), st.data())
+def test_improve_moves_keeps_the_dp_output_valid(inst, data: st.DataObject) -> None:  # noqa: ANN001
+    """Single moves from the raw DP labelling (not an already improved one) stay valid and never add changes."""
+    spec, hw = inst
+    pr = _problem(spec, hw)
+    if pr is None or not _plain(hw):
+        return
+    cand = np.array(data.draw(st.lists(st.integers(0, hw.num_chips - 1), min_size=spec.n, max_size=spec.n)))
+    key = np.array(data.draw(st.lists(st.floats(0, 3), min_size=spec.n, max_size=spec.n)))
+    p = order_dp(pr, cand, pr.graph.priority_order(key))
+    if p is None:
+        return
+    raw = raw_from_spec(spec)
     q = improve_moves(pr, cand, p)
-    assert is_valid(raw, hw, q.tolist()) or not _plain(hw)
+    assert is_valid(raw, hw, q.tolist())
     assert changes(q.tolist(), cand.tolist()) <= changes(p.tolist(), cand.tolist())
 
 
@@ -113,3 +131,34 @@ def test_far_candidates_on_a_mesh_answered_by_the_order_dp() -> None:
     assert g is not None and res.changes is not None and res.changes < int((g != cand).sum())
     more = pr.repair(cand, RepairConfig(far_rlimit=2_000_000))
     assert more.changes is not None and more.changes <= res.changes and pr.is_valid(more.partition)
+
+
+def test_far_candidate_without_an_order_dp_answer_keeps_the_solver_budget() -> None:
+    """Under neighbor_only the order DP's partitions are dropped: the solver must still get its
+    budget (a review found it capped to far_rlimit=0, giving 'unknown' where Z3 proves infeasible)."""
+    from dataclasses import replace
+
+    hw = get_hardware("mesh-4x4")
+    hw = replace(hw, constraints=replace(hw.constraints, neighbor_only=True))
+    pr = Problem(load_graph("zoo://bert-base-v1"), hw)
+    cand = np.random.default_rng(0).integers(0, pr.num_chips, pr.n)
+    res = pr.repair(cand)
+    assert res.status == "infeasible", res.info  # Z3 proves it within the default budget (0.3 s)
+
+
+def test_node_restricted_formula_proves_large_noisy_candidates() -> None:
+    """BERT-base / mesh-6x6, 10% moved, the node-restricted path forced on (restrict_min_literals=0,
+    no local search): optimal at the lower bound, engine 'restricted', hops recorded, the same change
+    count as the default repair."""
+    pr = Problem(load_graph("zoo://bert-base-v1"), get_hardware("mesh-6x6"))
+    base = pr.repair(np.minimum(np.arange(pr.n) * pr.num_chips // pr.n, pr.num_chips - 1)).partition
+    assert base is not None
+    rng = np.random.default_rng(1)
+    cand = base.copy()
+    idx = rng.choice(pr.n, 31, replace=False)
+    cand[idx] = np.clip(cand[idx] + rng.choice([-2, -1, 1, 2], idx.size), 0, pr.num_chips - 1)
+    forced = pr.repair(cand, RepairConfig(restrict_min_literals=0, local_search_max=0))
+    default = pr.repair(cand)
+    assert forced.status == default.status == "optimal"
+    assert forced.info["engine"] == "restricted" and forced.info["restricted_hops"] == 0, forced.info
+    assert forced.changes == default.changes == forced.info["lower_bound"]

@@ -95,7 +95,8 @@ def test_reason_names_the_budget() -> None:
         # the better of the order DP's and the greedy repair's partitions answers
         assert res.status == "feasible" and res.method in ("order", "greedy") and pr.is_valid(res.partition)
         assert res.changes is not None and res.changes >= full.changes
-        assert res.info["order_dp"]["orders"] >= 1
+        if reason != "time":  # the timeout is for the whole repair: no order DP after it
+            assert res.info["order_dp"]["orders"] >= 1
         assert res.info["message"]
     # rlimit is deterministic: the same budget gives the same answer
     a, b = pr.repair(cand, RepairConfig(rlimit=300_000)), pr.repair(cand, RepairConfig(rlimit=300_000))

@@ -63,7 +63,7 @@ def formula_size(graph: Graph, hardware: Hardware, lo: np.ndarray, hi: np.ndarra
     width = np.maximum(hi - lo + 1, 0).astype(np.int64)  # x literals per node
     n_vars = int(2 * width.sum())
     pinned = int((width == 1).sum())  # one declared, asserted literal each; folded elsewhere
-    lits = int(8 * width.sum()) - 7 * pinned  # order chain and one-hot definitions
+    lits = int(9 * width.sum()) - 8 * pinned  # order chain and one-hot definitions: 9w - 10 per node
     src, dst = graph.edge_src, graph.edge_dst
     span = np.maximum(hi[src] - lo[dst], 0)  # clauses per edge of p[u] <= p[v] (+ d)
     per_edge = int(cons.dataflow) + int(cons.neighbor_only)

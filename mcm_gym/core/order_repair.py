@@ -10,7 +10,8 @@ sparse table for the window maxima.
 :func:`order_repair` runs it on a topological order that prefers lower candidate chips, then on
 orders drawn around the best labelling so far (a seeded mix of it and the candidate, with noise),
 each result improved by single moves of a node to its candidate chip where that stays valid. It
-returns the best valid partition found (fewest changes), or None. Deterministic for given inputs.
+returns the best valid partition found (fewest changes), or None. Deterministic for given inputs
+unless a deadline cuts the restarts short (reported).
 
 On BERT-base with uniformly random candidates it lands within 0-2% of the proven minimum on ring-8
 and at or below what Z3 reaches in 2-3 s on mesh-4x4 / mesh-6x6, in 0.1-0.4 s (BENCHMARKS.md, issue
@@ -35,7 +36,7 @@ def _windows(dem: np.ndarray, shared: list[tuple[int, ...]] | None, shared_bytes
     """``lo`` of shape ``(n + 1,)``: the run ``order[j:i]`` fits ``cap`` bytes exactly when ``j >= lo[i]``
     (``lo[i] == i`` when node ``i - 1`` does not fit alone)."""
     n = dem.size
-    limit = cap * (1 + 1e-12)
+    limit = cap  # as the checker: memory <= SRAM
     if not shared:
         s = np.concatenate([[0.0], np.cumsum(dem)])
         lo = np.searchsorted(s, s - limit, side="left")
@@ -185,7 +186,9 @@ def order_repair(problem: Any, cand: np.ndarray, *, restarts: int = 32, seed: in
                  deadline: float | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """The best valid partition (fewest changes from ``cand``) over ``1 + restarts`` orders (see the
     module doc), and ``info``: ``orders`` tried, ``seconds``, ``stopped`` ("time" when ``deadline``, a
-    ``time.perf_counter()`` value, cut the restarts short). Deterministic unless the deadline cuts."""
+    ``time.perf_counter()`` value, cut the restarts short), ``dropped`` (results the validity check
+    refused: under ``neighbor_only`` / ``triangle``, which the DP does not build in; otherwise none
+    is expected, and a count shows a slip). Deterministic unless the deadline cuts."""
     t0 = time.perf_counter()
     g = problem.graph
     cand = np.asarray(cand, dtype=np.int64)
@@ -193,7 +196,7 @@ def order_repair(problem: Any, cand: np.ndarray, *, restarts: int = 32, seed: in
     best: np.ndarray | None = None
     guide: np.ndarray | None = None  # the latest labelling at least as good as the best: orders are drawn around it
     best_changes = g.n + 1
-    tried, stopped = 0, ""
+    tried, stopped, dropped = 0, "", 0
     for it in range(restarts + 1):
         if deadline is not None and it > 0 and time.perf_counter() >= deadline:
             stopped = "time"
@@ -209,9 +212,13 @@ def order_repair(problem: Any, cand: np.ndarray, *, restarts: int = 32, seed: in
         q = improve_moves(problem, cand, p)
         for r in (q, p):
             changes = int((r != cand).sum())
-            if changes <= best_changes and bool(problem.is_valid(r)):
-                if changes < best_changes:
-                    best, best_changes = r, changes
-                guide = r
+            if changes > best_changes:
                 break
-    return best, {"orders": tried, "seconds": time.perf_counter() - t0, "stopped": stopped}
+            if not problem.is_valid(r):
+                dropped += 1
+                continue
+            if changes < best_changes:
+                best, best_changes = r, changes
+            guide = r
+            break
+    return best, {"orders": tried, "seconds": time.perf_counter() - t0, "stopped": stopped, "dropped": dropped}

@@ -78,9 +78,10 @@ __all__ = ["RepairConfig", "RepairResult", "RepairTarget", "repair", "greedy_rep
            "BUDGET_REASONS"]
 
 STATUSES = ("optimal", "feasible", "infeasible", "unknown")
-#: Values of ``RepairResult.info["reason"]`` when a budget stopped the solver (then the greedy
-#: fallback answers): total wall-clock time, Z3's resource limit, Z3's memory cap, the size guard, the
-#: solver budget for candidates far from valid (``RepairConfig.far_rlimit``; the order DP answers).
+#: Values of ``RepairResult.info["reason"]`` when a budget stopped the solver (then the best valid
+#: partition found answers: Z3's, the order DP's or the greedy repair's): total wall-clock time, Z3's
+#: resource limit, Z3's memory cap, the size guard, the solver budget for candidates far from valid
+#: (``RepairConfig.far_rlimit``).
 BUDGET_REASONS = ("time", "rlimit", "memory", "formula too large", "far_rlimit")
 #: Z3 memory per literal occurrence of the formula (MB), parsed and loaded into the SAT solver,
 #: measured on BERT and 1,000-3,000-node layered DAGs (about 0.46 KB), plus a fixed base.
@@ -117,8 +118,8 @@ class RepairConfig:
 
     #: ``"z3"`` (the default, this module) or ``"cpsat"``: OR-Tools CP-SAT
     #: (:func:`mcm_gym.core.repair_cpsat.repair_cpsat`, extra ``cpsat``) with ``timeout`` as its time
-    #: limit; the Z3 budgets below do not apply to it. :meth:`mcm_gym.Problem.repair` (and so the env and
-    #: the searches) dispatches on it.
+    #: limit; the other fields (Z3's budgets, ``use_solver``, the engines) do not apply to it.
+    #: :meth:`mcm_gym.Problem.repair` (and so the env and the searches) dispatches on it.
     backend: str = "z3"
     #: Z3 resource units (deterministic), summed over all solver calls.
     rlimit: int = 20_000_000
@@ -363,6 +364,7 @@ class _Budget:
         self.deadline = t0 + cfg.timeout
         self.spent = 0  # rlimit units of closed contexts
         self.rlimit = cfg.rlimit  # units for the whole repair (lowered for a far candidate's search)
+        self.rlimit_reason = "rlimit"  # "far_rlimit" once lowered
 
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -372,7 +374,7 @@ class _Budget:
 
     def exhausted(self, current: int = 0) -> str | None:
         if self.rlimit_left(current) <= 0:
-            return "rlimit"
+            return self.rlimit_reason
         if self.time_left() <= 0:
             return "time"
         return None
@@ -435,7 +437,7 @@ class _Outcome:
     cost: int = 0
     calls: int = 0
     reason: str = ""  # when a budget stopped it: "time", "rlimit", "memory" or a sentence
-    source: str = "z3"  # "greedy" when the partition is the greedy repair's
+    source: str = "z3"  # "greedy" / "order" when the partition is the greedy repair's / the order DP's
 
 
 def _bools(ctx: Any, names: Sequence[str]) -> list[Any]:
@@ -978,7 +980,8 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
             best = _Outcome("feasible", out.partition, out.cost, out.calls, out.reason, out.source)
 
     def stop(reason: str, enc: Encoding | None) -> tuple[_Outcome, Encoding | None]:
-        if "order_dp" not in info and cfg.order_restarts >= 0:  # a budget ran out near the candidate
+        # A budget (not the clock: the timeout is for the whole repair) ran out near the candidate.
+        if "order_dp" not in info and cfg.order_restarts >= 0 and reason != "time":
             part, order_info = order_repair(problem, cand, restarts=order_restarts(), deadline=None)
             info["order_dp"] = order_info
             if part is not None:
@@ -986,6 +989,8 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
                 order_info["changes"] = int((part != cand).sum())
         if best is not None:
             best.reason = reason
+            if best.source == "order":
+                info["engine"] = "order"
             return best, enc
         return _Outcome("unknown", reason=reason), enc
 
@@ -1082,8 +1087,10 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
                 return stop(why, enc)
             info["maxres_reason"] = out.reason
         info["engine"] = "bisection"
-        if not near and n_lits > cfg.maxres_max_literals:  # far: less of the budget (it rarely beats the order DP)
-            budget.rlimit = min(budget.rlimit, budget.spent + cfg.far_rlimit)
+        if not near and n_lits > cfg.maxres_max_literals and best is not None and best.source == "order":
+            # Far, from the order DP's incumbent: less of the budget (the search rarely beats it).
+            if budget.spent + cfg.far_rlimit < budget.rlimit:
+                budget.rlimit, budget.rlimit_reason = budget.spent + cfg.far_rlimit, "far_rlimit"
         sat = sat or _SatEngine(enc, soft, budget)
         if best is None or best.source != "order":  # the order DP's incumbent is better than a first model
             first = sat.first_solution()
@@ -1093,10 +1100,10 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
             if first.status != "feasible":
                 return stop(first.reason, enc)
             keep(first)
+            info["first_solution_s"] = time.perf_counter() - (budget.deadline - cfg.timeout)
         greedy = greedy_repair(problem, cand)  # a better incumbent, often, on meshes
         if greedy is not None:
             keep(_Outcome("feasible", greedy, int(sum(greedy[v] != c for v, c in soft)), source="greedy"))
-        info["first_solution_s"] = time.perf_counter() - (budget.deadline - cfg.timeout)
         assert best is not None
         out = sat.bisect(lower, best)
         info["solver_calls"] += out.calls
@@ -1153,7 +1160,8 @@ def _solve(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np.ndarr
             raise AssertionError(f"repair cost mismatch ({changes} != {out.cost + forced}); please report")
         if out.status == "feasible":
             info["reason"] = out.reason
-            info["message"] = (_MESSAGES.get(out.reason, out.reason).format(cfg=cfg)
+            detail = info.get("message") if out.reason == "formula too large" else None  # the sizes
+            info["message"] = ((detail or _MESSAGES.get(out.reason, out.reason).format(cfg=cfg))
                                + "; the best solution found is not proven minimal")
         return RepairResult(p, out.status, changes, time.perf_counter() - t0, out.source, exact, info)
     if out.status == "infeasible":
