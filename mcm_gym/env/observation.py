@@ -37,7 +37,7 @@ CHIP_FEATURES = (
     "memory_used",  # bytes placed / SRAM, clipped to 1
     "work",  # compute time placed / its fair share (total work / K) / 2, clipped to 1: 0.5 = a fair share
     "frontier",  # 1 for the highest chip used so far
-    "allowed",  # the action mask for the current node
+    "allowed",  # the action mask for the current node (stages mode: 1 for the chip whose stage is chosen)
 )
 
 

@@ -17,10 +17,16 @@ from mcm_gym.core.ids import expand_ids
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig, RepairResult
 from mcm_gym.env.observation import CHIP_FEATURES, NODE_FEATURES, ObservationBuilder
+from mcm_gym.env.stages import STAGE_REWARDS, StageMasker
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.dataset import GraphGenerator
 
-__all__ = ["MCMPartitionEnv", "InvalidActionError", "NODE_FEATURES", "CHIP_FEATURES"]
+__all__ = ["MCMPartitionEnv", "InvalidActionError", "NODE_FEATURES", "CHIP_FEATURES", "MODES"]
+
+
+#: The env's modes: one chip per node, one stage end per chip, or a whole partition in one step.
+MODES = ("sequential", "stages", "oneshot")
+
 
 class InvalidActionError(ValueError):
     """An action outside the action space (e.g. a chip index beyond ``K_max``)."""
@@ -35,6 +41,9 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     for every node; a Z3 solver repairs the candidate into the closest valid partition (the hardware's
     constraints: dataflow, memory, contiguity, optionally neighbour-only links and chip triangles),
     and the reward is the repaired partition's normalised throughput score (Xie et al., MLSys 2022).
+    For a third-party agent (e.g. sb3-contrib ``MaskablePPO``) the recommended mode is ``"stages"``:
+    at most ``K`` decisions per episode instead of one per node, and it learns much faster (BENCHMARKS.md,
+    "Sequential env for third-party agents: stage ends (issue 14)"); ``"sequential"`` stays the default.
 
     ## Action Space
     ``mode="sequential"`` (default): ``Discrete(K_max)``, the chip of the current node; nodes come in
@@ -43,6 +52,17 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     An in-space action that the mask forbids is accepted as part of the candidate and counted in
     ``info["invalid_actions"]``; the repair fixes it. An action outside the space raises
     :class:`InvalidActionError`.
+    ``mode="stages"``: ``Discrete(max_nodes)``, one step per chip: at step ``c`` the action ``a`` is
+    where chip ``c``'s stage ends, so chip ``c`` holds nodes ``start..a`` (inclusive) of the graph's
+    topological order, ``start`` = the previous stage's end + 1. Such a split holds dataflow and
+    contiguity by construction. The mask (``(max_nodes,)``) allows the ends ``a`` in ``start..n-1``
+    whose stage fits chip ``c``'s SRAM (shared tensors once per chip), whose remaining nodes fit the
+    later chips' total SRAM, that keep ``neighbor_only`` / ``triangle`` (where enabled) for the edges
+    from earlier stages, and only ``n - 1`` on the last chip; where nothing is left it drops those
+    parts one by one (``triangle``, ``neighbor_only``, remaining SRAM), then allows ``n - 1`` only,
+    counting each in ``info["mask_fallbacks"]`` (the repair fixes the rest). A forbidden in-space end
+    is counted in ``info["invalid_actions"]`` and clipped into ``start..n-1`` (the last chip takes the
+    rest whatever the action). See :mod:`mcm_gym.env.stages`.
     ``mode="oneshot"`` (the paper's formulation): ``MultiDiscrete([K_max] * max_nodes)``, a whole
     partition in one step; entries of padding nodes are ignored.
 
@@ -52,15 +72,23 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     ``NODE_FEATURES``), ``edge_index`` ``(2, max_edges)`` int64 (padding edges are ``0 -> 0``),
     ``node_mask`` ``(max_nodes,)`` and ``edge_mask`` ``(max_edges,)`` int8, ``current_node`` ``(1,)``
     int64, ``chip_state`` ``(K_max, 7)`` float32 in [0, 1] (see ``CHIP_FEATURES``), ``action_mask``
-    ``(K_max,)`` int8 (in oneshot mode ``(max_nodes * K_max,)``).
+    ``(K_max,)`` int8 (in stages mode ``(max_nodes,)``, in oneshot mode ``(max_nodes * K_max,)``). In
+    stages mode ``current_node`` is the stage's first node, and the ``allowed`` chip feature marks the
+    chip being filled.
 
     ## Rewards
     0 on every step but the last; then the repaired partition's score ``lower_bound / bottleneck`` in
     (0, 1], or 0 when no valid partition exists (or, with ``use_repair=False``, when the candidate is
-    invalid).
+    invalid). In stages mode with ``reward="shaped"`` (its default; ``"final"`` is the above):
+    potential-based shaping, step ``t`` earns ``phi(s_t+1) - phi(s_t)`` with ``phi(s_0) = 0``, ``phi`` =
+    the estimated score once a stage is closed (the closed chips' compute times and the rest's work
+    spread over the chips left; see :meth:`mcm_gym.env.stages.StageMasker.potential`) and the final
+    score at the end, so an episode's return is its score exactly. It learns faster than the final
+    score alone (BENCHMARKS.md, "Sequential env for third-party agents: stage ends (issue 14)").
 
     ## Episode End
-    Terminates after the last node (sequential) or after the single step (oneshot). No truncation.
+    Terminates after the last node (sequential), after the stage that ends at the last node, at most
+    ``K`` steps (stages), or after the single step (oneshot). No truncation.
 
     ## Arguments
     * ``graph``: a :class:`Graph`, id (``zoo://bert-base-v1``, ``tiny://chain-v1``,
@@ -70,7 +98,8 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     * ``graphs``: instead of ``graph``, a list of graphs/ids (ranges such as
       ``generator://layered-dag-v0/0:100`` allowed) or a :class:`GraphGenerator`; each reset draws one
       with ``self.np_random``.
-    * ``mode``: ``"sequential"`` or ``"oneshot"``.
+    * ``mode``: ``"sequential"``, ``"stages"`` or ``"oneshot"``.
+    * ``reward``: ``"final"`` or ``"shaped"`` (stages mode only, where it is the default; see Rewards).
     * ``max_nodes``, ``max_edges``, ``k_max``: padding sizes (default: the largest instance given; for
       a :class:`GraphGenerator`, its ``max_nodes`` / ``max_edges``).
     * ``repair``: a :class:`RepairConfig`; ``use_repair``: False scores the raw candidate (ablation).
@@ -87,7 +116,8 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
 
     ## Version History
     * v0: initial version. Since 0.2 (no change to observations, rewards or dynamics): ``reset``
-      options choose the instance, and a :class:`GraphGenerator` sizes the padding.
+      options choose the instance, and a :class:`GraphGenerator` sizes the padding. Then
+      ``mode="stages"`` (issue 14; a new mode, the other modes' dynamics unchanged, so still v0).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -99,6 +129,7 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         *,
         graphs: Sequence[Graph | str] | GraphGenerator | None = None,
         mode: str = "sequential",
+        reward: str | None = None,
         max_nodes: int | None = None,
         max_edges: int | None = None,
         k_max: int | None = None,
@@ -107,13 +138,20 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         timing: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if mode not in ("sequential", "oneshot"):
-            raise ValueError(f"mode must be 'sequential' or 'oneshot', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        if reward is None:
+            reward = "shaped" if mode == "stages" else "final"
+        if reward not in STAGE_REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(map(repr, STAGE_REWARDS))}, got {reward!r}")
+        if reward != "final" and mode != "stages":
+            raise ValueError(f"reward={reward!r} needs mode='stages' (the other modes reward the final score only)")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         if graph is not None and graphs is not None:
             raise ValueError("give either graph or graphs, not both")
         self.mode = mode
+        self.reward_kind = reward
         self.render_mode = render_mode
         self.repair_config = repair or RepairConfig()
         self.use_repair = use_repair
@@ -148,7 +186,7 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
             self._check_fits(g, self._hardware_for(g))
 
         nf, cf = len(NODE_FEATURES), len(CHIP_FEATURES)
-        mask_len = self.k_max if mode == "sequential" else self.max_nodes * self.k_max
+        mask_len = {"sequential": self.k_max, "stages": self.max_nodes}.get(mode, self.max_nodes * self.k_max)
         self.observation_space = spaces.Dict({
             "node_features": spaces.Box(0.0, 1.0, (self.max_nodes, nf), np.float32),
             "edge_index": spaces.Box(0, self.max_nodes - 1, (2, self.max_edges), np.int64),
@@ -160,6 +198,8 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         })
         if mode == "sequential":
             self.action_space: spaces.Space[Any] = spaces.Discrete(self.k_max)
+        elif mode == "stages":
+            self.action_space = spaces.Discrete(self.max_nodes)
         else:
             self.action_space = spaces.MultiDiscrete(np.full(self.max_nodes, self.k_max, dtype=np.int64))
         self._set_instance(first, hw0)
@@ -192,6 +232,7 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         self._check_fits(g, hw)
         self.problem = self._problem(g, hw)
         self._obs_builder = ObservationBuilder(self.problem, self.max_nodes, self.max_edges, self.k_max)
+        self._stager = StageMasker(self.problem) if self.mode == "stages" else None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -199,6 +240,8 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         self._state = PlacementState(pr.graph, pr.hardware, pr.mem_demand)
         self._work = np.zeros(pr.num_chips)
         self._cursor = 0
+        self._chip = 0  # stages mode: the chip whose stage the next step closes
+        self._potential = 0.0  # stages mode, reward="shaped": the potential of the current state
         self._invalid_actions = 0
         self._mask_fallbacks = 0
         self._done = False
@@ -235,12 +278,15 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        checked = _as_chips(action, scalar=self.mode == "sequential")
+        checked = _as_chips(action, scalar=self.mode != "oneshot")
         if checked is None or not self.action_space.contains(checked):
+            what = "a node index (the stage's last node)" if self.mode == "stages" else "integer chip indices"
             raise InvalidActionError(f"action {action!r:.200} is outside the action space {self.action_space}: "
-                                     f"give integer chip indices")
+                                     f"give {what}")
         action = checked
         g = self.problem.graph
+        if self.mode == "stages":
+            return self._stage_step(int(action))
         if self.mode == "sequential":
             a = int(action)
             if not self._mask[a]:
@@ -263,6 +309,32 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         reward, info = self._finish(candidate)
         self._last_info = info
         return self._obs(), reward, True, False, info
+
+    def _stage_step(self, a: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Stages mode: chip ``self._chip`` holds nodes ``self._cursor..a`` (clipped to the real nodes;
+        the last chip takes the rest)."""
+        stager = self._stager
+        assert stager is not None
+        n, c, start = self.problem.graph.n, self._chip, self._cursor
+        if not self._mask[a]:
+            self._invalid_actions += 1
+        end = n - 1 if c >= self.problem.num_chips - 1 else min(max(a, start), n - 1)
+        for v in range(start, end + 1):
+            self._place(v, c)
+        self._cursor, self._chip = end + 1, c + 1
+        if self._cursor < n:
+            self._mask = self._compute_mask()
+            reward = 0.0
+            if self.reward_kind == "shaped":
+                phi = stager.potential(self._work, self._chip, self._cursor)
+                reward, self._potential = phi - self._potential, phi
+            return self._obs(), reward, False, False, self._base_info()
+        self._done = True
+        score, info = self._finish(self._state.assign.copy())
+        self._last_info = info
+        if self.reward_kind == "shaped":  # the potentials telescope: the return is the score
+            score -= self._potential
+        return self._obs(), score, True, False, info
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of allowed actions (sb3-contrib ``MaskablePPO`` calls this)."""
@@ -290,6 +362,8 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
 
     def _compute_mask(self) -> np.ndarray:
         """Mask for the node at the cursor; relaxes constraints (memory first) if nothing is left."""
+        if self._stager is not None:
+            return self._stage_mask()
         k = self.problem.num_chips
         full = np.zeros(self.k_max, dtype=bool)
         if self._cursor >= self.problem.graph.n:
@@ -313,6 +387,18 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
         full[:k] = allowed
         return full
 
+    def _stage_mask(self) -> np.ndarray:
+        """Stages mode: the allowed stage ends (node indices, ``(max_nodes,)``) for the current chip."""
+        assert self._stager is not None
+        n = self.problem.graph.n
+        if self._cursor >= n:  # episode over: the last node, so the mask is never empty
+            full = np.zeros(self.max_nodes, dtype=bool)
+            full[n - 1] = True
+            return full
+        full, relaxed = self._stager.mask(self._chip, self._cursor, self.max_nodes)
+        self._mask_fallbacks += relaxed
+        return full
+
     def _oneshot_mask(self) -> np.ndarray:
         m = np.zeros((self.max_nodes, self.k_max), dtype=bool)
         m[: self.problem.graph.n, : self.problem.num_chips] = True
@@ -321,13 +407,20 @@ class MCMPartitionEnv(gym.Env[dict[str, Any], Any]):
 
     def _obs(self) -> dict[str, np.ndarray]:
         mask = self._oneshot_mask() if self.mode == "oneshot" else self._mask
-        return self._obs_builder.build(self._state, self._work, self._cursor, self._done, mask,
-                                       self._mask if self.mode == "sequential" else None)
+        allowed: np.ndarray | None = self._mask if self.mode == "sequential" else None
+        if self.mode == "stages":  # the chip whose stage is chosen now
+            allowed = np.zeros(self.k_max, dtype=bool)
+            if not self._done:
+                allowed[self._chip] = True
+        return self._obs_builder.build(self._state, self._work, self._cursor, self._done, mask, allowed)
 
     def _base_info(self) -> dict[str, Any]:
         g, hw = self.problem.graph, self.problem.hardware
-        return {"graph_id": g.id or g.name, "hardware_id": hw.id or hw.name, "step": self._cursor,
+        info = {"graph_id": g.id or g.name, "hardware_id": hw.id or hw.name, "step": self._cursor,
                 "num_nodes": g.n, "num_chips": hw.num_chips}
+        if self.mode == "stages":
+            info["stage"] = self._chip  # stages closed so far
+        return info
 
     def _finish(self, candidate: np.ndarray) -> tuple[float, dict[str, Any]]:
         pr = self.problem
