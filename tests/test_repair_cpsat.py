@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +17,7 @@ pytest.importorskip("ortools.sat.python.cp_model")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from oracle import is_valid, raw_from_spec  # noqa: E402
+from sigint import interrupt_child
 from strategies import GraphSpec, graph_specs, hardwares  # noqa: E402
 
 from mcm_gym.core.hardware import ConstraintSwitches, Hardware, get_hardware, uniform  # noqa: E402
@@ -227,24 +226,8 @@ print("RESULT", res.status, res.changes, flush=True)
 
 def test_ctrl_c_propagates() -> None:
     """SIGINT during the solve: the child stops within seconds with a KeyboardInterrupt, no result."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "started", (line, proc.stderr.read() if proc.stderr else "")
-        time.sleep(1.5)
-        assert proc.poll() is None, "the repair ended before the interrupt"
-        proc.send_signal(signal.SIGINT)
-        t = time.perf_counter()
-        out, err = proc.communicate(timeout=30)
-        stopped = time.perf_counter() - t
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode != 0, (out, err)
+    returncode, out, err, stopped = interrupt_child(CHILD, delay=1.5)
+    assert returncode != 0, (out, err)
     assert "KeyboardInterrupt" in err, err
     assert "RESULT" not in out, out
     assert stopped < 10, f"took {stopped:.1f} s to stop after Ctrl-C"

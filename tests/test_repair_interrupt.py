@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sigint import interrupt_child
 
 from mcm_gym import Problem, RepairConfig, get_hardware, load_graph
 from mcm_gym.core.repair import BUDGET_REASONS
@@ -42,24 +43,8 @@ print("RESULT", res.status, res.changes, res.info.get("reason"), flush=True)
 def test_ctrl_c_propagates(options: str, delay: float) -> None:
     """SIGINT ``delay`` seconds into the repair: the child stops within seconds with a
     KeyboardInterrupt, and prints no (fallback) result."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, options], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "started", (line, proc.stderr.read() if proc.stderr else "")
-        time.sleep(delay)
-        assert proc.poll() is None, "the repair ended before the interrupt"
-        proc.send_signal(signal.SIGINT)
-        t = time.perf_counter()
-        out, err = proc.communicate(timeout=30)
-        stopped = time.perf_counter() - t
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode != 0, (out, err)
+    returncode, out, err, stopped = interrupt_child(CHILD, options, delay=delay)
+    assert returncode != 0, (out, err)
     assert "KeyboardInterrupt" in err, err
     assert "RESULT" not in out, out
     assert stopped < 10, f"took {stopped:.1f} s to stop after Ctrl-C"

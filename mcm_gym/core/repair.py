@@ -307,6 +307,37 @@ def explain_infeasible(problem: RepairTarget) -> str:
 
 
 # ------------------------------------------------------------------------------ repair
+def as_candidate(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray:
+    """``candidate`` as int64 chips of shape ``(n,)``; ``ValueError`` for another shape or non-integer chips
+    (chips outside ``0..K-1`` are allowed: the repair moves them)."""
+    cand = np.asarray(candidate)
+    n = problem.graph.n
+    if cand.shape != (n,):
+        raise ValueError(f"candidate must have shape ({n},), got {cand.shape}")
+    if cand.size and not np.issubdtype(cand.dtype, np.integer):
+        if not np.issubdtype(cand.dtype, np.number) or not np.all(np.equal(np.mod(cand, 1), 0)):
+            raise ValueError("candidate must hold integer chip indices")
+    return cand.astype(np.int64)
+
+
+def settled_without_solver(problem: RepairTarget, cand: np.ndarray, t0: float
+                           ) -> tuple[RepairResult | None, np.ndarray, np.ndarray]:
+    """What every repair backend checks first: a valid candidate (``optimal``, no change) or a node whose
+    chip bounds are empty (``infeasible``), as a result (else None), and the chip bounds ``lo``, ``hi``
+    (empty arrays, not computed, when the candidate is valid)."""
+    hw = problem.hardware
+    if ((cand >= 0) & (cand < hw.num_chips)).all() and problem.is_valid(cand):
+        empty = np.zeros(0, dtype=np.int64)
+        return RepairResult(cand.copy(), "optimal", 0, time.perf_counter() - t0, "none"), empty, empty
+    lo, hi = node_bounds(problem.graph, hw, problem.mem_demand)
+    if np.any(lo > hi):
+        v = int(np.flatnonzero(lo > hi)[0])
+        return (RepairResult(None, "infeasible", None, time.perf_counter() - t0, "bounds",
+                             info={"reason": f"node {problem.graph.names[v]!r} has no feasible chip "
+                                             f"(memory of its ancestors/descendants)"}), lo, hi)
+    return None, lo, hi
+
+
 def repair(problem: RepairTarget, candidate: np.ndarray, config: RepairConfig | None = None) -> RepairResult:
     """Return the valid partition closest to ``candidate`` (fewest changed nodes); see module doc.
 
@@ -317,24 +348,10 @@ def repair(problem: RepairTarget, candidate: np.ndarray, config: RepairConfig | 
         raise ValueError(f"repair() is the Z3 backend; for backend={cfg.backend!r} call Problem.repair "
                          f"(or mcm_gym.core.repair_cpsat.repair_cpsat)")
     t0 = time.perf_counter()
-    g, hw = problem.graph, problem.hardware
-    cand = np.asarray(candidate)
-    if cand.shape != (g.n,):
-        raise ValueError(f"candidate must have shape ({g.n},), got {cand.shape}")
-    if cand.size and not np.issubdtype(cand.dtype, np.integer):
-        if not np.issubdtype(cand.dtype, np.number) or not np.all(np.equal(np.mod(cand, 1), 0)):
-            raise ValueError("candidate must hold integer chip indices")
-    cand = cand.astype(np.int64)
-    in_range = (cand >= 0) & (cand < hw.num_chips)
-    if in_range.all() and problem.is_valid(cand):
-        return RepairResult(cand.copy(), "optimal", 0, time.perf_counter() - t0, "none")
-
-    lo, hi = node_bounds(g, hw, problem.mem_demand)
-    if np.any(lo > hi):
-        v = int(np.flatnonzero(lo > hi)[0])
-        return RepairResult(None, "infeasible", None, time.perf_counter() - t0, "bounds",
-                            info={"reason": f"node {g.names[v]!r} has no feasible chip "
-                                            f"(memory of its ancestors/descendants)"})
+    cand = as_candidate(problem, candidate)
+    settled, lo, hi = settled_without_solver(problem, cand, t0)
+    if settled is not None:
+        return settled
     res: RepairResult | None = None
     if cfg.use_solver:
         res = _solve(problem, cand, lo, hi, cfg, t0)
@@ -1008,6 +1025,23 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
         if best is not None and best.cost == lower:  # meets the lower bound: optimal
             info["engine"] = "order"
             return _Outcome("optimal", best.partition, best.cost, source="order"), None
+    def attempt(lo_r: np.ndarray, hi_r: np.ndarray, key: str, value: int
+                ) -> tuple[_Outcome, Encoding | None] | bool:
+        """MSU3 on the formula restricted to ``lo_r``/``hi_r``: an answer to return, True to go on to a
+        larger restriction, False when this one is too large to try (``info[key] = value`` when run)."""
+        r_lits = formula_size(g, hw, lo_r, hi_r)[1]
+        if r_lits > limit or r_lits >= 0.6 * n_lits or r_lits * _LOAD_S_PER_LITERAL > budget.time_left():
+            return False
+        out = _restricted_msu3(problem, lo_r, hi_r, soft, cores, cfg, budget, info)
+        info[key] = value
+        if out.status == "optimal":
+            if out.cost == lower:  # the whole problem's lower bound: optimal there too
+                info["engine"] = "restricted"
+                return out, None
+            keep(out)
+        why = budget.exhausted()
+        return stop(why, None) if why else True
+
     radius = cfg.restrict_radius
     at = np.clip(cand, lo, hi)
     if near and cfg.restrict_hops > 0 and n_lits > cfg.restrict_min_literals and radius > 0:
@@ -1020,38 +1054,20 @@ def _run_engines(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi: np
         # Hops 0 first: a partition with as many changes as the lower bound changes only group nodes.
         for hops in (0, *(cfg.restrict_hops * 2 ** i for i in range(3))):
             free = _within_hops(g, seeds, hops)
-            lo_r = np.where(free, np.maximum(lo, at - radius), at)
-            hi_r = np.where(free, np.minimum(hi, at + radius), at)
-            r_lits = formula_size(g, hw, lo_r, hi_r)[1]
-            if r_lits > limit or r_lits >= 0.6 * n_lits or r_lits * _LOAD_S_PER_LITERAL > budget.time_left():
+            done = attempt(np.where(free, np.maximum(lo, at - radius), at),
+                           np.where(free, np.minimum(hi, at + radius), at), "restricted_hops", hops)
+            if done is False:
                 break
-            out = _restricted_msu3(problem, lo_r, hi_r, soft, cores, cfg, budget, info)
-            info["restricted_hops"] = hops
-            if out.status == "optimal":
-                if out.cost == lower:
-                    info["engine"] = "restricted"
-                    return out, None
-                keep(out)
-            why = budget.exhausted()
-            if why:
-                return stop(why, None)
-            if int(free.sum()) == g.n:
+            if done is not True:
+                return done
+            if free.all():
                 break
     while near and radius > 0:
-        lo_r, hi_r = np.maximum(lo, at - radius), np.minimum(hi, at + radius)
-        r_lits = formula_size(g, hw, lo_r, hi_r)[1]
-        if r_lits > limit or r_lits >= 0.6 * n_lits or r_lits * _LOAD_S_PER_LITERAL > budget.time_left():
+        done = attempt(np.maximum(lo, at - radius), np.minimum(hi, at + radius), "restricted_radius", radius)
+        if done is False:
             break
-        out = _restricted_msu3(problem, lo_r, hi_r, soft, cores, cfg, budget, info)
-        info["restricted_radius"] = radius
-        if out.status == "optimal":
-            if out.cost == lower:  # the whole problem's lower bound: optimal there too
-                info["engine"] = "restricted"
-                return out, None
-            keep(out)
-        why = budget.exhausted()
-        if why:
-            return stop(why, None)
+        if done is not True:
+            return done
         radius *= 2
     if not near and best is not None and best.source == "order" and cfg.far_rlimit <= 0 \
             and n_lits > cfg.maxres_max_literals:

@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core.encoding import memory_units, node_bounds, run_interruptible
-from mcm_gym.core.repair import RepairResult, RepairTarget, greedy_repair
+from mcm_gym.core.encoding import memory_units, run_interruptible
+from mcm_gym.core.repair import RepairResult, RepairTarget, as_candidate, greedy_repair, settled_without_solver
 
 __all__ = ["available", "repair_cpsat"]
 
@@ -225,17 +225,6 @@ def _solve(mdl: _Model, deadline: float, seed: int, workers: int, core: bool, t0
     return status, solver
 
 
-def _as_candidate(problem: RepairTarget, candidate: np.ndarray) -> np.ndarray:
-    cand = np.asarray(candidate)
-    n = problem.graph.n
-    if cand.shape != (n,):
-        raise ValueError(f"candidate must have shape ({n},), got {cand.shape}")
-    if cand.size and not np.issubdtype(cand.dtype, np.integer):
-        if not np.issubdtype(cand.dtype, np.number) or not np.all(np.equal(np.mod(cand, 1), 0)):
-            raise ValueError("candidate must hold integer chip indices")
-    return cand.astype(np.int64)
-
-
 def repair_cpsat(problem: RepairTarget, candidate: np.ndarray, *, time_limit: float = 60.0, seed: int = 0,
                  workers: int = 1, hint: np.ndarray | None = None) -> RepairResult:
     """The valid partition that changes the fewest nodes of ``candidate``, by CP-SAT (see module doc).
@@ -262,19 +251,13 @@ def repair_cpsat(problem: RepairTarget, candidate: np.ndarray, *, time_limit: fl
 
     t0 = time.perf_counter()
     g, hw = problem.graph, problem.hardware
-    k = hw.num_chips
-    cand = _as_candidate(problem, candidate)
-    if ((cand >= 0) & (cand < k)).all() and problem.is_valid(cand):
-        return RepairResult(cand.copy(), "optimal", 0, time.perf_counter() - t0, "none")
-    lo, hi = node_bounds(g, hw, problem.mem_demand)
-    if np.any(lo > hi):
-        v = int(np.flatnonzero(lo > hi)[0])
-        return RepairResult(None, "infeasible", None, time.perf_counter() - t0, "bounds",
-                            info={"reason": f"node {g.names[v]!r} has no feasible chip "
-                                            f"(memory of its ancestors/descendants)"})
+    cand = as_candidate(problem, candidate)
+    settled, lo, hi = settled_without_solver(problem, cand, t0)
+    if settled is not None:
+        return settled
     deadline = t0 + time_limit
     mdl = _Model(problem, cand, lo, hi)
-    start = np.clip(cand if hint is None else _as_candidate(problem, hint), lo, hi)
+    start = np.clip(cand if hint is None else as_candidate(problem, hint), lo, hi)
     mdl.add_hint(start)
     info: dict[str, Any] = {"engine": "cpsat", "forced_changes": mdl.forced, "build_s": time.perf_counter() - t0}
     trace: list[tuple[float, int]] = []
