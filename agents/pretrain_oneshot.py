@@ -26,12 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=5e-4)
     ap.add_argument("--sharpness", type=float, default=3.0)
     ap.add_argument("--ent-coef", type=float, default=0.0)
+    ap.add_argument("--head", choices=["nodes", "stages"], default="nodes",
+                    help="a chip per node, or where pipeline stages end")
+    ap.add_argument("--stage-sharpness", type=float, default=50.0)
+    ap.add_argument("--count-prior", type=float, default=3.0, help="stages head: nats per chip left empty")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = PretrainConfig(generator_seeds=list(range(args.generator_seeds)), bc_epochs=args.bc_epochs,
                          wall_time=args.wall_time, seed=args.seed,
-                         policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness},
+                         policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
+                                 "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
                              "instances_per_update": 16, "ent_coef": args.ent_coef})
     pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))

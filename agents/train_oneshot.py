@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", choices=["candidate", "repaired"], default="candidate")
     ap.add_argument("--prior", default="pipeline")
     ap.add_argument("--sharpness", type=float, default=3.0)
+    ap.add_argument("--head", choices=["nodes", "stages"], default="nodes",
+                    help="a chip per node, or where pipeline stages end (the package's trainer only)")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--no-repair", action="store_true", help="invalid candidates score 0 (the solver ablation)")
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-samples", type=int, default=2000)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.sb3 and args.head != "nodes":
+        ap.error("--sb3 takes the nodes head only (MaskablePPO samples a chip per node)")
     torch.set_num_threads(1)
     runs = []
     for seed in args.seeds:
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                  learning_rate=args.learning_rate, epochs=args.epochs, target=args.target,
                                  use_repair=not args.no_repair,
                                  policy={"prior": args.prior, "sharpness": args.sharpness, "hidden": args.hidden,
-                                         "layers": args.layers}, seed=seed)
+                                         "layers": args.layers, "head": args.head}, seed=seed)
         if args.sb3:
             runs.append(_sb3_run(args, seed))
         else:

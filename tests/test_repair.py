@@ -384,3 +384,19 @@ def test_certified_local_search_agrees_with_z3_on_bert_stage_jitter() -> None:
         assert pr.is_valid(res.partition)
         local += res.method == "local"
     assert local >= 6
+
+
+def test_certified_local_takes_more_than_64_groups() -> None:
+    """Regression: a far candidate with over 64 forced changes (one option each) crashed numpy's
+    meshgrid (at most 64 dimensions) inside the one-change-per-group search."""
+    from mcm_gym.core.repair import _certified_local  # the search the repair tries first; internal
+    from mcm_gym.search.dp import best_split
+
+    pr = Problem(load_graph("zoo://bert-base-v1"), get_hardware("ring-8"))
+    valid, _ = best_split(pr, np.arange(pr.graph.n))
+    assert valid is not None
+    moved = np.arange(0, 280, 4)  # 70 nodes, each forced back to its chip
+    cand = valid.copy()
+    cand[moved] = (valid[moved] + 1) % 8
+    got = _certified_local(pr, cand, valid, valid, [], [], 512)
+    assert got is not None and np.array_equal(got, valid)

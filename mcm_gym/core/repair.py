@@ -556,7 +556,11 @@ def _certified_local(problem: RepairTarget, cand: np.ndarray, lo: np.ndarray, hi
         options.append(opts)
     if total > max_tries:
         return _greedy_per_group(problem, cand, np.clip(cand, lo, hi), options, max_tries)
-    grid = np.array(np.meshgrid(*[np.arange(len(o)) for o in options], indexing="ij")).reshape(len(options), -1).T
+    # every combination, the last group's option varying fastest (mixed-radix digits: numpy's
+    # meshgrid takes at most 64 groups, and a far candidate can have more, each with one option)
+    sizes = np.array([len(o) for o in options], dtype=np.int64)
+    strides = np.append(np.cumprod(sizes[::-1])[::-1][1:], 1)
+    grid = (np.arange(total, dtype=np.int64)[:, None] // strides[None, :]) % sizes[None, :]
     batch = np.repeat(cand[None, :], grid.shape[0], axis=0)
     rows = np.arange(grid.shape[0])
     for j, opts in enumerate(options):

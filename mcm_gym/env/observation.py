@@ -13,7 +13,7 @@ from mcm_gym.core.constraints import PlacementState
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.problem import Problem
 
-__all__ = ["NODE_FEATURES", "CHIP_FEATURES", "ObservationBuilder", "cut_bytes"]
+__all__ = ["NODE_FEATURES", "CHIP_FEATURES", "ObservationBuilder", "cut_bytes", "cut_feature"]
 
 NODE_FEATURES = (
     "time",  # fastest time of the node / lower bound (<= 1)
@@ -41,17 +41,30 @@ CHIP_FEATURES = (
 )
 
 
-def cut_bytes(g: Graph) -> np.ndarray:
-    """Bytes crossing a cut between node ``i`` and ``i + 1`` of the order, for every ``i``: each
-    tensor whose producer is at or before ``i`` and whose last consumer is after ``i`` (sent once)."""
+def cut_bytes(g: Graph, order: np.ndarray | None = None) -> np.ndarray:
+    """Bytes crossing a cut between positions ``i`` and ``i + 1`` of ``order`` (a topological order of
+    node indices; None: the graph's own), for every ``i``: each tensor whose producer is at or
+    before ``i`` and whose last consumer is after ``i`` (sent once)."""
     n = g.n
-    last = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last, g.edge_src, g.edge_dst)
+    pos = np.arange(n) if order is None else np.argsort(np.asarray(order, dtype=np.int64), kind="stable")
+    last = np.full(n, -1, dtype=np.int64)  # by producer position: the last consumer's position
+    np.maximum.at(last, pos[g.edge_src], pos[g.edge_dst])
+    out = np.zeros(n)
+    out[pos] = g.out_bytes
     has = last >= 0
     diff = np.zeros(n + 1)
-    np.add.at(diff, np.flatnonzero(has), g.out_bytes[has])
-    np.add.at(diff, last[has], -g.out_bytes[has])
+    np.add.at(diff, np.flatnonzero(has), out[has])
+    np.add.at(diff, last[has], -out[has])
     return np.cumsum(diff)[:n]
+
+
+def cut_feature(problem: Problem, order: np.ndarray | None = None) -> np.ndarray:
+    """The observation's ``cut`` feature along ``order`` (None: the graph's own), by position: bytes
+    crossing a cut right after each position / the slowest link's bandwidth / the lower bound, in [0, 1]."""
+    hw = problem.hardware
+    lb = problem.lower_bound if problem.lower_bound > 0 else 1.0
+    bw = hw.link_bandwidth.min() if hw.num_links else np.inf  # bytes/s
+    return np.clip(cut_bytes(problem.graph, order) / bw / lb, 0, 1)
 
 
 _NODE = {name: i for i, name in enumerate(NODE_FEATURES)}
@@ -80,7 +93,7 @@ class ObservationBuilder:
             "in_degree": np.clip(np.bincount(g.edge_dst, minlength=n) / 8, 0, 1),
             "out_degree": np.clip(np.bincount(g.edge_src, minlength=n) / 8, 0, 1),
             "work_before": (np.cumsum(tmin) - tmin) / total,
-            "cut": np.clip(cut_bytes(g) / bw / lb, 0, 1),
+            "cut": cut_feature(problem),
         }
         # Node features as of the last build (static ones filled here), updated in place by build().
         self._live = np.zeros((max_nodes, len(NODE_FEATURES)), dtype=np.float32)

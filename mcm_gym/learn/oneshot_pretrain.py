@@ -97,16 +97,21 @@ def training_instances(cfg: PretrainConfig) -> tuple[list[tuple[str, str]], list
     return zoo, gen
 
 
-def _teacher(instances: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+def _teacher(instances: Sequence[tuple[str, str]], all_orders: bool = False
+             ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+    """The stage DP's best split of each graph's own order (``all_orders``: the best-scoring split of
+    the stages head's orders), for the instances where one is valid."""
+    from mcm_gym.learn.oneshot_train import stage_orders
     from mcm_gym.search.dp import best_split
 
     keep, parts = [], []
     for g, h in instances:
         pr = Problem(load_graph(g), get_hardware(h))
-        part, _ = best_split(pr, np.arange(pr.graph.n))
-        if part is not None:
+        orders = stage_orders(pr)[0].numpy() if all_orders else [np.arange(pr.graph.n)]
+        found = [p for p in (best_split(pr, o)[0] for o in orders) if p is not None]
+        if found:
             keep.append((g, h))
-            parts.append(part)
+            parts.append(max(found, key=lambda p: float(pr.evaluate(p).score[0])))
     return keep, parts
 
 
@@ -149,12 +154,14 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
     bc_info: dict[str, Any] = {}
     if cfg.bc_epochs > 0:
         t0 = time.perf_counter()
-        keep, parts = _teacher(instances)
+        stages = cfg.policy.get("head", "nodes") == "stages"
+        keep, parts = _teacher(instances, all_orders=stages)
         losses: list[float] = []
         init = imitate_oneshot(keep, parts, epochs=cfg.bc_epochs, learning_rate=cfg.bc_learning_rate,
                                policy_kwargs=oneshot_policy_kwargs(**cfg.policy), seed=cfg.seed,
                                on_epoch=lambda e, loss: losses.append(loss))
-        bc_info = {"teacher": "dp best_split of the node order", "instances": len(keep), "epochs": cfg.bc_epochs,
+        teacher = "dp best_split of the " + ("best of the stage orders" if stages else "node order")
+        bc_info = {"teacher": teacher, "instances": len(keep), "epochs": cfg.bc_epochs,
                    "losses": losses, "seconds": time.perf_counter() - t0}
         log(f"cloned the teacher on {len(keep)} instances in {bc_info['seconds']:.0f} s, loss {losses[-1]:.3f}")
     w_zoo = cfg.zoo_share / max(len(zoo), 1)

@@ -30,7 +30,7 @@ from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
-from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, train_oneshot
+from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 
 __all__ = ["FINETUNE_NODE_ENTROPY", "ONESHOT_FORMAT", "OneShotSearch", "is_oneshot_checkpoint", "load_oneshot",
@@ -43,7 +43,8 @@ ONESHOT_FORMAT = "mcm-gym-oneshot/1"
 #: 0.8322, 0.8295, 0.8187 with 0.3; 0.8268, 0.8295, 0.8161 with 0.1; without: 0.8135 on 2 of 3.
 FINETUNE_NODE_ENTROPY = 0.3
 
-_ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden")
+_ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
+              "stage_sharpness", "count_prior")  # a checkpoint without the last three is a nodes-head one
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -51,7 +52,8 @@ def _arch(policy: OneShotPolicy) -> dict[str, Any]:
     return {"hidden": int(fx.get("hidden", 64)), "layers": int(fx.get("layers", 3)),
             "attention": bool(fx.get("attention", False)), "heads": int(fx.get("heads", 4)),
             "prior": policy.prior, "sharpness": float(policy.sharpness), "head_hidden": int(policy.head_hidden),
-            "vf_hidden": int(policy.vf_hidden)}
+            "vf_hidden": int(policy.vf_hidden), "head": policy.head, "stage_sharpness": float(policy.stage_sharpness),
+            "count_prior": float(policy.count_prior)}
 
 
 def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
@@ -123,11 +125,13 @@ class OneShotSearch(Searcher):
     greedy candidate then samples of the policy), ``samples_per_graph`` (candidates per update;
     default ``min(64, max(8, budget // 10))``), ``learning_rate``, ``epochs``, ``target``,
     ``use_repair`` (False: an invalid candidate is a failed evaluation; the solver ablation),
-    ``hidden``, ``layers``, ``prior``, ``sharpness`` (the fresh policy's architecture; a checkpoint
-    keeps its own), ``temperature`` (the sampled distribution is the logits over it),
-    ``node_entropy`` (when fine-tuning from a checkpoint: each node's distribution is flattened to
-    this entropy, nats, where sharper; default :data:`FINETUNE_NODE_ENTROPY`; None: off; ignored from
-    scratch and with ``train=False``), ``torch_threads`` (torch's global thread count). The seed of
+    ``hidden``, ``layers``, ``prior``, ``sharpness``, ``head`` (``nodes`` or ``stages``; the fresh
+    policy's architecture; a checkpoint keeps its own), ``temperature`` (the sampled distribution is
+    the logits over it), ``node_entropy`` (when fine-tuning from a checkpoint: each node's
+    distribution is flattened to this entropy, nats, where sharper; default
+    :data:`FINETUNE_NODE_ENTROPY`; None: off; ignored from scratch, with ``train=False`` and for a
+    stages-head checkpoint, and reported in ``extra``), ``torch_threads`` (torch's global thread
+    count). The seed of
     :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
     ``SearchResult.extra``: ``temperature`` and ``node_entropy`` (the one applied, None if none)."""
 
@@ -138,14 +142,14 @@ class OneShotSearch(Searcher):
                  target: str = "candidate", use_repair: bool = True, hidden: int = 32, layers: int = 2,
                  prior: str = "pipeline", sharpness: float = 3.0, temperature: float = 1.0,
                  node_entropy: float | None = FINETUNE_NODE_ENTROPY, torch_threads: int = 1,
-                 repair: RepairConfig | None = None) -> None:
+                 repair: RepairConfig | None = None, head: str = "nodes") -> None:
         super().__init__(repair)
         if not train and checkpoint is None:
             raise ValueError("oneshot with train=False needs a checkpoint (there is nothing to sample without one)")
         self.checkpoint = checkpoint
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
-        self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness}
+        self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness, "head": head}
         self.temperature, self.node_entropy = temperature, node_entropy
         self.torch_threads = torch_threads
         self._extra: dict[str, Any] = {}
@@ -187,7 +191,8 @@ class OneShotSearch(Searcher):
 
         env = MCMPartitionEnv(problem.graph, problem.hardware, mode="oneshot", use_repair=self.use_repair,
                               repair=self.repair_config, k_max=init.k_max if init is not None else None)
-        node_entropy = self.node_entropy if init is not None and self.train else None
+        # per-node flattening serves a sharp nodes-head checkpoint; the stages head has no per-node logits
+        node_entropy = self.node_entropy if init is not None and self.train and init.head == "nodes" else None
         self._extra = {"temperature": self.temperature, "node_entropy": node_entropy}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -199,12 +204,11 @@ class OneShotSearch(Searcher):
             if not self.train and init is not None:
                 obs, masks = obs_batch([env])
                 with torch.no_grad():
-                    logits = (init.node_logits(obs) / self.temperature).masked_fill(~masks, -1e9)[0, : problem.n]
+                    dist = init.candidates(obs, masks, problem.n, self.temperature,
+                                           orders=policy_orders(init, problem))
                 gen = torch.Generator().manual_seed(seed)
-                probs = torch.softmax(logits, dim=1)
                 while tr.left > 0:
-                    cand = torch.multinomial(probs, 1, generator=gen)[:, 0].numpy().astype(np.int64)
-                    count(self._score(env, cand))
+                    count(self._score(env, dist.sample(1, gen)[0].numpy().astype(np.int64)))
                 self.last_policy = init
                 return
             spg = self.samples_per_graph or min(64, max(8, tr.budget // 10))

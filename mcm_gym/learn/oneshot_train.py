@@ -35,12 +35,23 @@ from gymnasium import spaces
 
 from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
+from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
+from mcm_gym.env.observation import cut_feature
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import PRIORS, OneShotPolicy, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import (
+    HEADS,
+    PRIORS,
+    STAGE_ORDERS,
+    CandidateDist,
+    NodeCandidates,
+    OneShotPolicy,
+    oneshot_policy_kwargs,
+)
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
-           "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures"]
+           "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures", "stage_orders",
+           "policy_orders"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -97,6 +108,8 @@ class OneShotTrainConfig:
         prior = self.policy.get("prior", "pipeline")
         if prior not in PRIORS:
             raise ValueError(f"policy.prior must be one of {PRIORS}, got {prior!r}")
+        if self.policy.get("head", "nodes") not in HEADS:
+            raise ValueError(f"policy.head must be one of {HEADS}, got {self.policy.get('head')!r}")
 
 
 @dataclass
@@ -162,15 +175,34 @@ def obs_batch(envs: Sequence[MCMPartitionEnv]) -> tuple[dict[str, torch.Tensor],
     return batch, masks
 
 
+def stage_orders(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
+    """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem`` ``(O, n)`` (node
+    indices) and the observation's ``cut`` feature along each, by position ``(O, n)``: what the stages
+    head chooses among (duplicates kept, so each row keeps its meaning)."""
+    from mcm_gym.search.dp import alap_order, dfs_order, level_order
+
+    made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
+            "alap": alap_order(problem)}
+    orders = [made[name] for name in STAGE_ORDERS]
+    return (torch.as_tensor(np.stack(orders)),
+            torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32))
+
+
+def policy_orders(policy: OneShotPolicy, problem: Problem) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`stage_orders` for a stages-head ``policy``, None for a nodes head (it needs none)."""
+    return stage_orders(problem) if policy.head == "stages" else None
+
+
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
-    """``policy``'s greedy candidate (each node's most likely allowed chip) on every env, one forward
-    pass each (any padding; ``policy.k_max`` must equal the envs')."""
+    """``policy``'s greedy candidate on every env (the ``nodes`` head: each node's most likely
+    allowed chip; ``stages``: the most likely stage ends), one forward pass each (any padding;
+    ``policy.k_max`` must equal the envs')."""
     out = []
     with torch.no_grad():
         for e in envs:
             obs, masks = obs_batch([e])
-            out.append(policy.node_logits(obs).masked_fill(~masks, -1e9)[0, : e.problem.graph.n]
-                       .argmax(dim=1).numpy().astype(np.int64))
+            dist = policy.candidates(obs, masks, e.problem.graph.n, orders=policy_orders(policy, e.problem))
+            out.append(dist.mode().numpy().astype(np.int64))
     return out
 
 
@@ -217,6 +249,10 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
     validates or checkpoints it)."""
     cfg = config or OneShotTrainConfig()
+    head = init.head if init is not None else cfg.policy.get("head", "nodes")
+    if head == "stages" and (cfg.target == "repaired" or cfg.node_entropy is not None):
+        raise ValueError("the stages head trains on its own candidates (target='candidate') without node_entropy: "
+                         "a repaired partition need not be a split of the order, and it has no per-node logits")
     torch.manual_seed(cfg.seed)
     envs = oneshot_envs(instances, use_repair=cfg.use_repair, repair=repair,
                         k_max=init.k_max if init is not None else None, common_padding=False)
@@ -225,6 +261,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
         group["lr"] = cfg.learning_rate
     batches = [obs_batch([e]) for e in envs]  # each instance at its own padding
     problems = [e.problem for e in envs]
+    orders = [policy_orders(policy, p) for p in problems]
     sizes = [p.graph.n for p in problems]
     caches: list[dict[bytes, tuple[float, np.ndarray | None]]] = [{} for _ in envs]
     best = [0.0] * len(envs)
@@ -267,20 +304,14 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     if cfg.node_entropy is not None:
         with torch.no_grad():
             for i, (obs, masks) in enumerate(batches):
-                logits = (policy.node_logits(obs) / cfg.temperature).masked_fill(~masks, -1e9)[0, : sizes[i]]
-                temps[i] = node_temperatures(logits, cfg.node_entropy)[:, None]
+                d = policy.candidates(obs, masks, sizes[i], cfg.temperature)
+                assert isinstance(d, NodeCandidates)
+                temps[i] = node_temperatures(d.logits, cfg.node_entropy)[:, None]
 
-    def dists(chosen: Sequence[int]) -> list[torch.distributions.Categorical]:
-        out = []
-        for i in chosen:
-            obs, masks = batches[i]
-            logits = policy.node_logits(obs)[0, : sizes[i]] / cfg.temperature  # (n, K)
-            t = temps[i]
-            if t is not None:
-                logits = logits / t
-            # masked after the divisions, so masked entries stay at -1e9 whatever the temperatures
-            out.append(torch.distributions.Categorical(logits=logits.masked_fill(~masks[0, : sizes[i]], -1e9)))
-        return out
+    def dists(chosen: Sequence[int]) -> list[CandidateDist]:
+        # masked after the divisions, so masked entries stay at -1e9 whatever the temperatures
+        return [policy.candidates(batches[i][0], batches[i][1], sizes[i], cfg.temperature, temps[i], orders[i])
+                for i in chosen]
 
     update = 0
     s_count = cfg.samples_per_graph
@@ -295,15 +326,14 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
         rewards = np.zeros((s_use, len(chosen)))
         actions, old_logp = [], []
         for j, (i, dist) in enumerate(zip(chosen, ds, strict=True)):
-            with torch.no_grad():
-                draws = torch.multinomial(dist.probs, s_count, replacement=True, generator=gen).T[:s_use]  # (S, n)
+            draws = dist.sample(s_count, gen)[:s_use]  # (S, n)
             act = draws.clone()
             for s in range(s_use):
                 rewards[s, j], part = score(i, draws[s].numpy().astype(np.int64))
                 if cfg.target == "repaired" and part is not None:
                     act[s] = torch.as_tensor(part)
             actions.append(act)
-            old_logp.append(dist.log_prob(act).sum(dim=1).detach())  # (S,)
+            old_logp.append(dist.log_prob(act).detach())  # (S,)
         r = torch.as_tensor(rewards, dtype=torch.float32)
         # per instance; one sample each (the budget's last) has no baseline: no step
         adv = (r - r.mean(dim=0)) / (r.std(dim=0) + 1e-6) if s_use >= 2 else torch.zeros_like(r)
@@ -312,11 +342,11 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                 ds = dists(chosen)
             loss = torch.zeros(())
             for j, dist in enumerate(ds):
-                ratio = torch.exp(dist.log_prob(actions[j]).sum(dim=1) - old_logp[j])
+                ratio = torch.exp(dist.log_prob(actions[j]) - old_logp[j])
                 clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
                 loss = loss - torch.minimum(ratio * adv[:, j], clipped * adv[:, j]).mean()
                 if cfg.ent_coef:
-                    loss = loss - cfg.ent_coef * dist.entropy().sum()
+                    loss = loss - cfg.ent_coef * dist.entropy()
             loss = loss / len(ds)
             policy.optimizer.zero_grad()
             loss.backward()
@@ -327,7 +357,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             for i, dist in zip(chosen, dists(chosen), strict=True):
                 if samples >= cfg.max_samples:  # no budget left for the greedy candidate
                     break
-                greedy_now[i] = score(i, dist.logits.argmax(dim=1).numpy().astype(np.int64))[0]
+                greedy_now[i] = score(i, dist.mode().numpy().astype(np.int64))[0]
         row = {"update": update, "samples": samples, "wall_time": time.perf_counter() - t0,
                "mean_score": float(rewards.mean()), "greedy_score": list(greedy_now), "best_score": list(best)}
         curve.append(row)
@@ -345,7 +375,9 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
                     on_epoch: Callable[[int, float], None] | None = None) -> OneShotPolicy:
     """Behaviour cloning of a one-shot policy: per-node cross-entropy of the policy's chip logits
     against a teacher's partition of every instance (e.g. the stage DP's), Adam, ``batch``
-    instances per step, ``epochs`` passes in a seeded order. No repair is called. ``policy``: start
+    instances per step, ``epochs`` passes in a seeded order (the ``stages`` head: the teacher's
+    negative log-probability per stage; a teacher must then be non-decreasing along the node order,
+    and its used chips are renumbered ``0 .. m-1``). No repair is called. ``policy``: start
     from it (else a fresh one from ``policy_kwargs``); ``on_epoch(epoch, mean loss)``."""
     if len(instances) != len(partitions) or not instances:
         raise ValueError("one teacher partition per instance expected")
@@ -359,7 +391,17 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
         if target.shape != (e.problem.graph.n,):
             raise ValueError(f"{e.problem.graph.id}: teacher partition has shape {tuple(target.shape)}, "
                              f"expected ({e.problem.graph.n},)")
-        data.append((*obs_batch([e]), target))
+        if pol.head == "stages":  # a split of one of the orders, its used chips renumbered 0 .. m-1
+            ords = stage_orders(e.problem)[0]
+            by_pos = target[ords]  # (O, n)
+            fits = ((by_pos[:, 1:] - by_pos[:, :-1]) >= 0).all(dim=1)
+            if not bool(fits.any()):
+                raise ValueError(f"{e.problem.graph.id}: the stages head clones splits of a node order "
+                                 f"({', '.join(STAGE_ORDERS)}); the teacher's chips go down along each")
+            row = by_pos[int(fits.nonzero()[0, 0])]
+            renum = torch.cat([torch.zeros(1, dtype=torch.int64), (row[1:] > row[:-1]).to(torch.int64).cumsum(0)])
+            target = torch.empty_like(target).scatter_(0, ords[int(fits.nonzero()[0, 0])], renum)
+        data.append((*obs_batch([e]), target, policy_orders(pol, e.problem)))
     rng = np.random.default_rng(seed)
     pol.set_training_mode(True)
     for epoch in range(epochs):
@@ -368,9 +410,12 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
         for start in range(0, len(order), batch):
             loss = torch.zeros(())
             for i in order[start:start + batch]:
-                obs, masks, target = data[i]
-                logits = pol.node_logits(obs).masked_fill(~masks, -1e9)[0, : len(target)]
-                loss = loss + torch.nn.functional.cross_entropy(logits, target)
+                obs, masks, target, ords = data[i]
+                dist = pol.candidates(obs, masks, len(target), orders=ords)
+                if isinstance(dist, NodeCandidates):
+                    loss = loss + torch.nn.functional.cross_entropy(dist.logits, target)
+                else:
+                    loss = loss - dist.log_prob(target[None])[0] / (int(target.max()) + 1)
             loss = loss / len(order[start:start + batch])
             opt.zero_grad()
             loss.backward()
