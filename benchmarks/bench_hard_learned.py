@@ -4,7 +4,7 @@ result at equal wall time, on every instance of a suite (default ``suite://hard-
     python benchmarks/bench_hard_learned.py --budget 200 --out benchmarks/results/hard_learned.json
 
 Per instance: ``oneshot:checkpoint=pretrained`` (zero-shot first, then fine-tuning) with ``--budget``
-repaired candidates takes ``W`` seconds; the one-shot learner from scratch gets the same budget;
+repaired candidates takes ``W`` seconds; the one-shot learner from scratch (the checkpoint's head) gets the same budget;
 ``sa`` gets as many evaluations as it runs in ``W`` (its rate measured on a 20-evaluation probe);
 ``exact`` gets ``time_limit = W`` and reports its best partition (anytime) and its bound; ``dp``
 runs at its own budget of 100. Gaps are to the leaderboard's best known and proven bound. Instances
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    k_max = load_oneshot(resolve_checkpoint(args.checkpoint)).k_max
+    policy = load_oneshot(resolve_checkpoint(args.checkpoint))
+    k_max = policy.k_max
+    scratch = "oneshot:head=stages" if policy.head == "stages" else "oneshot"  # the checkpoint's own head
     rows = []
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{inst.key}: left out, {pr.num_chips} chips > the policy's K_max {k_max}", flush=True)
             continue
         cells: list[dict[str, Any]] = [_run(f"oneshot:checkpoint={args.checkpoint}", pr, args.budget, args.seed)]
-        cells.append(_run("oneshot", pr, args.budget, args.seed))
+        cells.append(_run(scratch, pr, args.budget, args.seed))
         wall = cells[0]["seconds"]
         probe = _run("sa", pr, 20, args.seed)
         rate = probe["evaluations"] / max(probe["seconds"], 1e-9)
@@ -75,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| instance | chips | W (s) | " + " | ".join(f"{f}: score (gap to best)" for f in fam) + " |",
              "|---|---:|---:|" + "---|" * len(fam)]
     for r in rows:
-        by = {("pretrained" if "checkpoint" in c["method"] else "scratch" if c["method"] == "oneshot"
+        by = {("pretrained" if "checkpoint" in c["method"] else "scratch" if c["method"] == scratch
                else c["method"].split(":")[0]): c for c in r["cells"]}
         lines.append(f"| {r['instance'].replace(' | ', ' / ')} | {r['chips']} | {r['wall']:.1f} | " + " | ".join(
             f"{by[f]['score']:.4f} ({100 * by[f].get('gap_to_best', float('nan')):.1f}%)" for f in fam) + " |")
     for f in fam:
         gaps = [c.get("gap_to_best") for r in rows for c in r["cells"]
-                if ("pretrained" if "checkpoint" in c["method"] else "scratch" if c["method"] == "oneshot"
+                if ("pretrained" if "checkpoint" in c["method"] else "scratch" if c["method"] == scratch
                     else c["method"].split(":")[0]) == f and c.get("gap_to_best") is not None]
         if gaps:
             lines.append(f"\n{f}: mean gap to best {100 * np.mean(gaps):.2f}%, max {100 * np.max(gaps):.2f}% "

@@ -222,3 +222,32 @@ def test_stage_orders_are_topological_and_cover_the_head_choices() -> None:
         assert sorted(o.tolist()) == list(range(pr.graph.n))
         assert np.all(pos[pr.graph.edge_src] < pos[pr.graph.edge_dst])
     assert float(cuts.min()) >= 0 and float(cuts.max()) <= 1
+
+
+def test_fine_tuning_temperature_reaches_the_stage_entropy_and_keeps_the_greedy_candidate() -> None:
+    from mcm_gym.learn.oneshot_search import stage_temperature
+
+    run = train_oneshot([(LAYERED, "ring-4")], OneShotTrainConfig(max_samples=400, samples_per_graph=32,
+                                                                   policy=STAGES, seed=0))
+    pol = run.policy
+    env = oneshot_envs([(LAYERED, "ring-4")], k_max=pol.k_max)[0]
+    obs, masks = obs_batch([env])
+    from mcm_gym.learn.oneshot_train import policy_orders
+
+    orders = policy_orders(pol, env.problem)
+
+    def dist(t: float) -> StageCandidates:
+        with torch.no_grad():
+            d = pol.candidates(obs, masks, env.problem.n, t, orders=orders)
+        assert isinstance(d, StageCandidates)
+        return d
+
+    ends = int(dist(1.0).count.argmax())
+    assert ends >= 1
+    before = float(dist(1.0).entropy()) / ends
+    target = before + 0.5
+    t = stage_temperature(pol, env, target)
+    assert t > 1.0
+    assert float(dist(t).entropy()) / ends == pytest.approx(target, abs=0.02)
+    assert torch.equal(dist(t).mode(), dist(1.0).mode())
+    assert stage_temperature(pol, env, before / 2) == 1.0  # already that spread: the floor

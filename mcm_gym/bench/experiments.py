@@ -106,6 +106,18 @@ def _learner(checkpoint: str | None) -> str:
     return "oneshot" if Path(resolve_checkpoint(checkpoint)).suffix == ".pt" else "rl"
 
 
+def _scratch(checkpoint: str | None) -> str:
+    """The from-scratch method that matches ``checkpoint``'s learner: ``oneshot:head=stages`` for a
+    one-shot policy with the stages head, else the family of :func:`_learner`."""
+    fam = _learner(checkpoint)
+    if fam != "oneshot" or checkpoint is None:
+        return fam
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+    from mcm_gym.learn.oneshot_search import load_oneshot
+
+    return "oneshot:head=stages" if load_oneshot(resolve_checkpoint(checkpoint)).head == "stages" else fam
+
+
 def _bench(out: Path, graphs: Sequence[str], hardware: Sequence[str], methods: Sequence[str],
            seeds: Sequence[int], budget: int, progress: Progress | None) -> list[dict[str, Any]]:
     """The rows of this grid, from ``out/results.csv`` where they are already there, else run."""
@@ -123,9 +135,9 @@ def run_search(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1", h
     one-shot checkpoint, ``rl`` for a MaskablePPO one) vs random search vs simulated annealing at
     ``budget`` evaluations per run; returns the report (also in ``search.md``)."""
     out = Path(out)
-    fam = _learner(checkpoint)
+    fam, scr = _learner(checkpoint), _scratch(checkpoint)
     rl_ft = f"{fam}:checkpoint={checkpoint}"
-    methods = [rl_ft] + ([fam] if scratch else []) + ["random", "sa", *extra_methods]
+    methods = [rl_ft] + ([scr] if scratch else []) + ["random", "sa", *extra_methods]
     rows = _bench(out, [graph], [hardware], methods, seeds, budget, progress)
     plot_traces(rows, out / "search.png")
     by = _by_method(rows)
@@ -136,8 +148,8 @@ def run_search(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1", h
              f"- `{rl_ft}` vs random search: {_pct(rl, rnd)} (paper target: >= +6%)",
              f"- `{rl_ft}` vs simulated annealing: {_pct(rl, sa)} (paper target: >= +5%)"]
     if scratch:
-        lines.append(f"- `{fam}` (from scratch) vs random search: {_pct(_mean_score(by[fam]), rnd)}, vs "
-                     f"simulated annealing: {_pct(_mean_score(by[fam]), sa)}")
+        lines.append(f"- `{scr}` (from scratch) vs random search: {_pct(_mean_score(by[scr]), rnd)}, vs "
+                     f"simulated annealing: {_pct(_mean_score(by[scr]), sa)}")
     lines += ["", "![best score against evaluations](search.png)"]
     report = "\n".join(lines)
     _write(out, "search.md", report)
@@ -154,7 +166,7 @@ def run_finetune(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1",
     out = Path(out)
     fam = _learner(checkpoint)
     ft = f"{fam}:checkpoint={checkpoint}"
-    scratch_rows = _bench(out, [graph], [hardware], [fam], seeds, scratch_budget, progress)
+    scratch_rows = _bench(out, [graph], [hardware], [_scratch(checkpoint)], seeds, scratch_budget, progress)
     ft_rows = _bench(out, [graph], [hardware], [ft], seeds, budget, progress)
     rows = scratch_rows + ft_rows
     target = _mean_score(scratch_rows)
@@ -240,6 +252,7 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
     out.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_checkpoint(checkpoint)
     fam = _learner(checkpoint)
+    scr = _scratch(checkpoint)
     trained_on, zero_shot = _zero_shot_runner(ckpt, seed)
     zs_path = out / "zeroshot.json"
     zs: dict[str, Any] = json.loads(zs_path.read_text()) if zs_path.exists() else {}
@@ -253,9 +266,9 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
             atomic_write_text(zs_path, json.dumps(zs, indent=1))
     rows: list[dict[str, Any]] = []
     for g, h in pairs:
-        rows += _bench(out, [g], [h], [fam, *baselines], [seed], scratch_budget, progress)
-    what = ("the one-shot learner (`oneshot`) trained on that instance alone" if fam == "oneshot"
-            else "MaskablePPO + GNN (`rl`) trained on that instance alone")
+        rows += _bench(out, [g], [h], [scr, *baselines], [seed], scratch_budget, progress)
+    what = (f"the one-shot learner with the checkpoint's head (`{scr}`) trained on that instance alone"
+            if fam == "oneshot" else "MaskablePPO + GNN (`rl`) trained on that instance alone")
     lines = [f"# Zero-shot transfer of `{checkpoint}` to held-out graphs", "",
              f"Zero-shot: the pre-trained policy's greedy answer + repair (1 evaluation, no training; seconds in "
              f"`zeroshot.json`). From scratch: {what} for {scratch_budget} evaluations (seed {seed}); the "
@@ -279,7 +292,7 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
         if "seconds" in entry:
             secs.append(float(entry["seconds"]))
         gap_cell = f"{100 * gap['gap_to_best']:.1f}% / {100 * gap['gap_to_bound']:.1f}%" if gap else "-"
-        s = here.get(fam, 0.0)
+        s = here.get(scr, 0.0)
         ratio = z / s if s > 0 else float("nan")
         ratios.append(ratio)
         lines.append(f"| {g} | {h} | {z:.4f} | {gap_cell} | {s:.4f} | {ratio:.2f} | "

@@ -16,6 +16,7 @@ samples the policy without training (``mcm-gym partition --policy``).
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,12 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 
-__all__ = ["FINETUNE_NODE_ENTROPY", "ONESHOT_FORMAT", "OneShotSearch", "is_oneshot_checkpoint", "load_oneshot",
-           "save_oneshot", "oneshot_sidecar"]
+__all__ = ["FINETUNE_NODE_ENTROPY", "FINETUNE_STAGE_ENTROPY", "ONESHOT_FORMAT", "OneShotSearch",
+           "is_oneshot_checkpoint", "load_oneshot", "save_oneshot", "oneshot_sidecar", "stage_temperature"]
 
 ONESHOT_FORMAT = "mcm-gym-oneshot/1"
 #: Per-node entropy (nats) a fine-tuning run gives the checkpoint's distributions (``node_entropy``;
@@ -42,6 +43,11 @@ ONESHOT_FORMAT = "mcm-gym-oneshot/1"
 #: its samples are nearly all its greedy candidate. On BERT-base / ring-8, 300 samples, seeds 0, 2, 3:
 #: 0.8322, 0.8295, 0.8187 with 0.3; 0.8268, 0.8295, 0.8161 with 0.1; without: 0.8135 on 2 of 3.
 FINETUNE_NODE_ENTROPY = 0.3
+#: Entropy (nats per stage end, along the greedy path) a fine-tuning run gives a stages-head
+#: checkpoint (``stage_entropy``), by one temperature over all its logits (argmaxes kept). On BERT-base /
+#: ring-8 the pre-trained stages policy has 0.33 nats per end and fine-tuning at temperature 1 stayed
+#: at its zero-shot 0.752 for 1,000 samples; temperature 10 (2.2 nats per end) reached 0.8295-0.8322.
+FINETUNE_STAGE_ENTROPY = 2.0
 
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
               "stage_sharpness", "count_prior")  # a checkpoint without the last three is a nodes-head one
@@ -117,6 +123,30 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
     return policy
 
 
+def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: float, floor: float = 1.0) -> float:
+    """The temperature (at least ``floor``; bisection on its log up to 1e4) at which ``policy``'s
+    stages head has ``entropy`` nats per stage end on ``env`` (the mean along the greedy path:
+    :meth:`~mcm_gym.learn.oneshot.StageCandidates.entropy` over ``m - 1`` ends, ``m`` the greedy
+    number of stages); ``floor`` where the policy is already that spread, or has one stage."""
+    obs, masks = obs_batch([env])
+    orders = policy_orders(policy, env.problem)
+
+    def per_end(t: float) -> float:
+        with torch.no_grad():
+            d = policy.candidates(obs, masks, env.problem.n, t, orders=orders)
+            assert isinstance(d, StageCandidates)
+            ends = int(d.count.argmax())  # m - 1
+            return float(d.entropy()) / ends if ends else float("inf")
+
+    if per_end(floor) >= entropy:
+        return floor
+    lo, hi = math.log(floor), math.log(1e4)
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if per_end(math.exp(mid)) < entropy else (lo, mid)
+    return math.exp(hi)
+
+
 class OneShotSearch(Searcher):
     """The one-shot learner on one problem; every repaired candidate is one evaluation.
 
@@ -130,10 +160,12 @@ class OneShotSearch(Searcher):
     the logits over it), ``node_entropy`` (when fine-tuning from a checkpoint: each node's
     distribution is flattened to this entropy, nats, where sharper; default
     :data:`FINETUNE_NODE_ENTROPY`; None: off; ignored from scratch, with ``train=False`` and for a
-    stages-head checkpoint, and reported in ``extra``), ``torch_threads`` (torch's global thread
-    count). The seed of
+    stages-head checkpoint, and reported in ``extra``), ``stage_entropy`` (the same for a stages-head
+    checkpoint: one temperature, at least ``temperature``, that gives its stage ends this mean
+    entropy in nats, :func:`stage_temperature`; default :data:`FINETUNE_STAGE_ENTROPY`; None: off),
+    ``torch_threads`` (torch's global thread count). The seed of
     :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
-    ``SearchResult.extra``: ``temperature`` and ``node_entropy`` (the one applied, None if none)."""
+    ``SearchResult.extra``: ``temperature`` (the one applied) and ``node_entropy`` (None if none)."""
 
     name = "oneshot"
 
@@ -142,7 +174,8 @@ class OneShotSearch(Searcher):
                  target: str = "candidate", use_repair: bool = True, hidden: int = 32, layers: int = 2,
                  prior: str = "pipeline", sharpness: float = 3.0, temperature: float = 1.0,
                  node_entropy: float | None = FINETUNE_NODE_ENTROPY, torch_threads: int = 1,
-                 repair: RepairConfig | None = None, head: str = "nodes") -> None:
+                 repair: RepairConfig | None = None, head: str = "nodes",
+                 stage_entropy: float | None = FINETUNE_STAGE_ENTROPY) -> None:
         super().__init__(repair)
         if not train and checkpoint is None:
             raise ValueError("oneshot with train=False needs a checkpoint (there is nothing to sample without one)")
@@ -150,7 +183,9 @@ class OneShotSearch(Searcher):
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
         self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness, "head": head}
-        self.temperature, self.node_entropy = temperature, node_entropy
+        self.temperature, self.node_entropy, self.stage_entropy = temperature, node_entropy, stage_entropy
+        if stage_entropy is not None and not stage_entropy > 0:
+            raise ValueError(f"stage_entropy must be > 0 nats or None, got {stage_entropy}")
         self.torch_threads = torch_threads
         self._extra: dict[str, Any] = {}
         OneShotTrainConfig(learning_rate=learning_rate, epochs=epochs, target=target, policy=self.policy_kw,
@@ -193,7 +228,10 @@ class OneShotSearch(Searcher):
                               repair=self.repair_config, k_max=init.k_max if init is not None else None)
         # per-node flattening serves a sharp nodes-head checkpoint; the stages head has no per-node logits
         node_entropy = self.node_entropy if init is not None and self.train and init.head == "nodes" else None
-        self._extra = {"temperature": self.temperature, "node_entropy": node_entropy}
+        temperature = self.temperature
+        if init is not None and self.train and init.head == "stages" and self.stage_entropy is not None:
+            temperature = stage_temperature(init, env, self.stage_entropy, self.temperature)
+        self._extra = {"temperature": temperature, "node_entropy": node_entropy}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if init is not None:
@@ -214,7 +252,7 @@ class OneShotSearch(Searcher):
             spg = self.samples_per_graph or min(64, max(8, tr.budget // 10))
             cfg = OneShotTrainConfig(max_samples=tr.left, samples_per_graph=spg, learning_rate=self.learning_rate,
                                      epochs=self.epochs, target=self.target, use_repair=self.use_repair,
-                                     policy=self.policy_kw, temperature=self.temperature,
+                                     policy=self.policy_kw, temperature=temperature,
                                      node_entropy=node_entropy, seed=seed)
             run = train_oneshot([(problem.graph, problem.hardware)], cfg, init=init, repair=self.repair_config,
                                 on_sample=lambda _i, _s, part: count(part))
