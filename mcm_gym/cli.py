@@ -181,10 +181,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mcm_gym.bench import format_table, plot_traces, run_bench, summarize
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # checked before any run, so no finished run is lost to it
+        raise ValueError(f"--out {out}: a folder is expected (results.csv, table.md and the plot go in it), "
+                         f"and this is a file")
+    out.mkdir(parents=True, exist_ok=True)
     if args.suite:
         return _bench_suite(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path, md_path = out / "results.csv", out / "best_score.png", out / "table.md"
     total = len(args.graphs) * len(args.hardware) * len(args.methods) * len(args.seeds)
     bar = _progress_bar(total)

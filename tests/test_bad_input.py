@@ -72,6 +72,11 @@ def files(tmp_path: Path) -> Path:
     (["validate", "{d}/five.jsonl"], 1, "BAD a record is a JSON object"),
     (["validate", "{d}/letter.jsonl"], 1, "BAD partition must be a list of integer chip indices"),
     (["validate", "{d}/other.jsonl"], 1, "graph 'tiny://diamond-v1' has 7 nodes"),
+    # --out naming a file: refused before any run (a suite run used to finish its runs, then fail)
+    (["bench", "--graphs", "tiny://chain-v1", "--hardware", "ring-4", "--methods", "random", "--budget", "2",
+      "--out", "{d}/header.csv"], 2, "--out {d}/header.csv: a folder is expected"),
+    (["bench", "--suite", "suite://heldout-v1", "--methods", "random", "--budget", "2", "--out", "{d}/header.csv"], 2,
+     "--out {d}/header.csv: a folder is expected"),
 ])
 def test_cli_names_the_problem(files: Path, args: list[str], code: int, message: str, capsys) -> None:
     assert main([a.format(d=files) for a in args]) == code
