@@ -18,8 +18,11 @@ Conventions the staleness test relies on (cell metadata ``tags``):
 
 * ``figure``: the cell shows a figure, so its committed and fresh outputs must hold an ``image/png``;
 * ``timing``: the cell prints wall-clock times: its numbers are not compared, its text is;
-* ``training``: the cell prints results of a training run; numbers are compared with an absolute
-  tolerance of ``TRAINING_ATOL`` (PPO's floating point may differ a little between CPUs).
+* ``training``: the cell prints results of a training run: as for ``timing``, its text is compared
+  and its numbers are not. A seeded run repeats exactly on one machine, but PPO's floating point
+  differs between CPU types and a few thousand steps amplify it: notebook 04's 6,000-step run scored
+  0.6309 at 4,096 steps where it was generated and 0.5223 on an AMD EPYC (2026-12-02), far beyond
+  any tolerance that would still mean something.
 
 In Markdown tables, columns whose header names a time (``wall time (s)``) are not compared either.
 Prose never quotes a number the code computes: the outputs carry them, so the text cannot go stale.
@@ -43,7 +46,6 @@ HERE = Path(__file__).resolve().parent
 DOCS_PAGE = HERE.parent / "docs" / "notebooks.md"
 TABLE_BEGIN = "<!-- notebooks table: written by notebooks/make_notebooks.py --execute -->"
 TABLE_END = "<!-- end of notebooks table -->"
-TRAINING_ATOL = 0.02
 KERNEL_TIMEOUT = 300  # s per cell
 
 
@@ -1043,19 +1045,19 @@ def _close(a: str, b: str, atol: float) -> bool:
 def same_text(committed: str, fresh: str, tags: list[str] | tuple[str, ...] = ()) -> str | None:
     """None when two outputs agree, else a short description of the first difference."""
     texts = []
+    volatile = "timing" in tags or "training" in tags  # numbers not compared (see the module doc)
     for t in (committed, fresh):
         t = _mask_time_columns(_ADDRESS.sub("0x?", t))
-        texts.append(_NUMBER.sub("<n>", t) if "timing" in tags else t)
+        texts.append(_NUMBER.sub("<n>", t) if volatile else t)
     a, b = texts
-    if "timing" in tags:
+    if volatile:
         return None if a == b else f"text differs: {a[:200]!r} vs {b[:200]!r}"
     parts_a, parts_b = _NUMBER.split(a), _NUMBER.split(b)
     nums_a, nums_b = _NUMBER.findall(a), _NUMBER.findall(b)
     if parts_a != parts_b or len(nums_a) != len(nums_b):
         return f"text differs: {a[:300]!r} vs {b[:300]!r}"
-    atol = TRAINING_ATOL if "training" in tags else 0.0
     for x, y in zip(nums_a, nums_b, strict=True):
-        if not _close(x, y, atol):
+        if not _close(x, y, 0.0):
             return f"number {x} is now {y} in {b[:300]!r}"
     return None
 
