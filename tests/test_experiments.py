@@ -86,9 +86,15 @@ def test_finetune_experiment_reports_samples_to_the_scratch_score(tmp_path):
     report = experiments.run_finetune(tmp_path, graph=TINY, hardware="ring-4", budget=4, scratch_budget=6,
                                       seeds=[0])
     rows = read_rows(tmp_path / "results.csv")
-    assert sorted((r["method"], r["budget"]) for r in rows) == [("oneshot", 6), ("oneshot:checkpoint=pretrained", 4)]
+    # from scratch with the checkpoint's own head (the shipped one has the stages head)
+    assert sorted((r["method"], r["budget"]) for r in rows) == [("oneshot:checkpoint=pretrained", 4),
+                                                               ("oneshot:head=stages", 6)]
     assert "Target = the from-scratch final score" in report
     assert (tmp_path / "finetune_time.png").exists()
+    experiments.run_finetune(tmp_path / "v3", graph=TINY, hardware="ring-4", budget=2, scratch_budget=3, seeds=[0],
+                             checkpoint="pretrained-v3")  # a nodes-head checkpoint: the plain learner
+    assert sorted(r["method"] for r in read_rows(tmp_path / "v3" / "results.csv")) == [
+        "oneshot", "oneshot:checkpoint=pretrained-v3"]
 
 
 def test_zeroshot_experiment_refuses_training_graphs_and_reports_ratio(tmp_path):

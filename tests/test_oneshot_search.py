@@ -241,15 +241,17 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
 
 def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     path = resolve_checkpoint("pretrained")
-    assert path.endswith("pretrained-v3.pt") and resolve_checkpoint("pretrained-v3") == path
+    assert path.endswith("pretrained-v4.pt") and resolve_checkpoint("pretrained-v4") == path
     policy = load_oneshot(path)
+    assert policy.head == "stages"
+    assert load_oneshot(resolve_checkpoint("pretrained-v3")).head == "nodes"  # the one before, by its name
     side = json.loads(Path(path).with_suffix(".json").read_text())
     heldout = set(split_ids("heldout"))
     assert side["instances"] and not heldout & {g for g, _ in side["instances"]}
     assert policy.cost_model == "mcm-cost/2"
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
     out = capsys.readouterr().out
-    assert "policy:pretrained-v3" in out and "(seed 0, 1 evaluations" in out
+    assert "policy:pretrained-v4" in out and "(seed 0, 1 evaluations" in out
     assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
     from mcm_gym.learn.evaluation import PolicySearch
 
