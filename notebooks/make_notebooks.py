@@ -678,11 +678,13 @@ NB04 = [
 
     Six thousand steps on 40 small graphs is a demonstration. The policy shipped with the package
     (`pretrained`) is the paper's one-shot formulation (`mcm_gym.learn.oneshot`): one pass of a graph
-    network gives every node a distribution over chips, a whole candidate is drawn and the solver repairs
-    it. It was pre-trained by reinforcement learning on the training split (hundreds of layered DAGs and
-    the zoo's training graphs, `agents/pretrain_oneshot.py`) and never saw BERT-base. Zero-shot is its
-    greedy candidate plus repair; fine-tuning (`oneshot:checkpoint=pretrained`) trains on the target,
-    every repaired candidate counting as one evaluation. Both beside the leaderboard and the searches:"""),
+    network scores where the pipeline stages end (in one of four node orders), a whole candidate is
+    drawn and the solver repairs it. It was pre-trained on the training split (hundreds of layered DAGs
+    and the zoo's training graphs, `agents/pretrain_oneshot.py`): it first imitated the stage DP's best
+    split of each training graph, then learned by reinforcement learning; it never saw BERT-base.
+    Zero-shot is its greedy candidate plus repair; fine-tuning (`oneshot:checkpoint=pretrained`) trains
+    on the target, every repaired candidate counting as one evaluation. Both beside the leaderboard and
+    the searches (BENCHMARKS.md says where the pre-trained policy wins and where it loses):"""),
     code("""
     import mcm_gym
     from mcm_gym.bench import leaderboard as lb
@@ -712,8 +714,8 @@ NB04 = [
     and are not run here:
 
     ```bash
-    # pre-train the one-shot policy by RL on the training split (the shipped pretrained)
-    python agents/pretrain_oneshot.py --out runs/pretrain_oneshot --wall-time 1500
+    # pre-train the one-shot policy on the training split (the shipped pretrained: cloning, then RL)
+    python agents/pretrain_oneshot.py --head stages --bc-epochs 20 --out runs/pretrain_oneshot --wall-time 1200
     # zero-shot on a graph: the greedy candidate plus repair
     mcm-gym partition --graph resnet-50 --policy pretrained
     # the sequential MaskablePPO policy of this notebook at full size, and fine-tuning it

@@ -251,3 +251,26 @@ def test_fine_tuning_temperature_reaches_the_stage_entropy_and_keeps_the_greedy_
     assert float(dist(t).entropy()) / ends == pytest.approx(target, abs=0.02)
     assert torch.equal(dist(t).mode(), dist(1.0).mode())
     assert stage_temperature(pol, env, before / 2) == 1.0  # already that spread: the floor
+
+
+def test_stage_targets_follow_the_chips_speeds() -> None:
+    from mcm_gym.learn.oneshot import stage_targets
+
+    same = stage_targets(torch.ones(4), 4)
+    assert torch.allclose(same, stage_targets(None, 4))
+    assert torch.allclose(same[3], torch.tensor([0.25, 0.5, 0.75]))
+    fast_first = stage_targets(torch.tensor([2.0, 1.0, 1.0, 1.0]), 4)
+    assert torch.allclose(fast_first[3], torch.tensor([0.4, 0.6, 0.8]))  # the 2x chip takes 2/5 of the work
+    assert torch.allclose(fast_first[1, :1], torch.tensor([2 / 3]))  # m = 2: chips 0 and 1 only
+
+
+def test_untrained_stages_head_gives_faster_chips_longer_stages() -> None:
+    g = "zoo://resnet-50-v1"
+    envs = oneshot_envs([(g, "hring-4")], k_max=4)
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES))
+    cand = greedy_candidates(pol, envs)[0]
+    pr = envs[0].problem
+    work = pr.cost.node_time.min(axis=1)  # s on the fastest chip
+    share = np.bincount(cand, weights=work, minlength=4) / work.sum()
+    speed = pr.hardware.peak_flops / pr.hardware.peak_flops.sum()
+    assert np.argmax(share) == np.argmax(speed) and np.argmin(share) == np.argmin(speed)

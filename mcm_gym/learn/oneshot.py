@@ -42,7 +42,8 @@ pipeline order, ``m <= K``), then stage ends ``e_1 < ... < e_{m-1}``, positions 
     P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 + s_p)
 
 for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the prior's cumulative share
-through position ``p`` of the order, ``beta = min(stage_sharpness, 0.5 (n / m) ** 2) * exp(b)``
+through position ``p`` of the order (on chips of different speeds, ``k`` becomes ``m`` times the first
+``k`` chips' share of the ``m`` chips' summed peak FLOP/s, :func:`stage_targets`), ``beta = min(stage_sharpness, 0.5 (n / m) ** 2) * exp(b)``
 (the cap keeps small graphs exploring: one node off costs at most 0.5 nats) and ``s_p`` a "cut here"
 score from the node's embedding, the pooled one, the ``cut`` feature along the order and ``C_p``;
 ``q_o``, ``g_m`` and ``b`` come from the pooled embedding. The last layers start at zero, so the
@@ -98,6 +99,7 @@ _WORK_BEFORE = NODE_FEATURES.index("work_before")
 _WEIGHT = NODE_FEATURES.index("weight")
 _EXISTS = CHIP_FEATURES.index("exists")
 _SRAM = CHIP_FEATURES.index("sram")
+_PEAK = CHIP_FEATURES.index("peak")
 
 
 def _shape(space: spaces.Dict, key: str) -> tuple[int, ...]:
@@ -335,16 +337,32 @@ class StageCandidates(CandidateDist):
         return ent
 
 
+def stage_targets(peaks: torch.Tensor | None, k_max: int) -> torch.Tensor:
+    """Where stage ``k`` of ``m`` should end, as a cumulative share ``(k_max, k_max - 1)`` (``[m - 1, k - 1]``):
+    ``k / m`` on identical chips; with ``peaks`` ``(k_max,)`` (the chips' peak FLOP/s in pipeline
+    order, any unit), the share of the first ``k`` of ``m`` chips' summed peak, so a faster chip gets a
+    longer stage. Entries with ``k >= m`` are unused."""
+    m = torch.arange(1, k_max + 1).view(-1, 1)
+    k = torch.arange(1, k_max).view(1, -1)
+    if peaks is None:
+        return (k / m).to(torch.float32)
+    cum = torch.cumsum(peaks.clamp(min=1e-12).to(torch.float32), dim=0)  # (k_max,)
+    return cum[(k - 1).clamp(max=k_max - 1)].expand(k_max, -1) / cum[m - 1]
+
+
 def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: torch.Tensor, n: int, k_max: int,
-                 sharpness: float) -> torch.Tensor:
+                 sharpness: float, targets: torch.Tensor | None = None) -> torch.Tensor:
     """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
-    ``cut_score`` ``(O, n)`` (``s``) and the scalar ``log_sharpness`` (``b``, clamped to [-6, 6])."""
+    ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``, clamped to [-6, 6]) and
+    the stage ends' target shares (:func:`stage_targets`; None: ``k / m``): the balance term is
+    ``-beta (m (C_p - target)) ** 2``, ``-beta (m C_p - k) ** 2`` on identical chips."""
     m = torch.arange(1, k_max + 1, dtype=frac.dtype).view(1, -1, 1, 1)
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
+    target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
     # on a graph of few nodes per stage, one node off an equal-share end costs at most NODE_SHARPNESS
     beta = torch.clamp(NODE_SHARPNESS * (n / m) ** 2, max=sharpness) * torch.exp(log_sharpness.clamp(-6.0, 6.0))
-    return -beta * (m * frac[:, None, None, :] - k) ** 2 + cut_score[:, None, None, :]
+    return -beta * (m * (frac[:, None, None, :] - target)) ** 2 + cut_score[:, None, None, :]
 
 class OneShotHeads(nn.Module):
     """The policy's "MLP extractor": per-node chip logits and the value latent from
@@ -415,12 +433,14 @@ class OneShotHeads(nn.Module):
                                       out[..., 0], out[..., 1], self.sharpness)
 
     def stage_dist(self, features: torch.Tensor, n: int, orders: torch.Tensor | None = None,
-                   order_cuts: torch.Tensor | None = None, temperature: float = 1.0) -> StageCandidates:
+                   order_cuts: torch.Tensor | None = None, temperature: float = 1.0,
+                   peaks: torch.Tensor | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
         real nodes) over ``orders`` ``(O, n)`` (node indices, at most :data:`STAGE_ORDERS` of them, in
         that list's meaning; None: the graph's own order) with ``order_cuts`` ``(O, n)`` (the ``cut``
-        feature along each order, by position; None with ``orders=None``: the observation's). Every
-        logit is divided by ``temperature``."""
+        feature along each order, by position; None with ``orders=None``: the observation's) and the
+        chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`; None: identical
+        chips). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
         if orders is None:
             orders = torch.arange(n)[None, :]
@@ -439,7 +459,8 @@ class OneShotHeads(nn.Module):
         m = torch.arange(1, self.k_max + 1, dtype=g.dtype)
         kr = float(k[0, 0].detach())
         count = (g[: self.k_max] - self.count_prior * (kr - m).clamp(min=0.0)).masked_fill(m > kr + 0.5, -1e9)
-        bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness)
+        bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness,
+                             stage_targets(peaks, self.k_max))
         order_logits = g[self.k_max + 1: self.k_max + 1 + o]
         return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature)
 
@@ -552,10 +573,11 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             return NodeCandidates(logits.masked_fill(~masks[0, :n], -1e9))
         if node_temperatures is not None:
             raise ValueError("per-node temperatures apply to the nodes head only")
+        peaks = obs["chip_state"][0, :, _PEAK]  # relative peak FLOP/s, 0 on padding (never a used stage)
         if orders is None:
             cut = obs["node_features"][0, :n, NODE_FEATURES.index("cut")]
-            return heads.stage_dist(features, n, torch.arange(n)[None, :], cut[None, :], temperature)
-        return heads.stage_dist(features, n, orders[0], orders[1], temperature)
+            return heads.stage_dist(features, n, torch.arange(n)[None, :], cut[None, :], temperature, peaks)
+        return heads.stage_dist(features, n, orders[0], orders[1], temperature, peaks)
 
 
 def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = False, heads: int = 4,
