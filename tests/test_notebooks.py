@@ -3,7 +3,8 @@
 Every notebook is executed again top to bottom (nbclient) and compared with the committed file by
 ``notebooks/make_notebooks.py``'s :func:`compare`: printed numbers to one unit in their last digit
 (the numbers of training and wall-clock cells not at all: they differ between CPU types), figures
-present in both. When the code changes the results, regenerate with ``.venv/bin/python notebooks/make_notebooks.py --execute``.
+present in both. When the code changes the results, regenerate with
+``.venv/bin/python notebooks/make_notebooks.py --execute``.
 """
 
 from __future__ import annotations
