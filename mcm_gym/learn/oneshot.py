@@ -45,7 +45,8 @@ for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the pri
 through position ``p`` of the order (on chips of different speeds, ``k`` becomes ``m`` times the first
 ``k`` chips' share of the ``m`` chips' summed peak FLOP/s, :func:`stage_targets`),
 ``beta = min(stage_sharpness, 0.5 (n / m) ** 2) * exp(b)`` (the cap keeps small graphs exploring:
-one node off costs at most 0.5 nats) and ``s_p`` a "cut here" score from the node's embedding, the pooled one, the ``cut`` feature along the order and ``C_p``;
+one node off costs at most 0.5 nats) and ``s_p`` a "cut here" score from the node's embedding, the
+pooled one, the ``cut`` feature along the order and ``C_p``;
 ``q_o``, ``g_m`` and ``b`` come from the pooled embedding. The last layers start at zero, so the
 untrained policy's greedy candidate splits the graph's own order into ``K`` stages of equal share.
 Node ``order[p]`` goes on chip ``#{k : e_k < p}``: every candidate is a contiguous split of a
