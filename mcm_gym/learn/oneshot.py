@@ -38,7 +38,7 @@ instead of a chip per node: first a node order ``o`` (one of :data:`STAGE_ORDERS
 depth-first, ASAP, ALAP), then the number of stages ``m`` (chips ``0 .. m-1`` in the hardware's
 pipeline order, ``m <= K``), then stage ends ``e_1 < ... < e_{m-1}``, positions in that order::
 
-    P(o) ~ exp(q_o),   P(m) ~ exp(g_m - count_prior (K - m)),
+    P(o) ~ exp(q_o),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
     P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 + s_p)
 
 for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the prior's cumulative share
@@ -220,6 +220,7 @@ class NodeCandidates(CandidateDist):
     """Independent chips per node from masked logits ``(n, K)`` (the ``nodes`` head)."""
 
     def __init__(self, logits: torch.Tensor) -> None:
+        self.raw = logits  # as given (masked entries at -1e9), for cross-entropy and temperatures
         self.dist = torch.distributions.Categorical(logits=logits)
 
     @property
@@ -408,6 +409,8 @@ class OneShotHeads(nn.Module):
     @property
     def head_output(self) -> nn.Linear:
         """The per-node head's last layer (zero at initialisation; the ``nodes`` head)."""
+        if self.head != "nodes":
+            raise ValueError("a stages-head policy has no per-node head: see output_layers()")
         out = self.node_head[-1]
         assert isinstance(out, nn.Linear)
         return out

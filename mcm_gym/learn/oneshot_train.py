@@ -306,7 +306,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             for i, (obs, masks) in enumerate(batches):
                 d = policy.candidates(obs, masks, sizes[i], cfg.temperature)
                 assert isinstance(d, NodeCandidates)
-                temps[i] = node_temperatures(d.logits, cfg.node_entropy)[:, None]
+                temps[i] = node_temperatures(d.raw, cfg.node_entropy)[:, None]
 
     def dists(chosen: Sequence[int]) -> list[CandidateDist]:
         # masked after the divisions, so masked entries stay at -1e9 whatever the temperatures
@@ -413,7 +413,7 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
                 obs, masks, target, ords = data[i]
                 dist = pol.candidates(obs, masks, len(target), orders=ords)
                 if isinstance(dist, NodeCandidates):
-                    loss = loss + torch.nn.functional.cross_entropy(dist.logits, target)
+                    loss = loss + torch.nn.functional.cross_entropy(dist.raw, target)
                 else:
                     loss = loss - dist.log_prob(target[None])[0] / (int(target.max()) + 1)
             loss = loss / len(order[start:start + batch])
