@@ -377,8 +377,9 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
     against a teacher's partition of every instance (e.g. the stage DP's), Adam, ``batch``
     instances per step, ``epochs`` passes in a seeded order (the ``stages`` head: the teacher's
     negative log-probability per stage; a teacher must then be non-decreasing along one of the
-    head's orders, :func:`stage_orders`, and its used chips are renumbered ``0 .. m-1``). No repair is called. ``policy``: start
-    from it (else a fresh one from ``policy_kwargs``); ``on_epoch(epoch, mean loss)``."""
+    head's orders, :func:`stage_orders`, and its used chips are renumbered ``0 .. m-1``). No repair
+    is called. ``policy``: start from it (else a fresh one from ``policy_kwargs``); ``on_epoch(epoch,
+    mean loss)``."""
     if len(instances) != len(partitions) or not instances:
         raise ValueError("one teacher partition per instance expected")
     torch.manual_seed(seed)
