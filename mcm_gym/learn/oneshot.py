@@ -436,20 +436,16 @@ class OneShotHeads(nn.Module):
         return free + pipeline_logits(wb, mem if self.prior == "pipeline" else None, nm, k, self.k_max,
                                       out[..., 0], out[..., 1], self.sharpness)
 
-    def stage_dist(self, features: torch.Tensor, n: int, orders: torch.Tensor | None = None,
-                   order_cuts: torch.Tensor | None = None, temperature: float = 1.0,
-                   peaks: torch.Tensor | None = None) -> StageCandidates:
+    def stage_dist(self, features: torch.Tensor, n: int, orders: torch.Tensor, order_cuts: torch.Tensor,
+                   temperature: float = 1.0, peaks: torch.Tensor | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
         real nodes) over ``orders`` ``(O, n)`` (node indices, at most :data:`STAGE_ORDERS` of them, in
-        that list's meaning; None: the graph's own order) with ``order_cuts`` ``(O, n)`` (the ``cut``
-        feature along each order, by position; None with ``orders=None``: the observation's) and the
+        that list's meaning) with ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by
+        position) and the
         chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`; None: identical
         chips). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
-        if orders is None:
-            orders = torch.arange(n)[None, :]
-            order_cuts = features.new_zeros((1, n)) if order_cuts is None else order_cuts
-        if order_cuts is None or orders.shape != order_cuts.shape or orders.shape[1] != n \
+        if orders.shape != order_cuts.shape or orders.shape[1] != n \
                 or not 1 <= orders.shape[0] <= len(STAGE_ORDERS):
             raise ValueError(f"orders and order_cuts: (O, {n}) each with 1 <= O <= {len(STAGE_ORDERS)} expected")
         o = orders.shape[0]

@@ -392,17 +392,18 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
         if target.shape != (e.problem.graph.n,):
             raise ValueError(f"{e.problem.graph.id}: teacher partition has shape {tuple(target.shape)}, "
                              f"expected ({e.problem.graph.n},)")
-        if pol.head == "stages":  # a split of one of the orders, its used chips renumbered 0 .. m-1
-            ords = stage_orders(e.problem)[0]
-            by_pos = target[ords]  # (O, n)
+        orders = policy_orders(pol, e.problem)
+        if orders is not None:  # stages: a split of one of the orders, its used chips renumbered 0 .. m-1
+            by_pos = target[orders[0]]  # (O, n)
             fits = ((by_pos[:, 1:] - by_pos[:, :-1]) >= 0).all(dim=1)
             if not bool(fits.any()):
                 raise ValueError(f"{e.problem.graph.id}: the stages head clones splits of a node order "
                                  f"({', '.join(STAGE_ORDERS)}); the teacher's chips go down along each")
-            row = by_pos[int(fits.nonzero()[0, 0])]
+            first = int(fits.nonzero()[0, 0])
+            row = by_pos[first]
             renum = torch.cat([torch.zeros(1, dtype=torch.int64), (row[1:] > row[:-1]).to(torch.int64).cumsum(0)])
-            target = torch.empty_like(target).scatter_(0, ords[int(fits.nonzero()[0, 0])], renum)
-        data.append((*obs_batch([e]), target, policy_orders(pol, e.problem)))
+            target = torch.empty_like(target).scatter_(0, orders[0][first], renum)
+        data.append((*obs_batch([e]), target, orders))
     rng = np.random.default_rng(seed)
     pol.set_training_mode(True)
     for epoch in range(epochs):
