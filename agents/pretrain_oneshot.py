@@ -30,13 +30,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="a chip per node, or where pipeline stages end")
     ap.add_argument("--stage-sharpness", type=float, default=50.0)
     ap.add_argument("--count-prior", type=float, default=3.0, help="stages head: nats per chip left empty")
+    ap.add_argument("--cut-prior", type=float, default=10.0,
+                    help="stages head: nats per unit of a cut's transfer time above an equal stage's compute time")
+    ap.add_argument("--max-log-sharpness", type=float, default=2.0, help="stages head: clamp on the learned b")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = PretrainConfig(generator_seeds=list(range(args.generator_seeds)), bc_epochs=args.bc_epochs,
                          wall_time=args.wall_time, seed=args.seed,
                          policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
-                                 "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior},
+                                 "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
+                                 "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
                              "instances_per_update": 16, "ent_coef": args.ent_coef})
     pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))

@@ -11,7 +11,8 @@ from mcm_gym.search.base import get_searcher, parse_method
 
 pytest.importorskip("sb3_contrib")
 
-from mcm_gym.bench import experiments  # noqa: E402
+from mcm_gym.bench import experiments
+from mcm_gym.learn.checkpoints import versioned_name  # noqa: E402
 
 TINY = "tiny://attention-v1"
 
@@ -75,10 +76,27 @@ def test_ablation_counts_the_samples_each_side_needs(tmp_path, monkeypatch):
         experiments.run_ablation(tmp_path / "y", learner="ppo")
 
 
+def test_rows_of_a_moving_alias_are_keyed_by_the_version_it_names(tmp_path):
+    """``checkpoint=pretrained`` runs as the versioned name it stands for, so a row left by an older
+    ``pretrained`` (keyed by the bare alias) is not taken for the current one."""
+    from mcm_gym.bench.results import merge_rows
+    from mcm_gym.bench.runner import run_bench
+
+    now = versioned_name("pretrained")
+    assert now != "pretrained" and now.startswith("pretrained-v") and versioned_name("pretrained-v3") == "pretrained-v3"
+    out = tmp_path / "results.csv"
+    first = run_bench([TINY], ["ring-4"], ["oneshot:checkpoint=pretrained,train=false"], [0], 1, out_csv=out)
+    assert first[0]["method"] == f"oneshot:checkpoint={now},train=false"
+    stale = dict(first[0], method="oneshot:checkpoint=pretrained,train=false", score=0.0123)
+    merge_rows(out, [stale])
+    again = run_bench([TINY], ["ring-4"], ["oneshot:checkpoint=pretrained,train=false"], [0], 1, out_csv=out)
+    assert float(again[0]["score"]) == float(first[0]["score"]) != 0.0123
+
+
 def test_search_experiment_compares_rl_with_the_baselines(tmp_path):
     report = experiments.run_search(tmp_path, graph=TINY, hardware="ring-4", budget=4, seeds=[0], scratch=False)
     methods = {r["method"] for r in read_rows(tmp_path / "results.csv")}
-    assert methods == {"oneshot:checkpoint=pretrained", "random", "sa"}
+    assert methods == {f"oneshot:checkpoint={versioned_name('pretrained')}", "random", "sa"}
     assert "vs random search" in report and "vs simulated annealing" in report
 
 
@@ -87,8 +105,8 @@ def test_finetune_experiment_reports_samples_to_the_scratch_score(tmp_path):
                                       seeds=[0])
     rows = read_rows(tmp_path / "results.csv")
     # from scratch with the checkpoint's own head (the shipped one has the stages head)
-    assert sorted((r["method"], r["budget"]) for r in rows) == [("oneshot:checkpoint=pretrained", 4),
-                                                               ("oneshot:head=stages", 6)]
+    assert sorted((r["method"], r["budget"]) for r in rows) == [
+        (f"oneshot:checkpoint={versioned_name('pretrained')}", 4), ("oneshot:head=stages", 6)]
     assert "Target = the from-scratch final score" in report
     assert (tmp_path / "finetune_time.png").exists()
     experiments.run_finetune(tmp_path / "v3", graph=TINY, hardware="ring-4", budget=2, scratch_budget=3, seeds=[0],

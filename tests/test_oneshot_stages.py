@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("sb3_contrib")
 
+from strategies import GraphSpec, graph_specs  # noqa: E402
+
 from mcm_gym.core.hardware import get_hardware  # noqa: E402
 from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
@@ -215,8 +217,14 @@ def test_stage_orders_are_topological_and_cover_the_head_choices() -> None:
     from mcm_gym.learn.oneshot_train import stage_orders
 
     pr = Problem(load_graph("zoo://resnet-50-v1"), get_hardware("ring-4"))
-    orders, cuts = stage_orders(pr)
-    assert orders.shape == cuts.shape == (len(STAGE_ORDERS), pr.graph.n)
+    orders, cuts, limits, loads = stage_orders(pr)
+    assert orders.shape == cuts.shape == loads.shape == (len(STAGE_ORDERS), pr.graph.n)
+    assert limits is not None and limits.end_max.shape == (len(STAGE_ORDERS), 4, pr.graph.n + 1)
+    from mcm_gym.env.observation import cut_bytes
+
+    work = pr.cost.node_time.min(axis=1).sum()  # s
+    bw = pr.hardware.link_bandwidth.min()  # bytes/s
+    assert np.allclose(loads[1].numpy(), cut_bytes(pr.graph, orders[1].numpy()) / bw / work, rtol=1e-5)
     for o in orders.numpy():
         pos = np.argsort(o)
         assert sorted(o.tolist()) == list(range(pr.graph.n))
@@ -274,3 +282,134 @@ def test_untrained_stages_head_gives_faster_chips_longer_stages() -> None:
     share = np.bincount(cand, weights=work, minlength=4) / work.sum()
     speed = pr.hardware.peak_flops / pr.hardware.peak_flops.sum()
     assert np.argmax(share) == np.argmax(speed) and np.argmin(share) == np.argmin(speed)
+
+
+def _tight(graph: str, hw: str, slack: float) -> Problem | None:
+    """``graph`` on ``hw`` with every chip's SRAM cut to ``slack`` times an equal share of the demand
+    (bytes); None if that cannot hold it."""
+    from dataclasses import replace
+
+    from mcm_gym.core.problem import InfeasibleError
+
+    g, h = load_graph(graph), get_hardware(hw)
+    demand = float(Problem(g, h).mem_demand.sum())
+    chips = tuple(replace(c, sram_bytes=slack * demand / h.num_chips) for c in h.chips)
+    try:
+        return Problem(g, replace(h, chips=chips))
+    except InfeasibleError:
+        return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=graph_specs(max_nodes=7, min_nodes=2), k=st.integers(2, 3), sram=st.integers(4, 30),
+       dist_seed=st.integers(0, 10**6))
+def test_memory_limits_keep_every_valid_split_and_draw_only_fitting_ones(spec: GraphSpec, k: int, sram: int,
+                                                                         dist_seed: int) -> None:
+    """With SRAM masks the distribution still sums to 1 over the splits of its orders, never removes a
+    split that fits, and where one fits along the drawn order and stage count every draw fits."""
+    from mcm_gym.core.hardware import ConstraintSwitches, uniform
+    from mcm_gym.core.problem import InfeasibleError
+    from mcm_gym.learn.oneshot_train import stage_orders
+
+    hw = uniform(k, peak_flops=1e12, sram_bytes=sram, link_bandwidth=1e9,
+                 constraints=ConstraintSwitches(dataflow=True, memory=True, contiguous=False, neighbor_only=False,
+                                                triangle=False, activation_memory=False))
+    try:
+        pr = Problem(spec.graph(), hw)
+    except InfeasibleError:
+        return
+    n = pr.n
+    so = stage_orders(pr)
+    assert so.limits is not None
+    orders = list(so.orders.numpy())
+    gen = torch.Generator().manual_seed(dist_seed)
+    o = len(orders)
+    d = StageCandidates(torch.randn(o, generator=gen), so.orders, torch.randn(k, generator=gen),
+                        torch.randn(o, k, k - 1, n, generator=gen) * 3, so.limits)
+    support = _support(n, k, orders)
+    lp = d.log_prob(support)
+    assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    fits = pr.violation_counts(support.numpy())["memory"] == 0
+    assert bool((lp[torch.as_tensor(fits)] > -1e8).all())  # nothing that fits is masked
+    for cand in d.sample(64, gen).numpy():
+        m = int(cand.max()) + 1
+        for oi, order in enumerate(orders):
+            by_pos = cand[order]
+            if by_pos[0] == 0 and np.all(np.diff(by_pos) >= 0) and int(so.limits.rest_min[oi, m - 1, 0]) == 0:
+                assert pr.violation_counts(cand[None])["memory"][0] == 0
+
+
+def test_stage_limits_match_brute_force_on_tight_chips() -> None:
+    from mcm_gym.learn.oneshot_train import stage_limits
+
+    pr = _tight("generator://layered-dag-v0/12", "ring-4", 1.2)
+    assert pr is not None
+    n, k = pr.n, pr.num_chips
+    order = np.arange(n)
+    lim = stage_limits(pr, [order])
+    assert lim is not None and not pr.graph.shared  # memory is the sum of the nodes' demands
+    dem, cap = pr.mem_demand, pr.hardware.sram_bytes
+    for c in range(k):
+        for i in range(n + 1):
+            fit = [e for e in range(i, n) if dem[i:e + 1].sum() <= cap[c] * (1 + 1e-12)]
+            assert int(lim.end_max[0, c, i]) == (max(fit) if fit else i - 1)
+    for m in range(1, k + 1):
+        for c in range(m):
+            ok = [s for s in range(c, n) if _holds(dem, cap, s, c, m)]
+            assert int(lim.rest_min[0, m - 1, c]) == (min(ok) if ok else n + 1)
+
+
+def _holds(dem: np.ndarray, cap: np.ndarray, start: int, c: int, m: int) -> bool:
+    """Whether positions ``start ..`` split over chips ``c .. m-1``, each non-empty, fit their SRAM."""
+    n = len(dem)
+    for ends in itertools.combinations(range(start, n - 1), m - 1 - c):
+        bounds = [start, *[e + 1 for e in ends], n]
+        pairs = enumerate(zip(bounds, bounds[1:], strict=False))
+        if all(dem[a:b].sum() <= cap[c + j] * (1 + 1e-12) for j, (a, b) in pairs):
+            return True
+    return False
+
+
+def test_cut_prior_moves_a_stage_end_off_a_cut_too_slow_to_send() -> None:
+    """A cut whose transfer time is 3x an equal stage's compute time costs ``cut_prior * 2`` nats; the
+    greedy end moves to the cheap cut next to it, and ``cut_prior=0`` leaves it at the equal share."""
+    from mcm_gym.learn.oneshot import stage_logits
+
+    n, k = 10, 2
+    frac = torch.arange(1, n + 1, dtype=torch.float32)[None, :] / n  # equal work per node
+    loads = torch.zeros(1, n)
+    loads[0, 4] = 1.5  # the cut after position 4 (the equal-share end of 2 stages): 3x a stage's compute
+    zero = torch.zeros(1, n)
+    b = torch.tensor(0.0)
+    plain = stage_logits(frac, zero, b, n, k, 50.0, None, loads, 0.0)
+    shy = stage_logits(frac, zero, b, n, k, 50.0, None, loads, 10.0)
+    assert torch.allclose(plain[0, 1, 0, 4] - shy[0, 1, 0, 4], torch.tensor(20.0))
+    assert torch.equal(plain[0, 1, 0, 5:], shy[0, 1, 0, 5:])
+    order = torch.arange(n)[None, :]
+    ends = []
+    for bound in (plain, shy):
+        chips = StageCandidates(torch.zeros(1), order, torch.tensor([0.0, 9.0]), bound).mode().numpy()
+        assert np.all(np.diff(chips) >= 0) and chips.max() == 1
+        ends.append(int((chips == 0).sum()) - 1)
+    assert ends[0] == 4 and ends[1] in (3, 5)  # one node off the equal share, either side
+
+
+def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
+    """A stages checkpoint written before ``cut_prior`` / ``max_log_sharpness`` existed loads as it was
+    trained (no cut prior, clamp 6); a new one keeps its values."""
+    import torch as th
+
+    from mcm_gym.learn import checkpoints
+
+    v4 = load_oneshot(checkpoints.resolve_checkpoint("pretrained-v4"))
+    assert v4.head == "stages" and v4.cut_prior == 0.0 and v4.max_log_sharpness == 6.0
+    envs = oneshot_envs([(LAYERED, "ring-4")], k_max=8)
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, cut_prior=4.0, max_log_sharpness=1.5))
+    back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
+    assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
+    blob = th.load(tmp_path / "new.pt", weights_only=True)
+    for key in ("cut_prior", "max_log_sharpness"):
+        del blob["policy"][key]
+    th.save(blob, tmp_path / "old.pt")
+    old = load_oneshot(tmp_path / "old.pt")
+    assert (old.cut_prior, old.max_log_sharpness) == (0.0, 6.0)

@@ -96,6 +96,16 @@ def _plot_time(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def _versioned(checkpoint: str | None) -> Any:
+    """``checkpoint`` with a moving shipped alias (``pretrained``) replaced by the versioned name it
+    stands for, so that rows already in a results file are reused only for the same weights."""
+    if checkpoint is None:
+        return None
+    from mcm_gym.learn.checkpoints import versioned_name
+
+    return versioned_name(checkpoint)
+
+
 def _learner(checkpoint: str | None) -> str:
     """The method family of a checkpoint: ``oneshot`` for a one-shot policy (``.pt``, the shipped
     ``pretrained``; and for none), ``rl`` (MaskablePPO, sequential env) for a ``.zip``."""
@@ -135,6 +145,7 @@ def run_search(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1", h
     one-shot checkpoint, ``rl`` for a MaskablePPO one) vs random search vs simulated annealing at
     ``budget`` evaluations per run; returns the report (also in ``search.md``)."""
     out = Path(out)
+    checkpoint = _versioned(checkpoint)
     fam, scr = _learner(checkpoint), _scratch(checkpoint)
     rl_ft = f"{fam}:checkpoint={checkpoint}"
     methods = [rl_ft] + ([scr] if scratch else []) + ["random", "sa", *extra_methods]
@@ -164,6 +175,7 @@ def run_finetune(out: str | os.PathLike[str], graph: str = "zoo://bert-base-v1",
     (``scratch_budget`` evaluations) on one instance. The from-scratch final score is the mean over seeds of its best
     score; for each run the report gives the evaluations and seconds until that score is reached."""
     out = Path(out)
+    checkpoint = _versioned(checkpoint)
     fam = _learner(checkpoint)
     ft = f"{fam}:checkpoint={checkpoint}"
     scratch_rows = _bench(out, [graph], [hardware], [_scratch(checkpoint)], seeds, scratch_budget, progress)
@@ -241,6 +253,7 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
     with changed constraint switches are refused: the pairs carry none)."""
     from mcm_gym.learn.checkpoints import resolve_checkpoint
 
+    checkpoint = _versioned(checkpoint)
     if suite is not None:
         from mcm_gym.bench.suites import get_suite
 
@@ -371,6 +384,7 @@ def run_ablation(out: str | os.PathLike[str], graph: str = "zoo://mlp-mixer-b16-
         raise ValueError(f"learner {learner!r} does not match the checkpoint {checkpoint!r}, a "
                          f"{_learner(checkpoint)} policy (fine-tuning uses the checkpoint's own learner)")
     fam = learner or _learner(checkpoint)
+    checkpoint = _versioned(checkpoint)
     with_repair = fam if checkpoint is None else f"{fam}:checkpoint={checkpoint}"
     without = f"{fam}:use_repair=false" if checkpoint is None else f"{with_repair},use_repair=false"
     methods = [with_repair, without]

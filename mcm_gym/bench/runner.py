@@ -63,6 +63,8 @@ def run_bench(graphs: Sequence[str], hardwares: Sequence[str], methods: Sequence
     the serial executor lets a searcher's exception propagate."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    # rows of `checkpoint=pretrained` are those of the version it names now
+    methods = [_versioned_method(m) if isinstance(m, str) else m for m in methods]
     searchers = [get_searcher(m) if isinstance(m, str) else m for m in methods]
     graph_ids = {g: _gid(g) for g in graphs}
     hw_ids = {h: _hid(h) for h in hardwares}
@@ -154,3 +156,16 @@ def _gid(spec: str) -> str:
 def _hid(spec: str) -> str:
     h = get_hardware(spec)
     return h.id or h.name
+
+
+def _versioned_method(spec: str) -> str:
+    """``spec`` with ``checkpoint=<moving shipped alias>`` replaced by the versioned name
+    (:func:`mcm_gym.learn.checkpoints.versioned_name`); anything else unchanged."""
+    if "checkpoint=" not in spec:
+        return spec
+    from mcm_gym.learn.checkpoints import versioned_name
+
+    base, _, opts = spec.partition(":")
+    items = [f"checkpoint={versioned_name(o.split('=', 1)[1].strip())}" if o.strip().startswith("checkpoint=")
+             else o for o in opts.split(",")]
+    return f"{base}:{','.join(items)}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,16 @@ def resolve_checkpoint(spec: str) -> str:
         raise ValueError(f"{spec} is a directory; give a checkpoint .zip (e.g. {Path(spec) / 'best.zip'}) "
                          f"or one of: {', '.join(PRETRAINED)}")
     return spec
+
+
+def versioned_name(spec: str) -> str:
+    """The versioned shipped name that an alias such as ``pretrained`` stands for now
+    (``pretrained-v4``), so that results keyed by it stay valid when the alias moves; anything else
+    unchanged."""
+    if spec not in PRETRAINED or re.search(r"-v\d+$", spec):
+        return spec
+    same = [k for k, v in PRETRAINED.items() if v == PRETRAINED[spec] and re.search(r"-v\d+$", k)]
+    return same[0] if same else spec
 
 
 def is_shipped(path: str | os.PathLike[str]) -> bool:

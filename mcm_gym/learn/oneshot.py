@@ -39,18 +39,25 @@ depth-first, ASAP, ALAP), then the number of stages ``m`` (chips ``0 .. m-1`` in
 pipeline order, ``m <= K``), then stage ends ``e_1 < ... < e_{m-1}``, positions in that order::
 
     P(o) ~ exp(q_o),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
-    P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 + s_p)
+    P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 - cut_prior relu(m L_p - 1) + s_p)
 
 for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the prior's cumulative share
 through position ``p`` of the order (on chips of different speeds, ``k`` becomes ``m`` times the first
 ``k`` chips' share of the ``m`` chips' summed peak FLOP/s, :func:`stage_targets`),
 ``beta = min(stage_sharpness, 0.5 (n / m) ** 2) * exp(b)`` (the cap keeps small graphs exploring:
-one node off costs at most 0.5 nats) and ``s_p`` a "cut here" score from the node's embedding, the
-pooled one, the ``cut`` feature along the order and ``C_p``;
-``q_o``, ``g_m`` and ``b`` come from the pooled embedding. The last layers start at zero, so the
-untrained policy's greedy candidate splits the graph's own order into ``K`` stages of equal share.
-Node ``order[p]`` goes on chip ``#{k : e_k < p}``: every candidate is a contiguous split of a
-topological order, so dataflow holds by construction, and a small graph can leave chips empty. A
+one node off costs at most 0.5 nats; ``b <= max_log_sharpness``, so that the balance term cannot
+drown the learned scores), ``L_p`` the transfer time of the cut after position ``p`` on the slowest
+link over the graph's total compute time (``m L_p > 1``: the cut takes longer to send than an equal
+stage takes to compute, so it would be the bottleneck) and ``s_p`` a "cut here" score from the
+node's embedding, the pooled one, the ``cut`` feature along the order and ``C_p``;
+``q_o``, ``g_m`` and ``b`` come from the pooled embedding. On chips of one SRAM size the ends whose
+stage would overflow its chip, or would leave more than the later chips can hold, are masked
+(:class:`StageLimits`; every split that fits keeps its probability mass, and every candidate drawn
+fits where some split of the drawn order and ``m`` does), which also spares the repair. The last
+layers start at zero, so the untrained policy's greedy candidate splits the graph's own order into
+``K`` stages of equal share (moved off cuts too slow to send). Node ``order[p]`` goes on chip
+``#{k : e_k < p}``: every candidate is a contiguous split of a topological order, so dataflow holds
+by construction, and a small graph can leave chips empty. A
 partition's probability sums over the orders it splits. :meth:`OneShotPolicy.candidates` gives
 either head's distribution over whole candidates (``sample``, ``log_prob``, ``mode``, ``entropy``).
 """
@@ -59,7 +66,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from gymnasium import spaces
@@ -72,7 +79,8 @@ from mcm_gym.env.observation import CHIP_FEATURES, NODE_FEATURES
 from mcm_gym.learn.extractor import NodeEncoder, pool_nodes
 
 __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_kwargs", "PRIORS", "HEADS",
-           "ONESHOT_PPO", "pipeline_logits", "CandidateDist", "NodeCandidates", "StageCandidates"]
+           "ONESHOT_PPO", "pipeline_logits", "CandidateDist", "NodeCandidates", "StageCandidates",
+           "StageLimits"]
 
 #: Parameterisations of the per-node logits (see the module doc).
 PRIORS = ("pipeline", "work", "none")
@@ -81,6 +89,13 @@ HEADS = ("nodes", "stages")
 #: Default logit drop (nats) per chip left empty in the stages head's prior on the number of stages
 #: (``count_prior``).
 STAGE_COUNT_PRIOR = 3.0
+#: Default logit drop (nats) per unit by which a stage end's cut transfer time exceeds an equal stage's
+#: compute time (``cut_prior``; see the module doc).
+STAGE_CUT_PRIOR = 10.0
+#: Default upper clamp of the stages head's learned log-sharpness ``b`` (``max_log_sharpness``): above
+#: about 2 the balance term outweighs every learned cut score (``pretrained-v4`` learned ``b`` of 3.5-5.7,
+#: so its greedy candidate is the equal-share split whatever the graph).
+STAGE_MAX_LOG_SHARPNESS = 2.0
 #: The stages head's initial ``beta`` is at most this times ``(n / m) ** 2``: on a graph of few nodes
 #: per stage, a stage end one node (of equal share) off its equal-share place costs at most 0.5 nats,
 #: so the untrained policy still explores there.
@@ -243,6 +258,18 @@ class NodeCandidates(CandidateDist):
         return self.dist.entropy().sum()
 
 
+class StageLimits(NamedTuple):
+    """What the chips' SRAM allows the stages head (``mcm_gym.learn.oneshot_train.stage_limits``), per
+    order ``o`` of ``O``, ``K`` chips and ``n`` nodes, positions along the order: ``end_max``
+    ``(O, K, n + 1)``: ``[o, c, i]`` the last position ``e`` such that positions ``i .. e`` fit chip
+    ``c`` (``i - 1``: not even node ``i`` alone); ``rest_min`` ``(O, K, K + 1)``: ``[o, m - 1, c]`` the
+    first position from which chips ``c .. m-1`` can hold the rest of the order (``n`` at ``c = m``;
+    above ``n``: they cannot hold it)."""
+
+    end_max: torch.Tensor
+    rest_min: torch.Tensor
+
+
 class StageCandidates(CandidateDist):
     """Contiguous splits of a node order (the ``stages`` head, see the module doc): ``order_logits``
     ``(O,)`` choose one of ``orders`` ``(O, n)`` (topological orders, node indices), ``count_logits``
@@ -252,25 +279,42 @@ class StageCandidates(CandidateDist):
     Stage ``j`` goes on chip ``j``. A partition's probability sums over every order it splits."""
 
     def __init__(self, order_logits: torch.Tensor, orders: torch.Tensor, count_logits: torch.Tensor,
-                 boundary_logits: torch.Tensor) -> None:
+                 boundary_logits: torch.Tensor, limits: StageLimits | None = None) -> None:
         o, n = int(orders.shape[0]), int(orders.shape[1])
         k = int(count_logits.shape[0])
         if order_logits.shape != (o,) or boundary_logits.shape != (o, k, max(k - 1, 0), n) or n < 1:
             raise ValueError(f"stage logits do not match: {o} orders of {n} nodes, {k} stage counts, boundary "
                              f"logits {tuple(boundary_logits.shape)}")
+        if limits is not None and (limits.end_max.shape != (o, k, n + 1) or limits.rest_min.shape != (o, k, k + 1)):
+            raise ValueError(f"stage limits do not match {o} orders of {n} nodes and {k} chips: end_max "
+                             f"{tuple(limits.end_max.shape)}, rest_min {tuple(limits.rest_min.shape)}")
         self.o, self.k, self.n = o, k, n
         self.orders = orders.to(torch.int64)
+        self.limits = limits
         self.order = torch.log_softmax(order_logits, dim=0)
         too_many = torch.arange(1, k + 1) > n
+        if limits is not None:  # m whose chips cannot hold the graph along any order, unless every m is such
+            unfit = (limits.rest_min[:, :, 0] > 0).all(dim=0)
+            if not bool((unfit | too_many).all()):
+                too_many = too_many | unfit
         self.count = torch.log_softmax(count_logits.masked_fill(too_many, -1e9), dim=0)
         self.boundary = boundary_logits
         self.pos = torch.arange(n)
 
     def _step(self, o: torch.Tensor, m: torch.Tensor, k: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities ``(S, n)`` of stage ``k``'s end position given the order ``o``, ``m`` and
-        the previous end ``prev`` (all ``(S,)``), and which rows have a stage ``k`` end (``k < m``)."""
+        the previous end ``prev`` (all ``(S,)``), and which rows have a stage ``k`` end (``k < m``).
+        With :class:`StageLimits`, ends whose stage overflows its chip's SRAM, or that leave more than
+        the later chips can hold, are removed, unless that removes every end (then only order and
+        non-empty stages count: the repair fixes the rest)."""
         active = k < m
         allowed = (self.pos[None, :] > prev[:, None]) & (self.pos[None, :] <= (self.n - 1 - (m - k))[:, None])
+        if self.limits is not None:
+            mi = (m - 1).clamp(min=0)
+            hi = self.limits.end_max[o, k - 1, prev + 1]  # (S,) last end that fits chip k - 1
+            lo = self.limits.rest_min[o, mi, k] - 1  # (S,) first end after which chips k .. m-1 hold the rest
+            fits = allowed & (self.pos[None, :] <= hi[:, None]) & (self.pos[None, :] >= lo[:, None])
+            allowed = torch.where(fits.any(dim=1, keepdim=True), fits, allowed)
         allowed = allowed | ~active[:, None]  # inactive rows: any position, ignored
         logits = self.boundary[o, (m - 1).clamp(min=0), k - 1].masked_fill(~allowed, -1e9)
         return torch.log_softmax(logits, dim=1), active
@@ -353,18 +397,27 @@ def stage_targets(peaks: torch.Tensor | None, k_max: int) -> torch.Tensor:
 
 
 def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: torch.Tensor, n: int, k_max: int,
-                 sharpness: float, targets: torch.Tensor | None = None) -> torch.Tensor:
+                 sharpness: float, targets: torch.Tensor | None = None, loads: torch.Tensor | None = None,
+                 cut_prior: float = 0.0, max_log_sharpness: float = 6.0) -> torch.Tensor:
     """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
     ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``, clamped to [-6, 6]) and
     the stage ends' target shares (:func:`stage_targets`; None: ``k / m``): the balance term is
-    ``-beta (m (C_p - target)) ** 2``, ``-beta (m C_p - k) ** 2`` on identical chips."""
+    ``-beta (m (C_p - target)) ** 2``, ``-beta (m C_p - k) ** 2`` on identical chips; with ``loads``
+    ``(O, n)`` (:func:`~mcm_gym.learn.oneshot_train.stage_orders`: the transfer time of a cut after each
+    position over the graph's total compute time, both s), minus ``cut_prior * relu(m * load_p - 1)``:
+    a cut that takes longer to send than an equal stage takes to compute is penalised. ``b`` is
+    clamped to ``[-6, max_log_sharpness]``."""
     m = torch.arange(1, k_max + 1, dtype=frac.dtype).view(1, -1, 1, 1)
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
     target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
     # on a graph of few nodes per stage, one node off an equal-share end costs at most NODE_SHARPNESS
-    beta = torch.clamp(NODE_SHARPNESS * (n / m) ** 2, max=sharpness) * torch.exp(log_sharpness.clamp(-6.0, 6.0))
-    return -beta * (m * (frac[:, None, None, :] - target)) ** 2 + cut_score[:, None, None, :]
+    beta = torch.clamp(NODE_SHARPNESS * (n / m) ** 2, max=sharpness) \
+        * torch.exp(log_sharpness.clamp(-6.0, max_log_sharpness))
+    out = -beta * (m * (frac[:, None, None, :] - target)) ** 2 + cut_score[:, None, None, :]
+    if loads is not None and cut_prior > 0:
+        out = out - cut_prior * torch.relu(m * loads.to(frac.dtype)[:, None, None, :] - 1.0)
+    return out
 
 class OneShotHeads(nn.Module):
     """The policy's "MLP extractor": per-node chip logits and the value latent from
@@ -378,7 +431,8 @@ class OneShotHeads(nn.Module):
 
     def __init__(self, extractor: OneShotExtractor, k_max: int, head_hidden: int = 64, vf_hidden: int = 64,
                  prior: str = "pipeline", sharpness: float = 1.0, head: str = "nodes",
-                 stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR) -> None:
+                 stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
+                 cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS) -> None:
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -387,12 +441,15 @@ class OneShotHeads(nn.Module):
         if head == "stages" and prior == "none":
             raise ValueError("the stages head needs a prior ('pipeline' or 'work'): its stage ends start at "
                              "equal shares")
-        if sharpness <= 0 or stage_sharpness <= 0 or head_hidden < 1 or vf_hidden < 1 or count_prior < 0:
-            raise ValueError("sharpness and stage_sharpness must be > 0, count_prior >= 0 and head_hidden, "
+        if sharpness <= 0 or stage_sharpness <= 0 or head_hidden < 1 or vf_hidden < 1 or count_prior < 0 \
+                or cut_prior < 0 or not -6.0 <= max_log_sharpness <= 6.0:
+            raise ValueError("sharpness and stage_sharpness must be > 0, count_prior and cut_prior >= 0, "
+                             "max_log_sharpness in [-6, 6] and head_hidden, "
                              "vf_hidden >= 1")
         self.split = extractor.split
         self.n_nodes, self.k_max, self.prior, self.sharpness = extractor.n_nodes, k_max, prior, float(sharpness)
         self.head, self.stage_sharpness, self.count_prior = head, float(stage_sharpness), float(count_prior)
+        self.cut_prior, self.max_log_sharpness = float(cut_prior), float(max_log_sharpness)
         hd = extractor.hidden
         if head == "nodes":
             self.node_head = nn.Sequential(nn.Linear(3 * hd, head_hidden), nn.ReLU(),
@@ -437,13 +494,15 @@ class OneShotHeads(nn.Module):
                                       out[..., 0], out[..., 1], self.sharpness)
 
     def stage_dist(self, features: torch.Tensor, n: int, orders: torch.Tensor, order_cuts: torch.Tensor,
-                   temperature: float = 1.0, peaks: torch.Tensor | None = None) -> StageCandidates:
+                   temperature: float = 1.0, peaks: torch.Tensor | None = None,
+                   limits: StageLimits | None = None, loads: torch.Tensor | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
         real nodes) over ``orders`` ``(O, n)`` (node indices, at most :data:`STAGE_ORDERS` of them, in
         that list's meaning) with ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by
-        position) and the
-        chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`; None: identical
-        chips). Every logit is divided by ``temperature``."""
+        position), the chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`;
+        None: identical chips), ``limits``, what SRAM allows (:class:`StageLimits`; None: no memory
+        masks) and ``loads`` ``(O, n)``, each cut's transfer time over the total compute time (for the
+        ``cut_prior``; None: none). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
         if orders.shape != order_cuts.shape or orders.shape[1] != n \
                 or not 1 <= orders.shape[0] <= len(STAGE_ORDERS):
@@ -460,9 +519,9 @@ class OneShotHeads(nn.Module):
         kr = float(k[0, 0].detach())
         count = (g[: self.k_max] - self.count_prior * (kr - m).clamp(min=0.0)).masked_fill(m > kr + 0.5, -1e9)
         bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness,
-                             stage_targets(peaks, self.k_max))
+                             stage_targets(peaks, self.k_max), loads, self.cut_prior, self.max_log_sharpness)
         order_logits = g[self.k_max + 1: self.k_max + 1 + o]
-        return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature)
+        return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         return self.node_logits(features).reshape(features.shape[0], -1)  # the stages head raises here
@@ -486,7 +545,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     pipelines through :meth:`candidates` and serves :func:`~mcm_gym.learn.oneshot_train.train_oneshot`
     only: SB3's per-node distribution does not apply and raises), ``stage_sharpness`` (the stages
     head's initial ``beta``: logit drop one stage away from an equal-share end), ``count_prior`` (its
-    logit drop per chip left empty), and SB3's ``ortho_init``, ``optimizer_class``,
+    logit drop per chip left empty), ``cut_prior`` (its logit drop per unit of a cut's excess transfer
+    time), ``max_log_sharpness`` (the clamp on its learned ``b``), and SB3's ``ortho_init``, ``optimizer_class``,
     ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
     """
@@ -494,7 +554,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Space[Any], lr_schedule: Schedule,
                  *args: Any, prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
-                 count_prior: float = STAGE_COUNT_PRIOR, **kwargs: Any) -> None:
+                 count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
+                 max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -506,6 +567,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         self.k_max = int(action_space.nvec[0])
         self.prior, self.sharpness, self.head_hidden, self.vf_hidden = prior, sharpness, head_hidden, vf_hidden
         self.head, self.stage_sharpness, self.count_prior = head, stage_sharpness, count_prior
+        self.cut_prior, self.max_log_sharpness = cut_prior, max_log_sharpness
         kwargs.setdefault("features_extractor_class", OneShotExtractor)
         kwargs.pop("net_arch", None)
         kwargs.pop("activation_fn", None)
@@ -517,7 +579,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             raise TypeError(f"OneShotPolicy needs a OneShotExtractor, got {type(ext).__name__}")
         self.mlp_extractor = OneShotHeads(  # type: ignore[assignment]  # SB3 duck-types it
             ext, self.k_max, self.head_hidden, self.vf_hidden, self.prior, self.sharpness, self.head,
-            self.stage_sharpness, self.count_prior)
+            self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness)
 
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
@@ -539,7 +601,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(prior=self.prior, sharpness=self.sharpness, head_hidden=self.head_hidden,
                     vf_hidden=self.vf_hidden, head=self.head, stage_sharpness=self.stage_sharpness,
-                    count_prior=self.count_prior)
+                    count_prior=self.count_prior, cut_prior=self.cut_prior,
+                    max_log_sharpness=self.max_log_sharpness)
         data.pop("net_arch", None)
         data.pop("activation_fn", None)
         return data
@@ -554,14 +617,16 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
 
     def candidates(self, obs: dict[str, torch.Tensor], masks: torch.Tensor, n: int, temperature: float = 1.0,
                    node_temperatures: torch.Tensor | None = None,
-                   orders: tuple[torch.Tensor, torch.Tensor] | None = None) -> CandidateDist:
+                   orders: tuple[Any, ...] | None = None) -> CandidateDist:
         """The distribution over whole candidates of one instance: ``obs`` a batch of one
         observation, ``masks`` its action mask ``(1, max_nodes, K_max)`` (bool), ``n`` its real nodes.
         Every logit is divided by ``temperature``; ``node_temperatures`` ``(n, 1)`` divide the
         ``nodes`` head's logits further (not the stages head's: ValueError). The ``nodes`` head's
         masked entries stay at -1e9; the stages head uses chips ``0 .. m-1`` of the real ones and
         leaves the rest of the mask to the repair, over ``orders``: ``(node orders (O, n), their cut
-        features (O, n))`` (see :meth:`OneShotHeads.stage_dist`; None: the graph's own order only)."""
+        features (O, n))`` and optionally their :class:`StageLimits` and cut loads ``(O, n)``
+        (``mcm_gym.learn.oneshot_train.stage_orders`` gives all four; see :meth:`OneShotHeads.stage_dist`;
+        None: the graph's own order only, no limits, no cut prior)."""
         heads = self.mlp_extractor
         assert isinstance(heads, OneShotHeads)
         features = self.extract_features(obs, self.features_extractor)
@@ -577,17 +642,21 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         if orders is None:
             cut = obs["node_features"][0, :n, NODE_FEATURES.index("cut")]
             return heads.stage_dist(features, n, torch.arange(n)[None, :], cut[None, :], temperature, peaks)
-        return heads.stage_dist(features, n, orders[0], orders[1], temperature, peaks)
+        limits = orders[2] if len(orders) > 2 else None
+        loads = orders[3] if len(orders) > 3 else None
+        assert limits is None or isinstance(limits, StageLimits)
+        return heads.stage_dist(features, n, orders[0], orders[1], temperature, peaks, limits, loads)
 
 
 def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = False, heads: int = 4,
                           prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
                           vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
-                          count_prior: float = STAGE_COUNT_PRIOR, **extra: Any) -> dict[str, Any]:
+                          count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
+                          max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     ``sharpness``), the output ``head`` (``stages``: the package's trainer only; ``stage_sharpness``,
-    ``count_prior``)
+    ``count_prior``, ``cut_prior``, ``max_log_sharpness``)
     and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
     if prior not in PRIORS:
@@ -598,5 +667,6 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
             "features_extractor_kwargs": {"hidden": hidden, "layers": layers, "attention": attention,
                                           "heads": heads},
             "prior": prior, "sharpness": float(sharpness), "head_hidden": head_hidden, "vf_hidden": vf_hidden,
-            "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior), **extra}
+            "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior),
+            "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness), **extra}
 

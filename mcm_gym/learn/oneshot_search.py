@@ -51,7 +51,9 @@ FINETUNE_NODE_ENTROPY = 0.3
 FINETUNE_STAGE_ENTROPY = 2.0
 
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
-              "stage_sharpness", "count_prior")  # a checkpoint without the last three is a nodes-head one
+              "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness")
+#: What a checkpoint written before a key existed was trained with (without ``head``: a nodes-head one).
+_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0}
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -60,7 +62,8 @@ def _arch(policy: OneShotPolicy) -> dict[str, Any]:
             "attention": bool(fx.get("attention", False)), "heads": int(fx.get("heads", 4)),
             "prior": policy.prior, "sharpness": float(policy.sharpness), "head_hidden": int(policy.head_hidden),
             "vf_hidden": int(policy.vf_hidden), "head": policy.head, "stage_sharpness": float(policy.stage_sharpness),
-            "count_prior": float(policy.count_prior)}
+            "count_prior": float(policy.count_prior), "cut_prior": float(policy.cut_prior),
+            "max_log_sharpness": float(policy.max_log_sharpness)}
 
 
 def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
@@ -111,7 +114,7 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
                          f"{list(NODE_FEATURES)}")
     try:  # a malformed blob (missing keys, wrong shapes) fails here in several ways
         k_max = int(blob["k_max"])
-        arch = {k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}
+        arch = {**_LEGACY_ARCH, **{k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}}
         env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
         policy = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
                                **oneshot_policy_kwargs(**arch))

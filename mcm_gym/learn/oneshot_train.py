@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from mcm_gym.core.graph import Graph
 from mcm_gym.core.hardware import Hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
-from mcm_gym.env.observation import cut_feature
+from mcm_gym.env.observation import cut_bytes, cut_feature
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import (
     HEADS,
@@ -46,12 +46,13 @@ from mcm_gym.learn.oneshot import (
     CandidateDist,
     NodeCandidates,
     OneShotPolicy,
+    StageLimits,
     oneshot_policy_kwargs,
 )
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures", "stage_orders",
-           "policy_orders"]
+           "policy_orders", "stage_limits", "StageOrders"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -175,22 +176,76 @@ def obs_batch(envs: Sequence[MCMPartitionEnv]) -> tuple[dict[str, torch.Tensor],
     return batch, masks
 
 
-def stage_orders(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
+class StageOrders(NamedTuple):
+    """What the stages head needs of a problem besides the observation (:func:`stage_orders`)."""
+
+    orders: torch.Tensor  # (O, n) node indices
+    cuts: torch.Tensor  # (O, n) the observation's cut feature along each order, by position
+    limits: StageLimits | None  # what SRAM allows along each order (None: the memory constraint is off)
+    loads: torch.Tensor  # (O, n) a cut's transfer time (slowest link) after each position / total compute time
+
+
+def stage_orders(problem: Problem, k_max: int | None = None) -> StageOrders:
     """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem`` ``(O, n)`` (node
-    indices) and the observation's ``cut`` feature along each, by position ``(O, n)``: what the stages
-    head chooses among (duplicates kept, so each row keeps its meaning)."""
+    indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
+    :func:`stage_limits` for ``k_max`` chips and cut loads (the transfer time of the bytes crossing a
+    cut after each position on the slowest link, over the graph's compute time on the fastest chip,
+    both s; unclipped): what the stages head chooses among (duplicates kept, so each row keeps its
+    meaning)."""
     from mcm_gym.search.dp import alap_order, dfs_order, level_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
             "alap": alap_order(problem)}
     orders = [made[name] for name in STAGE_ORDERS]
-    return (torch.as_tensor(np.stack(orders)),
-            torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32))
+    hw = problem.hardware
+    bw = hw.link_bandwidth.min() if hw.num_links else np.inf  # bytes/s
+    work = float(problem.cost.node_time.min(axis=1).sum())  # s
+    loads = np.stack([cut_bytes(problem.graph, o) / bw / work if work > 0 else np.zeros(problem.n) for o in orders])
+    return StageOrders(torch.as_tensor(np.stack(orders)),
+                       torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32),
+                       stage_limits(problem, orders, k_max), torch.as_tensor(loads, dtype=torch.float32))
 
 
-def policy_orders(policy: OneShotPolicy, problem: Problem) -> tuple[torch.Tensor, torch.Tensor] | None:
+def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageLimits | None:
+    """:class:`~mcm_gym.learn.oneshot.StageLimits` of ``orders`` (node indices) on ``problem``'s chips
+    in pipeline order (stage ``c`` on chip ``c``), for ``k_max`` chips (default: the real ones; a
+    padding chip holds nothing); memory as the stage DP and the simulator count it (each node's
+    demand plus each shared tensor once, bytes). Exact on chips of one SRAM size: an end is kept iff
+    some split through it fits. None when the memory constraint is off or the chips' SRAM differ (a
+    stage that fits one chip need not fit the next, and the greedy bound would drop valid splits)."""
+    from mcm_gym.search.dp import StageSplitter
+
+    hw = problem.hardware
+    if not hw.constraints.memory or len(set(hw.sram_bytes.tolist())) > 1:
+        return None
+    n, k = problem.n, hw.num_chips
+    kk = k if k_max is None else int(k_max)
+    if kk < k:
+        raise ValueError(f"k_max={kk} is below the problem's {k} chips")
+    split = StageSplitter(problem)
+    end_max = np.empty((len(orders), kk, n + 1), dtype=np.int64)
+    rest_min = np.full((len(orders), kk, kk + 1), n + 1, dtype=np.int64)
+    starts = np.arange(n + 1)
+    for oi, order in enumerate(orders):
+        order = np.asarray(order, dtype=np.int64)
+        lo = [split.stage_starts_by_memory(order, float(hw.sram_bytes[c])) for c in range(k)]  # (n+1,) each
+        for c in range(kk):
+            # the stage [i, j) fits chip c iff lo[c][j] <= i, and lo is non-decreasing in j
+            end_max[oi, c] = np.searchsorted(lo[c], starts, side="right") - 2 if c < k else starts - 1
+        for m in range(1, k + 1):
+            rest_min[oi, m - 1, m] = n
+            for c in range(m - 1, -1, -1):  # chips c .. m-1 each take a non-empty stage, greedily longest,
+                nxt = int(rest_min[oi, m - 1, c + 1])  # leaving a node for each of chips 0 .. c-1
+                start = max(int(lo[c][nxt]), c) if 1 <= nxt <= n else nxt
+                if start >= nxt:
+                    break
+                rest_min[oi, m - 1, c] = start
+    return StageLimits(torch.as_tensor(end_max), torch.as_tensor(rest_min))
+
+
+def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None:
     """:func:`stage_orders` for a stages-head ``policy``, None for a nodes head (it needs none)."""
-    return stage_orders(problem) if policy.head == "stages" else None
+    return stage_orders(problem, policy.k_max) if policy.head == "stages" else None
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
