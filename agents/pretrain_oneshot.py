@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cut-prior", type=float, default=10.0,
                     help="stages head: nats per unit of a cut's transfer time above an equal stage's compute time")
     ap.add_argument("--max-log-sharpness", type=float, default=2.0, help="stages head: clamp on the learned b")
+    ap.add_argument("--val-zoo", nargs="*", default=[],
+                    help="zoo graphs of the train split held out of training and validated on")
+    ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = PretrainConfig(generator_seeds=list(range(args.generator_seeds)), bc_epochs=args.bc_epochs,
-                         wall_time=args.wall_time, seed=args.seed,
+                         wall_time=args.wall_time, seed=args.seed, val_zoo=list(args.val_zoo),
+                         zoo_share=args.zoo_share,
                          policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
                                  "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
                                  "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness},

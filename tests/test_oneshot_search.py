@@ -218,6 +218,19 @@ def test_pretraining_writes_a_selected_checkpoint_that_names_its_instances(tmp_p
         PretrainConfig(val_seeds=[])
     with pytest.raises(ValueError, match="val_every must be >= 1"):
         PretrainConfig(val_every=0)
+    with pytest.raises(ValueError, match="not zoo graphs of the train split"):
+        PretrainConfig(val_zoo=["zoo://bert-base-v1"])  # held out
+
+
+def test_zoo_validation_graphs_are_held_out_of_training() -> None:
+    from mcm_gym.learn.oneshot_pretrain import PretrainConfig, training_instances
+
+    train_zoo = [g for g in split_ids("train", generators=False)]
+    held = train_zoo[:1]
+    zoo_all, _ = training_instances(PretrainConfig(hardware=["ring-4"], generator_seeds=[0]))
+    zoo_less, _ = training_instances(PretrainConfig(hardware=["ring-4"], generator_seeds=[0], val_zoo=held))
+    assert {g for g, _ in zoo_all} - {g for g, _ in zoo_less} <= set(held)
+    assert not {g for g, _ in zoo_less} & set(held)
 
 
 def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:

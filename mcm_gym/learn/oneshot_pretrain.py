@@ -46,6 +46,8 @@ class PretrainConfig:
     its weights fit); ``generator_seeds``: ``generator://layered-dag-v0`` seeds (train split);
     ``zoo``: add the zoo's train graphs with at most ``max_nodes`` nodes; ``zoo_share``: their total
     chance per draw; ``val_seeds``: validation generator seeds (train split, not trained on);
+    ``val_zoo``: zoo graphs of the train split held out of training and validated on, on every
+    hardware that holds them (the generator seeds alone reward layered-DAG habits);
     ``bc_epochs``: teacher-cloning epochs before RL (0: RL only); ``wall_time``: seconds of RL;
     ``rl``: :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig` fields (``max_samples`` and
     ``max_wall_time`` are set from ``samples`` and ``wall_time``); ``val_every``: updates (>= 1)."""
@@ -56,6 +58,7 @@ class PretrainConfig:
     max_nodes: int = 500
     zoo_share: float = 0.4
     val_seeds: list[int] = field(default_factory=lambda: list(range(950, 962)))
+    val_zoo: list[str] = field(default_factory=list)
     bc_epochs: int = 0
     bc_learning_rate: float = 3e-3
     samples: int = 10**9
@@ -74,6 +77,9 @@ class PretrainConfig:
             raise ValueError("val_seeds overlap generator_seeds")
         if not 0 <= self.zoo_share < 1:
             raise ValueError(f"zoo_share must be in [0, 1), got {self.zoo_share}")
+        bad_zoo = [g for g in self.val_zoo if g not in split_ids("train", generators=False)]
+        if bad_zoo:
+            raise ValueError(f"val_zoo {bad_zoo} are not zoo graphs of the train split")
         if not self.val_seeds:
             raise ValueError("val_seeds must name at least one validation seed (the best policy is selected on them)")
         if self.val_every < 1:
@@ -91,7 +97,7 @@ def _fits(graph: str, hardware: str) -> bool:
 def training_instances(cfg: PretrainConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """``(zoo instances, generator instances)`` of ``cfg``: every graph on every hardware that holds it."""
     zoo = [(g, h) for g in (split_ids("train", generators=False) if cfg.zoo else [])
-           if load_graph(g).n <= cfg.max_nodes for h in cfg.hardware if _fits(g, h)]
+           if g not in cfg.val_zoo and load_graph(g).n <= cfg.max_nodes for h in cfg.hardware if _fits(g, h)]
     gen = [(f"generator://layered-dag-v0/{s}", h) for s in cfg.generator_seeds for h in cfg.hardware
            if _fits(f"generator://layered-dag-v0/{s}", h)]
     return zoo, gen
@@ -138,7 +144,8 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
     if not instances:
         raise ValueError("no training instance fits the hardware")
     val = [(f"generator://layered-dag-v0/{s}", h) for s in cfg.val_seeds for h in cfg.hardware
-           if _fits(f"generator://layered-dag-v0/{s}", h)]
+           if _fits(f"generator://layered-dag-v0/{s}", h)] + [(g, h) for g in cfg.val_zoo for h in cfg.hardware
+                                                             if _fits(g, h)]
     ref_all = _reference(val)
     dropped = [v for v, r in zip(val, ref_all, strict=True) if not r > 0]
     if dropped:  # no ratio to a reference that found nothing valid
