@@ -401,7 +401,7 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
                  cut_prior: float = 0.0, max_log_sharpness: float = 6.0) -> torch.Tensor:
     """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
-    ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``, clamped to [-6, 6]) and
+    ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``) and
     the stage ends' target shares (:func:`stage_targets`; None: ``k / m``): the balance term is
     ``-beta (m (C_p - target)) ** 2``, ``-beta (m C_p - k) ** 2`` on identical chips; with ``loads``
     ``(O, n)`` (:func:`~mcm_gym.learn.oneshot_train.stage_orders`: the transfer time of a cut after each
