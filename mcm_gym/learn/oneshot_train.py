@@ -223,20 +223,20 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
     if kk < k:
         raise ValueError(f"k_max={kk} is below the problem's {k} chips")
     split = StageSplitter(problem)
+    cap = float(hw.sram_bytes[0])  # bytes, every chip's
     end_max = np.empty((len(orders), kk, n + 1), dtype=np.int64)
     rest_min = np.full((len(orders), kk, kk + 1), n + 1, dtype=np.int64)
     starts = np.arange(n + 1)
     for oi, order in enumerate(orders):
-        order = np.asarray(order, dtype=np.int64)
-        lo = [split.stage_starts_by_memory(order, float(hw.sram_bytes[c])) for c in range(k)]  # (n+1,) each
-        for c in range(kk):
-            # the stage [i, j) fits chip c iff lo[c][j] <= i, and lo is non-decreasing in j
-            end_max[oi, c] = np.searchsorted(lo[c], starts, side="right") - 2 if c < k else starts - 1
+        lo = split.stage_starts_by_memory(np.asarray(order, dtype=np.int64), cap)  # (n+1,)
+        # the stage [i, j) fits a chip iff lo[j] <= i, and lo is non-decreasing in j
+        end_max[oi, :k] = np.searchsorted(lo, starts, side="right") - 2
+        end_max[oi, k:] = starts - 1
         for m in range(1, k + 1):
             rest_min[oi, m - 1, m] = n
             for c in range(m - 1, -1, -1):  # chips c .. m-1 each take a non-empty stage, greedily longest,
                 nxt = int(rest_min[oi, m - 1, c + 1])  # leaving a node for each of chips 0 .. c-1
-                start = max(int(lo[c][nxt]), c) if 1 <= nxt <= n else nxt
+                start = max(int(lo[nxt]), c) if 1 <= nxt <= n else nxt
                 if start >= nxt:
                     break
                 rest_min[oi, m - 1, c] = start
