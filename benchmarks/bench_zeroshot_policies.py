@@ -4,10 +4,14 @@ share of each instance's best known score (the leaderboard).
     python benchmarks/bench_zeroshot_policies.py --policies pretrained-v4 runs/pre_v5a/best.pt \
         untrained untrained:cut_prior=0:max_log_sharpness=6 --out benchmarks/results/oneshot/zeroshot_policies.json
 
-A policy is a checkpoint (a shipped name or a ``.pt`` path) or ``untrained[:key=value...]``: a fresh
-stages-head policy (torch seed 0; its last layers are zero, so it is its prior) with those
+A policy is a checkpoint (a shipped name or a ``.pt`` path), optionally with ``:key=value`` overrides of
+its priors (``pretrained-v4:speed_prior=20``; keys in ``OVERRIDES``), or ``untrained[:key=value...]``: a
+fresh stages-head policy (torch seed 0; its last layers are zero, so it is its prior) with those
 ``oneshot_policy_kwargs`` (numbers). Prints one line per instance and the mean / min per policy, and
-writes them as JSON (atomically).
+writes them as JSON (atomically). ``--sa-budget N`` adds simulated annealing with N evaluations (the
+median of seeds 0-2) and counts the instances where each policy is below it; ``--ceiling`` adds the
+stage DP's best split of the graph's own order and of the best of the stages head's four orders: what
+a contiguous split of those orders can reach.
 """
 
 from __future__ import annotations
@@ -26,15 +30,27 @@ from mcm_gym.bench.suites import get_suite
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import load_oneshot
-from mcm_gym.learn.oneshot_train import greedy_scores, oneshot_envs, policy_for_envs
+from mcm_gym.learn.oneshot_train import greedy_scores, oneshot_envs, policy_for_envs, stage_orders
+from mcm_gym.search import get_searcher
+from mcm_gym.search.dp import StageSplitter
+
+#: Prior settings a ``checkpoint:key=value`` spec may override on a loaded stages-head policy.
+OVERRIDES = ("count_prior", "cut_prior", "speed_prior", "max_log_sharpness")
 
 
 def _policy(spec: str, graph: Any, hardware: Any, cache: dict[str, OneShotPolicy]) -> OneShotPolicy:
-    if not spec.startswith("untrained"):
+    name, *items = spec.split(":")
+    kw: dict[str, Any] = {k: float(v) for k, v in (item.split("=", 1) for item in items)}
+    if name != "untrained":
         if spec not in cache:
-            cache[spec] = load_oneshot(resolve_checkpoint(spec))
+            pol = load_oneshot(resolve_checkpoint(name))
+            for key, value in kw.items():
+                if key not in OVERRIDES:
+                    raise SystemExit(f"{spec}: only {', '.join(OVERRIDES)} can be overridden on a checkpoint")
+                setattr(pol, key, value)
+                setattr(pol.mlp_extractor, key, value)
+            cache[spec] = pol
         return cache[spec]
-    kw = {k: float(v) for k, v in (item.split("=", 1) for item in spec.split(":")[1:])}
     env = oneshot_envs([(graph, hardware)], common_padding=False)[0]
     torch.manual_seed(0)
     return policy_for_envs([env], oneshot_policy_kwargs(head="stages", **kw))
@@ -45,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", nargs="+", required=True)
     ap.add_argument("--suite", default="suite://heldout-v1")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--sa-budget", type=int, default=0,
+                    help="also run simulated annealing with this many evaluations (seeds 0-2; its median score "
+                         "is the baseline each policy is compared with); 0: none")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also report the stages head's ceiling: the stage DP's best split of the graph's own "
+                         "order, and of the best of the head's four orders (share of best known)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cache: dict[str, OneShotPolicy] = {}
@@ -52,18 +74,51 @@ def main(argv: list[str] | None = None) -> int:
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
         row: dict[str, Any] = {"graph": inst.graph, "hardware": inst.hardware}
-        best = (gaps(pr, 0.0) or {}).get("best_score")
+        board = gaps(pr, 0.0) or {}
+        best = board.get("best_score")
+        row["best_known"], row["bound"] = best, board.get("bound_score")
         for spec in args.policies:
             score = greedy_scores(_policy(spec, pr.graph, pr.hardware, cache), [(pr.graph, pr.hardware)])[0]
             row[spec] = score / best if best else None
+            row[f"{spec} score"] = score
+        if args.ceiling:
+            so = stage_orders(pr)
+            split = StageSplitter(pr)
+            dp = []
+            for order in so.orders.numpy():
+                part, _ = split.split(order)
+                ok = part is not None and bool(pr.is_valid(part[None])[0])
+                dp.append(float(pr.evaluate(part[None]).score[0]) if ok and part is not None else 0.0)
+            row["ceiling graph order"] = dp[0] / best if best else None
+            row["ceiling four orders"] = max(dp) / best if best else None
+        if args.sa_budget:
+            sa = [get_searcher("sa").search(pr, args.sa_budget, seed=s).score for s in range(3)]
+            row["sa"] = float(np.median(sa)) / best if best else None
         rows.append(row)
         print(f"{inst.graph} / {inst.hardware}: " + ", ".join(
-            f"{s} {row[s]:.3f}" if row[s] is not None else f"{s} -" for s in args.policies), flush=True)
+            f"{s} {row[s]:.3f}" if row[s] is not None else f"{s} -"
+            for s in args.policies + (["sa"] if args.sa_budget else [])
+            + (["ceiling graph order", "ceiling four orders"] if args.ceiling else [])), flush=True)
     summary = {}
     for spec in args.policies:
         vals = [r[spec] for r in rows if r[spec] is not None]
         summary[spec] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals)}
-        print(f"{spec}: mean {summary[spec]['mean']:.4f}, min {summary[spec]['min']:.4f} over {len(vals)}")
+        line = f"{spec}: mean {summary[spec]['mean']:.4f}, min {summary[spec]['min']:.4f} over {len(vals)}"
+        if args.sa_budget:
+            pairs = [(r[spec], r["sa"]) for r in rows if r[spec] is not None and r["sa"] is not None]
+            below = sum(z < b - 1e-9 for z, b in pairs)
+            summary[spec]["below_sa"] = below
+            line += f"; below sa@{args.sa_budget} (median of 3 seeds) on {below} of {len(pairs)}"
+        print(line)
+    if args.sa_budget:
+        vals = [r["sa"] for r in rows if r["sa"] is not None]
+        summary["sa"] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals),
+                         "budget": args.sa_budget}
+        print(f"sa@{args.sa_budget}: mean {summary['sa']['mean']:.4f}, min {summary['sa']['min']:.4f}")
+    for key in ("ceiling graph order", "ceiling four orders") if args.ceiling else ():
+        vals = [r[key] for r in rows if r[key] is not None]
+        summary[key] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals)}
+        print(f"{key}: mean {summary[key]['mean']:.4f}, min {summary[key]['min']:.4f}")
     atomic_write_text(args.out, json.dumps({"suite": args.suite, "summary": summary, "rows": rows}, indent=1))
     return 0
 

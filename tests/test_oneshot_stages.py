@@ -20,7 +20,7 @@ from strategies import GraphSpec, graph_specs  # noqa: E402
 from mcm_gym.core.hardware import get_hardware  # noqa: E402
 from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
-from mcm_gym.learn.oneshot import StageCandidates, oneshot_policy_kwargs  # noqa: E402
+from mcm_gym.learn.oneshot import StageCandidates, StageCost, oneshot_policy_kwargs  # noqa: E402
 from mcm_gym.learn.oneshot_search import OneShotSearch, load_oneshot, save_oneshot  # noqa: E402
 from mcm_gym.learn.oneshot_train import (  # noqa: E402
     OneShotTrainConfig,
@@ -119,8 +119,9 @@ def test_best_split_in_the_support_is_the_stage_dp_of_the_order(seed: int, hw: s
 
 
 def test_untrained_stages_head_splits_into_equal_shares_on_every_chip() -> None:
+    """Without the speed prior the untrained policy splits the graph's own order (the first) on every chip."""
     envs = oneshot_envs([("zoo://bert-base-v1", "ring-8")], k_max=8)
-    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES))
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, speed_prior=0.0))
     cand = greedy_candidates(pol, envs)[0]
     assert np.all(np.diff(cand) >= 0) and sorted(set(cand.tolist())) == list(range(8))
     obs, _ = obs_batch(envs)
@@ -217,9 +218,11 @@ def test_stage_orders_are_topological_and_cover_the_head_choices() -> None:
     from mcm_gym.learn.oneshot_train import stage_orders
 
     pr = Problem(load_graph("zoo://resnet-50-v1"), get_hardware("ring-4"))
-    orders, cuts, limits, loads = stage_orders(pr)
+    orders, cuts, limits, loads, cost = stage_orders(pr)
     assert orders.shape == cuts.shape == loads.shape == (len(STAGE_ORDERS), pr.graph.n)
     assert limits is not None and limits.end_max.shape == (len(STAGE_ORDERS), 4, pr.graph.n + 1)
+    assert cost is not None and cost.prefix.shape == (len(STAGE_ORDERS), pr.graph.n + 1, 4)
+    assert np.allclose(cost.prefix[0, -1].numpy(), pr.cost.node_time.sum(axis=0))  # s, every node on each chip
     from mcm_gym.env.observation import cut_bytes
 
     work = pr.cost.node_time.min(axis=1).sum()  # s
@@ -409,8 +412,124 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
     assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
     blob = th.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("cut_prior", "max_log_sharpness"):
+    for key in ("cut_prior", "max_log_sharpness", "speed_prior"):
         del blob["policy"][key]
     th.save(blob, tmp_path / "old.pt")
     old = load_oneshot(tmp_path / "old.pt")
-    assert (old.cut_prior, old.max_log_sharpness) == (0.0, 6.0)
+    assert (old.cut_prior, old.max_log_sharpness, old.speed_prior) == (0.0, 6.0, 0.0)
+    assert v4.speed_prior == 0.0 and back.speed_prior == pol.speed_prior > 0
+
+
+# ---------------------------------------------------------------- the speed prior over (order, m)
+def _random_cost(gen: torch.Generator, o: int, n: int, k: int, serialize: bool) -> StageCost:
+    """A made-up stage cost: positive node times (s) per chip and cut times, zero-padded as stage_cost pads."""
+    times = torch.rand(o, n, k, generator=gen, dtype=torch.float64) + 0.01
+    prefix = torch.cat([torch.zeros(o, 1, k, dtype=torch.float64), times.cumsum(dim=1)], dim=1)
+    cut = torch.rand(o, k, n, generator=gen, dtype=torch.float64) * 2
+    cut[:, :, -1] = 0.0  # nothing crosses after the last position
+    return StageCost(prefix, cut, serialize)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 6), k=st.integers(1, 4), n_orders=st.integers(1, 3), seed=st.integers(0, 10**6),
+       serialize=st.booleans(), speed=st.sampled_from([0.5, 5.0, 40.0]))
+def test_speed_prior_keeps_an_exact_distribution(n: int, k: int, n_orders: int, seed: int, serialize: bool,
+                                                 speed: float) -> None:
+    """With the speed prior, order and m are drawn jointly; probabilities over every split of every
+    order still sum to 1, draws and the mode stay in the support."""
+    rng = np.random.default_rng(seed)
+    orders = [np.arange(n)] + [rng.permutation(n) for _ in range(n_orders - 1)]
+    gen = torch.Generator().manual_seed(seed)
+    base = _dist(gen, n, k, orders)
+    d = StageCandidates(torch.randn(n_orders, generator=gen), base.orders, torch.randn(k, generator=gen),
+                        base.boundary, None, _random_cost(gen, n_orders, n, k, serialize), speed)
+    assert d.estimate is not None
+    support = _support(n, k, orders)
+    assert float(d.log_prob(support).exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    keys = {tuple(x) for x in support.tolist()}
+    assert {tuple(x) for x in d.sample(64, gen).tolist()} <= keys
+    assert tuple(d.mode().tolist()) in keys
+    assert float(d.joint.exp().sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_speed_prior_sampling_frequencies_match_the_probabilities() -> None:
+    gen = torch.Generator().manual_seed(5)
+    orders = [np.arange(5), np.array([0, 2, 1, 4, 3])]
+    base = _dist(gen, 5, 3, orders)
+    d = StageCandidates(torch.zeros(2), base.orders, torch.zeros(3), base.boundary, None,
+                        _random_cost(gen, 2, 5, 3, False), 3.0)
+    support = _support(5, 3, orders)
+    probs = d.log_prob(support).exp().numpy()
+    draws = d.sample(40_000, gen).numpy()
+    freq = np.array([np.mean((draws == s.numpy()).all(axis=1)) for s in support])
+    assert np.abs(freq - probs).max() < 0.01
+
+
+def _bruteforce_bottleneck(cost: StageCost, o: int, chips_by_pos: np.ndarray) -> float:
+    """The slowest stage of a split given by chip per position (0 .. m-1, non-decreasing), by loops."""
+    m = int(chips_by_pos.max()) + 1
+    worst = 0.0
+    for c in range(m):
+        where = np.flatnonzero(chips_by_pos == c)
+        i, j = int(where[0]), int(where[-1])
+        compute = float(cost.prefix[o, j + 1, c] - cost.prefix[o, i, c])
+        send = float(cost.cut_time[o, c, j]) if c < m - 1 else 0.0
+        worst = max(worst, compute + send if cost.serialize else max(compute, send))
+    return worst
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 7), k=st.integers(1, 4), seed=st.integers(0, 10**6), serialize=st.booleans())
+def test_bottleneck_estimate_matches_a_loop_over_stages(n: int, k: int, seed: int, serialize: bool) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    orders = [np.arange(n), np.random.default_rng(seed).permutation(n)]
+    base = _dist(gen, n, k, orders)
+    cost = _random_cost(gen, 2, n, k, serialize)
+    for by_pos in _splits(n, k):
+        m = int(by_pos.max()) + 1
+        ends = torch.full((1, max(k - 1, 0)), n - 1, dtype=torch.int64)
+        for c in range(m - 1):
+            ends[0, c] = int(np.flatnonzero(by_pos == c)[-1])
+        for o in range(2):
+            got = float(base.bottleneck(cost, torch.tensor([o]), torch.tensor([m]), ends)[0])
+            assert got == pytest.approx(_bruteforce_bottleneck(cost, o, by_pos), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", [47, 1002, 1007])
+@pytest.mark.parametrize("hw", ["ring-4", "ring-8"])
+def test_speed_prior_estimate_is_the_simulators_bottleneck_on_a_ring(seed: int, hw: str) -> None:
+    """On a ring the stage DP's model is exact: every (order, m) pair's predicted bottleneck is the
+    simulator's for its greedy candidate, and the untrained policy (count prior off) picks the pair
+    whose greedy candidate the simulator scores best."""
+    from mcm_gym.learn.oneshot_train import stage_orders
+
+    envs = oneshot_envs([(f"generator://layered-dag-v0/{seed}", hw)], common_padding=False)
+    pr = envs[0].problem
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, count_prior=0.0))
+    obs, masks = obs_batch(envs)
+    with torch.no_grad():
+        d = pol.candidates(obs, masks, pr.n, orders=stage_orders(pr, pol.k_max))
+    assert isinstance(d, StageCandidates) and d.estimate is not None
+    k = min(pr.num_chips, pr.n)
+    o = torch.arange(d.o).repeat_interleave(k)
+    m = torch.arange(1, k + 1).repeat(d.o)
+    cands = d._walk(o, m, lambda lp: lp.argmax(dim=1)).numpy()
+    ev = pr.evaluate(cands)
+    est = d.estimate[o, m - 1].numpy()
+    assert np.allclose(est, ev.bottleneck, rtol=1e-9), np.c_[est, ev.bottleneck]
+    greedy = pr.evaluate(d.mode().numpy()[None])
+    assert greedy.bottleneck[0] == pytest.approx(ev.bottleneck.min(), rel=1e-9)
+
+
+def test_speed_prior_never_lowers_the_untrained_zero_shot_on_bert() -> None:
+    """BERT-base / ring-8: the untrained policy's greedy candidate with the speed prior scores at least
+    what it scores without (every (order, m) pair's greedy candidate is compared by the cost model)."""
+    envs = oneshot_envs([("zoo://bert-base-v1", "ring-8")], k_max=8)
+    pr = envs[0].problem
+    scores = []
+    for speed in (0.0, 20.0):
+        pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, speed_prior=speed))
+        cand = greedy_candidates(pol, envs)[0]
+        assert pr.is_valid(cand[None])[0]
+        scores.append(float(pr.evaluate(cand[None]).score[0]))
+    assert scores[1] >= scores[0] - 1e-12

@@ -50,12 +50,23 @@ drown the learned scores), ``L_p`` the transfer time of the cut after position `
 link over the graph's total compute time (``m L_p > 1``: the cut takes longer to send than an equal
 stage takes to compute, so it would be the bottleneck) and ``s_p`` a "cut here" score from the
 node's embedding, the pooled one, the ``cut`` feature along the order and ``C_p``;
-``q_o``, ``g_m`` and ``b`` come from the pooled embedding. On chips of one SRAM size the ends whose
+``q_o``, ``g_m`` and ``b`` come from the pooled embedding. With a ``speed_prior`` (the default for new
+policies; checkpoints written before it load without) the order and ``m`` are drawn jointly::
+
+    P(o, m) ~ exp(q_o + g_m - count_prior (K - m) - speed_prior log(T_{o,m} / min T))
+
+where ``T_{o,m}`` (s) is the bottleneck that the stage DP's cost model (:class:`StageCost`: each
+stage's compute time on its chip, with the send of its cut to the next chip; exact on rings and
+chains, approximate on meshes) predicts for the greedy stage ends of order ``o`` split into ``m``
+stages: the policy prefers the (order, m) whose own greedy pipeline is fastest, and learning shifts
+that preference (``q_o``, ``g_m``) and the ends. ``T`` is a feature, not differentiated.
+On chips of one SRAM size the ends whose
 stage would overflow its chip, or would leave more than the later chips can hold, are masked
 (:class:`StageLimits`; every split that fits keeps its probability mass, and every candidate drawn
 fits where some split of the drawn order and ``m`` does), which also spares the repair. The last
-layers start at zero, so the untrained policy's greedy candidate splits the graph's own order into
-``K`` stages of equal share (moved off cuts too slow to send). Node ``order[p]`` goes on chip
+layers start at zero, so the untrained policy's greedy candidate splits an order into stages of
+equal share (moved off cuts too slow to send): the graph's own order into ``K`` stages without a
+speed prior, the (order, m) with the fastest predicted pipeline with one. Node ``order[p]`` goes on chip
 ``#{k : e_k < p}``: every candidate is a contiguous split of a topological order, so dataflow holds
 by construction, and a small graph can leave chips empty. A
 partition's probability sums over the orders it splits. :meth:`OneShotPolicy.candidates` gives
@@ -80,7 +91,7 @@ from mcm_gym.learn.extractor import NodeEncoder, pool_nodes
 
 __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_kwargs", "PRIORS", "HEADS",
            "ONESHOT_PPO", "pipeline_logits", "CandidateDist", "NodeCandidates", "StageCandidates",
-           "StageLimits"]
+           "StageLimits", "StageCost"]
 
 #: Parameterisations of the per-node logits (see the module doc).
 PRIORS = ("pipeline", "work", "none")
@@ -92,6 +103,12 @@ STAGE_COUNT_PRIOR = 3.0
 #: Default logit drop (nats) per unit by which a stage end's cut transfer time exceeds an equal stage's
 #: compute time (``cut_prior``; see the module doc).
 STAGE_CUT_PRIOR = 10.0
+#: Default logit drop (nats) of an (order, number of stages) pair per unit of ``log(T / T_min)``, where
+#: ``T`` is the bottleneck (s) that the stage DP's cost model predicts for that pair's greedy stage
+#: ends and ``T_min`` the smallest over the pairs (``speed_prior``; see the module doc): 20 nats put a
+#: pair whose greedy pipeline is 10% slower about 1.9 nats behind (the untrained policy's zero-shot on
+#: ``suite://heldout-v1``: 0.923 of the best known at 10, 0.943 at 20 and at 30; BENCHMARKS.md).
+STAGE_SPEED_PRIOR = 20.0
 #: Default upper clamp of the stages head's learned log-sharpness ``b`` (``max_log_sharpness``): above
 #: about 2 the balance term outweighs every learned cut score (``pretrained-v4`` learned ``b`` of 3.5-5.7,
 #: so its greedy candidate is the equal-share split whatever the graph).
@@ -270,6 +287,19 @@ class StageLimits(NamedTuple):
     rest_min: torch.Tensor
 
 
+class StageCost(NamedTuple):
+    """The stage DP's cost model along each order (``mcm_gym.learn.oneshot_train.stage_orders``), for
+    the stages head's ``speed_prior``: ``prefix`` ``(O, n + 1, K)``, ``[o, p, c]`` the summed time (s)
+    of positions ``0 .. p-1`` of order ``o`` on chip ``c``; ``cut_time`` ``(O, K, n)``, ``[o, c, p]``
+    the time (s) to send the tensors crossing a cut after position ``p`` over the link ``c -> c+1``;
+    ``serialize``: a stage's time is its compute time plus its send time (else the larger of the
+    two). Exact for the simulator on rings and chains, approximate on meshes (as the stage DP)."""
+
+    prefix: torch.Tensor
+    cut_time: torch.Tensor
+    serialize: bool
+
+
 class StageCandidates(CandidateDist):
     """Contiguous splits of a node order (the ``stages`` head, see the module doc): ``order_logits``
     ``(O,)`` choose one of ``orders`` ``(O, n)`` (topological orders, node indices), ``count_logits``
@@ -279,7 +309,8 @@ class StageCandidates(CandidateDist):
     Stage ``j`` goes on chip ``j``. A partition's probability sums over every order it splits."""
 
     def __init__(self, order_logits: torch.Tensor, orders: torch.Tensor, count_logits: torch.Tensor,
-                 boundary_logits: torch.Tensor, limits: StageLimits | None = None) -> None:
+                 boundary_logits: torch.Tensor, limits: StageLimits | None = None, cost: StageCost | None = None,
+                 speed_prior: float = 0.0) -> None:
         o, n = int(orders.shape[0]), int(orders.shape[1])
         k = int(count_logits.shape[0])
         if order_logits.shape != (o,) or boundary_logits.shape != (o, k, max(k - 1, 0), n) or n < 1:
@@ -297,9 +328,33 @@ class StageCandidates(CandidateDist):
             unfit = (limits.rest_min[:, :, 0] > 0).all(dim=0)
             if not bool((unfit | too_many).all()):
                 too_many = too_many | unfit
-        self.count = torch.log_softmax(count_logits.masked_fill(too_many, -1e9), dim=0)
         self.boundary = boundary_logits
         self.pos = torch.arange(n)
+        #: The stage DP's predicted bottleneck (s) of each (order, m)'s greedy ends ``(O, K)``; None
+        #: without a speed prior, when order and m are independent (``P(o) P(m)``).
+        self.estimate: torch.Tensor | None = None
+        if cost is None or speed_prior <= 0:
+            self.order = torch.log_softmax(order_logits, dim=0)
+            self.count = torch.log_softmax(count_logits.masked_fill(too_many, -1e9), dim=0)
+            self.joint = self.order[:, None] + self.count[None, :]
+            return
+        if cost.prefix.shape != (o, n + 1, k) or cost.cut_time.shape != (o, k, n):
+            raise ValueError(f"stage cost does not match {o} orders of {n} nodes and {k} chips: prefix "
+                             f"{tuple(cost.prefix.shape)}, cut_time {tuple(cost.cut_time.shape)}")
+        with torch.no_grad():
+            oo = torch.arange(o).repeat_interleave(k)
+            mm = torch.arange(1, k + 1).repeat(o)
+            est = self.bottleneck(cost, oo, mm.clamp(max=n), self._ends(oo, mm.clamp(max=n), _argmax)).reshape(o, k)
+            est = torch.nan_to_num(est, nan=torch.inf).clamp(min=1e-30)
+            self.estimate = est
+            fin = torch.isfinite(est) & ~too_many[None, :]
+            ref = est[fin].min() if bool(fin.any()) else torch.ones(())
+            slow = torch.where(fin, torch.log(est / ref), torch.full_like(est, 1e3))
+        joint = order_logits[:, None] + count_logits.masked_fill(too_many, -1e9)[None, :] - speed_prior * slow
+        joint = joint.masked_fill(too_many[None, :], -1e9)
+        self.joint = torch.log_softmax(joint.reshape(-1), dim=0).reshape(o, k)
+        self.order = torch.logsumexp(self.joint, dim=1)
+        self.count = torch.logsumexp(self.joint, dim=0)
 
     def _step(self, o: torch.Tensor, m: torch.Tensor, k: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities ``(S, n)`` of stage ``k``'s end position given the order ``o``, ``m`` and
@@ -319,23 +374,58 @@ class StageCandidates(CandidateDist):
         logits = self.boundary[o, (m - 1).clamp(min=0), k - 1].masked_fill(~allowed, -1e9)
         return torch.log_softmax(logits, dim=1), active
 
-    def _walk(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
-        """Chips ``(S, n)`` by node: stage ends drawn by ``pick(log-probabilities (S, n)) -> (S,)``."""
+    def _ends(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
+        """Stage ends ``(S, K - 1)`` (positions; ``n - 1`` from stage ``m`` on) drawn by
+        ``pick(log-probabilities (S, n)) -> (S,)``."""
         prev = torch.full((o.shape[0],), -1, dtype=torch.int64)
-        by_pos = torch.zeros((o.shape[0], self.n), dtype=torch.int64)
+        out = torch.full((o.shape[0], max(self.k - 1, 0)), self.n - 1, dtype=torch.int64)
         for k in range(1, self.k):
             logp, active = self._step(o, m, k, prev)
             e = pick(logp)
             prev = torch.where(active, e, prev)
-            by_pos += ((self.pos[None, :] > e[:, None]) & active[:, None]).to(torch.int64)
+            out[:, k - 1] = torch.where(active, e, out[:, k - 1])
+        return out
+
+    def _walk(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
+        """Chips ``(S, n)`` by node: stage ends drawn by ``pick(log-probabilities (S, n)) -> (S,)``."""
+        ends = self._ends(o, m, pick)
+        by_pos = (self.pos[None, None, :] > ends[:, :, None]).sum(dim=1)  # (S, n) stages ended before p
         chips = torch.empty_like(by_pos)
         chips.scatter_(1, self.orders[o], by_pos)  # position p of order o is node orders[o, p]
         return chips
 
+    def bottleneck(self, cost: StageCost, o: torch.Tensor, m: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """The stage DP's predicted bottleneck (s) ``(S,)`` of splitting order ``o`` into ``m`` stages
+        (``(S,)`` each) at ``ends`` ``(S, K - 1)`` (as :meth:`_ends` gives them): the slowest stage's
+        compute time on its chip, with the send of its cut to the next chip."""
+        s, n, k = o.shape[0], self.n, self.k
+        full = torch.cat([torch.full((s, 1), -1, dtype=torch.int64), ends,
+                          torch.full((s, 1), n - 1, dtype=torch.int64)], dim=1)  # (S, K + 1)
+        prefix = cost.prefix[o]  # (S, n + 1, K)
+        hi = prefix.gather(1, (full[:, 1:] + 1)[:, None, :])[:, 0]  # (S, K)
+        lo = prefix.gather(1, (full[:, :-1] + 1)[:, None, :])[:, 0]
+        compute = hi - lo
+        sends = torch.arange(k)[None, :] < (m - 1)[:, None]  # stages 0 .. m-2 send on
+        cut = cost.cut_time[o].gather(2, full[:, 1:, None])[..., 0]  # (S, K)
+        cut = torch.where(sends, cut, torch.zeros_like(cut))
+        stage = compute + cut if cost.serialize else torch.maximum(compute, cut)
+        return stage.max(dim=1).values
+
+    def greedy_pair(self) -> tuple[int, int]:
+        """The most likely order (index) and number of stages ``m``."""
+        if self.estimate is None:
+            return int(self.order.argmax()), int(self.count.argmax()) + 1
+        flat = int(self.joint.reshape(-1).argmax())
+        return flat // self.k, flat % self.k + 1
+
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
-            o = torch.multinomial(self.order.exp(), count, replacement=True, generator=generator)
-            m = torch.multinomial(self.count.exp(), count, replacement=True, generator=generator) + 1
+            if self.estimate is None:
+                o = torch.multinomial(self.order.exp(), count, replacement=True, generator=generator)
+                m = torch.multinomial(self.count.exp(), count, replacement=True, generator=generator) + 1
+            else:
+                flat = torch.multinomial(self.joint.exp().reshape(-1), count, replacement=True, generator=generator)
+                o, m = flat // self.k, flat % self.k + 1
             return self._walk(o, m, lambda lp: torch.multinomial(lp.exp(), 1, generator=generator)[:, 0])
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
@@ -349,7 +439,7 @@ class StageCandidates(CandidateDist):
             steps = ap[:, 1:] - ap[:, :-1]
             ok = (ap[:, 0] == 0) & ((steps == 0) | (steps == 1)).all(dim=1)
             o = torch.full_like(m, oi)
-            out = self.order[oi] + self.count[m - 1]
+            out = self.joint[oi, m - 1]
             prev = torch.full_like(m, -1)
             for k in range(1, self.k):
                 logp, active = self._step(o, m, k, prev)
@@ -365,14 +455,18 @@ class StageCandidates(CandidateDist):
         given the ones before. (An exact most-likely-split DP scored no better on the validation
         instances: 0.916 vs 0.920 of the stage DP with a pre-trained stages policy.)"""
         with torch.no_grad():
-            o, m = self.order.argmax().reshape(1), self.count.argmax().reshape(1) + 1
-            return self._walk(o, m, lambda lp: lp.argmax(dim=1))[0]
+            oi, mi = self.greedy_pair()
+            return self._walk(torch.tensor([oi]), torch.tensor([mi]), _argmax)[0]
 
     def entropy(self) -> torch.Tensor:
-        """The order's and the number of stages' entropies plus each stage end's along the greedy
-        path (a proxy: the exact entropy sums over every path)."""
-        ent = -(self.order.exp() * self.order).sum() - (self.count.exp() * self.count).sum()
-        o, m = self.order.argmax().reshape(1), self.count.argmax().reshape(1) + 1
+        """The order's and the number of stages' entropies (their joint one with a speed prior) plus
+        each stage end's along the greedy path (a proxy: the exact entropy sums over every path)."""
+        if self.estimate is None:
+            ent = -(self.order.exp() * self.order).sum() - (self.count.exp() * self.count).sum()
+        else:
+            ent = -(self.joint.exp() * self.joint).sum()
+        oi, mi = self.greedy_pair()
+        o, m = torch.tensor([oi]), torch.tensor([mi])
         prev = torch.full((1,), -1, dtype=torch.int64)
         for k in range(1, self.k):
             logp, active = self._step(o, m, k, prev)
@@ -381,6 +475,10 @@ class StageCandidates(CandidateDist):
             ent = ent - (logp.exp() * logp).sum()
             prev = logp.argmax(dim=1)
         return ent
+
+
+def _argmax(logp: torch.Tensor) -> torch.Tensor:
+    return logp.argmax(dim=1)
 
 
 def stage_targets(peaks: torch.Tensor | None, k_max: int) -> torch.Tensor:
@@ -432,7 +530,8 @@ class OneShotHeads(nn.Module):
     def __init__(self, extractor: OneShotExtractor, k_max: int, head_hidden: int = 64, vf_hidden: int = 64,
                  prior: str = "pipeline", sharpness: float = 1.0, head: str = "nodes",
                  stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
-                 cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS) -> None:
+                 cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
+                 speed_prior: float = STAGE_SPEED_PRIOR) -> None:
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -442,14 +541,15 @@ class OneShotHeads(nn.Module):
             raise ValueError("the stages head needs a prior ('pipeline' or 'work'): its stage ends start at "
                              "equal shares")
         if sharpness <= 0 or stage_sharpness <= 0 or head_hidden < 1 or vf_hidden < 1 or count_prior < 0 \
-                or cut_prior < 0 or not -6.0 <= max_log_sharpness <= 6.0:
-            raise ValueError("sharpness and stage_sharpness must be > 0, count_prior and cut_prior >= 0, "
+                or cut_prior < 0 or speed_prior < 0 or not -6.0 <= max_log_sharpness <= 6.0:
+            raise ValueError("sharpness and stage_sharpness must be > 0, count_prior, cut_prior and speed_prior >= 0, "
                              "max_log_sharpness in [-6, 6] and head_hidden, "
                              "vf_hidden >= 1")
         self.split = extractor.split
         self.n_nodes, self.k_max, self.prior, self.sharpness = extractor.n_nodes, k_max, prior, float(sharpness)
         self.head, self.stage_sharpness, self.count_prior = head, float(stage_sharpness), float(count_prior)
         self.cut_prior, self.max_log_sharpness = float(cut_prior), float(max_log_sharpness)
+        self.speed_prior = float(speed_prior)
         hd = extractor.hidden
         if head == "nodes":
             self.node_head = nn.Sequential(nn.Linear(3 * hd, head_hidden), nn.ReLU(),
@@ -495,14 +595,16 @@ class OneShotHeads(nn.Module):
 
     def stage_dist(self, features: torch.Tensor, n: int, orders: torch.Tensor, order_cuts: torch.Tensor,
                    temperature: float = 1.0, peaks: torch.Tensor | None = None,
-                   limits: StageLimits | None = None, loads: torch.Tensor | None = None) -> StageCandidates:
+                   limits: StageLimits | None = None, loads: torch.Tensor | None = None,
+                   cost: StageCost | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
         real nodes) over ``orders`` ``(O, n)`` (node indices, at most :data:`STAGE_ORDERS` of them, in
         that list's meaning) with ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by
         position), the chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`;
         None: identical chips), ``limits``, what SRAM allows (:class:`StageLimits`; None: no memory
         masks) and ``loads`` ``(O, n)``, each cut's transfer time over the total compute time (for the
-        ``cut_prior``; None: none). Every logit is divided by ``temperature``."""
+        ``cut_prior``; None: none) and ``cost``, the stage DP's cost model along each order (for the
+        ``speed_prior``; None: none). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
         if orders.shape != order_cuts.shape or orders.shape[1] != n \
                 or not 1 <= orders.shape[0] <= len(STAGE_ORDERS):
@@ -521,7 +623,8 @@ class OneShotHeads(nn.Module):
         bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness,
                              stage_targets(peaks, self.k_max), loads, self.cut_prior, self.max_log_sharpness)
         order_logits = g[self.k_max + 1: self.k_max + 1 + o]
-        return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits)
+        return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits,
+                               cost, self.speed_prior / temperature)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         return self.node_logits(features).reshape(features.shape[0], -1)  # the stages head raises here
@@ -546,8 +649,9 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     only: SB3's per-node distribution does not apply and raises), ``stage_sharpness`` (the stages
     head's initial ``beta``: logit drop one stage away from an equal-share end), ``count_prior`` (its
     logit drop per chip left empty), ``cut_prior`` (its logit drop per unit of a cut's excess transfer
-    time), ``max_log_sharpness`` (the clamp on its learned ``b``), and SB3's ``ortho_init``, ``optimizer_class``,
-    ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
+    time), ``max_log_sharpness`` (the clamp on its learned ``b``), ``speed_prior`` (its logit drop per
+    unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), and SB3's ``ortho_init``,
+    ``optimizer_class``, ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
     """
 
@@ -555,7 +659,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                  *args: Any, prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
-                 max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, **kwargs: Any) -> None:
+                 max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
+                 **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -567,7 +672,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         self.k_max = int(action_space.nvec[0])
         self.prior, self.sharpness, self.head_hidden, self.vf_hidden = prior, sharpness, head_hidden, vf_hidden
         self.head, self.stage_sharpness, self.count_prior = head, stage_sharpness, count_prior
-        self.cut_prior, self.max_log_sharpness = cut_prior, max_log_sharpness
+        self.cut_prior, self.max_log_sharpness, self.speed_prior = cut_prior, max_log_sharpness, speed_prior
         kwargs.setdefault("features_extractor_class", OneShotExtractor)
         kwargs.pop("net_arch", None)
         kwargs.pop("activation_fn", None)
@@ -579,7 +684,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             raise TypeError(f"OneShotPolicy needs a OneShotExtractor, got {type(ext).__name__}")
         self.mlp_extractor = OneShotHeads(  # type: ignore[assignment]  # SB3 duck-types it
             ext, self.k_max, self.head_hidden, self.vf_hidden, self.prior, self.sharpness, self.head,
-            self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness)
+            self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness, self.speed_prior)
 
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
@@ -602,7 +707,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         data.update(prior=self.prior, sharpness=self.sharpness, head_hidden=self.head_hidden,
                     vf_hidden=self.vf_hidden, head=self.head, stage_sharpness=self.stage_sharpness,
                     count_prior=self.count_prior, cut_prior=self.cut_prior,
-                    max_log_sharpness=self.max_log_sharpness)
+                    max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior)
         data.pop("net_arch", None)
         data.pop("activation_fn", None)
         return data
@@ -624,7 +729,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         ``nodes`` head's logits further (not the stages head's: ValueError). The ``nodes`` head's
         masked entries stay at -1e9; the stages head uses chips ``0 .. m-1`` of the real ones and
         leaves the rest of the mask to the repair, over ``orders``: ``(node orders (O, n), their cut
-        features (O, n))`` and optionally their :class:`StageLimits` and cut loads ``(O, n)``
+        features (O, n))`` and optionally their :class:`StageLimits`, cut loads ``(O, n)`` and :class:`StageCost`
         (``mcm_gym.learn.oneshot_train.stage_orders`` gives all four; see :meth:`OneShotHeads.stage_dist`;
         None: the graph's own order only, no limits, no cut prior)."""
         heads = self.mlp_extractor
@@ -644,19 +749,22 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             return heads.stage_dist(features, n, torch.arange(n)[None, :], cut[None, :], temperature, peaks)
         limits = orders[2] if len(orders) > 2 else None
         loads = orders[3] if len(orders) > 3 else None
+        cost = orders[4] if len(orders) > 4 else None
         assert limits is None or isinstance(limits, StageLimits)
-        return heads.stage_dist(features, n, orders[0], orders[1], temperature, peaks, limits, loads)
+        assert cost is None or isinstance(cost, StageCost)
+        return heads.stage_dist(features, n, orders[0], orders[1], temperature, peaks, limits, loads, cost)
 
 
 def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = False, heads: int = 4,
                           prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
                           vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
-                          max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, **extra: Any) -> dict[str, Any]:
+                          max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
+                          speed_prior: float = STAGE_SPEED_PRIOR, **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     ``sharpness``), the output ``head`` (``stages``: the package's trainer only; ``stage_sharpness``,
-    ``count_prior``, ``cut_prior``, ``max_log_sharpness``)
+    ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``)
     and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
     if prior not in PRIORS:
@@ -668,5 +776,6 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                                           "heads": heads},
             "prior": prior, "sharpness": float(sharpness), "head_hidden": head_hidden, "vf_hidden": vf_hidden,
             "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior),
-            "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness), **extra}
+            "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness),
+            "speed_prior": float(speed_prior), **extra}
 

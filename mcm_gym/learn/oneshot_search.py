@@ -51,9 +51,9 @@ FINETUNE_NODE_ENTROPY = 0.3
 FINETUNE_STAGE_ENTROPY = 2.0
 
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
-              "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness")
+              "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness", "speed_prior")
 #: What a checkpoint written before a key existed was trained with (without ``head``: a nodes-head one).
-_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0}
+_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0}
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def _arch(policy: OneShotPolicy) -> dict[str, Any]:
             "prior": policy.prior, "sharpness": float(policy.sharpness), "head_hidden": int(policy.head_hidden),
             "vf_hidden": int(policy.vf_hidden), "head": policy.head, "stage_sharpness": float(policy.stage_sharpness),
             "count_prior": float(policy.count_prior), "cut_prior": float(policy.cut_prior),
-            "max_log_sharpness": float(policy.max_log_sharpness)}
+            "max_log_sharpness": float(policy.max_log_sharpness), "speed_prior": float(policy.speed_prior)}
 
 
 def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
@@ -141,7 +141,7 @@ def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: floa
         with torch.no_grad():
             d = policy.candidates(obs, masks, env.problem.n, t, orders=orders)
             assert isinstance(d, StageCandidates)
-            ends = int(d.count.argmax())  # m - 1
+            ends = d.greedy_pair()[1] - 1
             return float(d.entropy()) / ends if ends else float("inf")
 
     if per_end(floor) >= entropy:

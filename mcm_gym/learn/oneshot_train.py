@@ -46,13 +46,14 @@ from mcm_gym.learn.oneshot import (
     CandidateDist,
     NodeCandidates,
     OneShotPolicy,
+    StageCost,
     StageLimits,
     oneshot_policy_kwargs,
 )
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures", "stage_orders",
-           "policy_orders", "stage_limits", "StageOrders"]
+           "policy_orders", "stage_limits", "stage_cost", "StageOrders"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -183,15 +184,16 @@ class StageOrders(NamedTuple):
     cuts: torch.Tensor  # (O, n) the observation's cut feature along each order, by position
     limits: StageLimits | None  # what SRAM allows along each order (None: the memory constraint is off)
     loads: torch.Tensor  # (O, n) a cut's transfer time (slowest link) after each position / total compute time
+    cost: StageCost | None = None  # the stage DP's cost model along each order (for the speed prior)
 
 
 def stage_orders(problem: Problem, k_max: int | None = None) -> StageOrders:
     """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem`` ``(O, n)`` (node
     indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
-    :func:`stage_limits` for ``k_max`` chips and cut loads (the transfer time of the bytes crossing a
+    :func:`stage_limits` for ``k_max`` chips, cut loads (the transfer time of the bytes crossing a
     cut after each position on the slowest link, over the graph's compute time on the fastest chip,
-    both s; unclipped): what the stages head chooses among (duplicates kept, so each row keeps its
-    meaning)."""
+    both s; unclipped) and their :func:`stage_cost`: what the stages head chooses among (duplicates
+    kept, so each row keeps its meaning)."""
     from mcm_gym.search.dp import alap_order, dfs_order, level_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
@@ -203,7 +205,32 @@ def stage_orders(problem: Problem, k_max: int | None = None) -> StageOrders:
     loads = np.stack([cut_bytes(problem.graph, o) / bw / work if work > 0 else np.zeros(problem.n) for o in orders])
     return StageOrders(torch.as_tensor(np.stack(orders)),
                        torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32),
-                       stage_limits(problem, orders, k_max), torch.as_tensor(loads, dtype=torch.float32))
+                       stage_limits(problem, orders, k_max), torch.as_tensor(loads, dtype=torch.float32),
+                       stage_cost(problem, orders, k_max))
+
+
+def stage_cost(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageCost:
+    """:class:`~mcm_gym.learn.oneshot.StageCost` of ``orders`` (node indices) on ``problem``'s chips in
+    pipeline order, padded to ``k_max`` chips (a padding chip computes in 0 s and sends nothing): the
+    stage DP's model (:class:`~mcm_gym.search.dp.StageSplitter`), in float64 seconds."""
+    from mcm_gym.search.dp import StageSplitter
+
+    sp = StageSplitter(problem)
+    n, k = problem.n, sp.k
+    kk = k if k_max is None else int(k_max)
+    if kk < k:
+        raise ValueError(f"k_max={kk} is below the problem's {k} chips")
+    prefix = np.zeros((len(orders), n + 1, kk))
+    cut_time = np.zeros((len(orders), kk, n))
+    for oi, order in enumerate(orders):
+        order = np.asarray(order, dtype=np.int64)
+        pos = np.empty(n, dtype=np.int64)
+        pos[order] = np.arange(n)
+        prefix[oi, 1:, :k] = np.cumsum(sp.node_time[order], axis=0)
+        cut = sp.cut_bytes(pos)[1:]  # (n,) bytes crossing after each position
+        for c in range(k - 1):
+            cut_time[oi, c] = np.where(cut > 0, cut / sp.bw[c] + sp.lat[c], 0.0)
+    return StageCost(torch.as_tensor(prefix), torch.as_tensor(cut_time), bool(sp.serialize))
 
 
 def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageLimits | None:
