@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-log-sharpness", type=float, default=2.0, help="stages head: clamp on the learned b")
     ap.add_argument("--speed-prior", type=float, default=20.0,
                     help="stages head: nats per unit of log predicted bottleneck of an (order, m) pair's greedy ends")
+    ap.add_argument("--balance", choices=["global", "rest"], default="rest",
+                    help="stages head: stage k of m aims at share k/m, or at an equal part of what is left")
     ap.add_argument("--val-zoo", nargs="*", default=[],
                     help="zoo graphs of the train split held out of training and validated on")
     ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                          policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
                                  "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
                                  "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness,
-                                 "speed_prior": args.speed_prior},
+                                 "speed_prior": args.speed_prior, "balance": args.balance},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
                              "instances_per_update": 16, "ent_coef": args.ent_coef})
     pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))

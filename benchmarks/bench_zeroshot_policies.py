@@ -7,11 +7,11 @@ share of each instance's best known score (the leaderboard).
 A policy is a checkpoint (a shipped name or a ``.pt`` path), optionally with ``:key=value`` overrides of
 its priors (``pretrained-v4:speed_prior=20``; keys in ``OVERRIDES``), or ``untrained[:key=value...]``: a
 fresh stages-head policy (torch seed 0; its last layers are zero, so it is its prior) with those
-``oneshot_policy_kwargs`` (numbers). Prints one line per instance and the mean / min per policy, and
-writes them as JSON (atomically). ``--sa-budget N`` adds simulated annealing with N evaluations (the
-median of seeds 0-2) and counts the instances where each policy is below it; ``--ceiling`` adds the
-stage DP's best split of the graph's own order and of the best of the stages head's four orders: what
-a contiguous split of those orders can reach.
+``oneshot_policy_kwargs`` (numbers, or words such as ``balance=global``). Prints one line per instance
+and the mean / min per policy, and writes them as JSON (atomically). ``--sa-budget N`` adds simulated
+annealing with N evaluations (the median of seeds 0-2) and counts the instances where each policy is
+below it; ``--ceiling`` adds the stage DP's best split of the graph's own order and of the best of
+the stages head's four orders: what a contiguous split of those orders can reach.
 """
 
 from __future__ import annotations
@@ -35,12 +35,19 @@ from mcm_gym.search import get_searcher
 from mcm_gym.search.dp import StageSplitter
 
 #: Prior settings a ``checkpoint:key=value`` spec may override on a loaded stages-head policy.
-OVERRIDES = ("count_prior", "cut_prior", "speed_prior", "max_log_sharpness")
+OVERRIDES = ("count_prior", "cut_prior", "speed_prior", "max_log_sharpness", "balance")
+
+
+def _value(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # e.g. balance=global
 
 
 def _policy(spec: str, graph: Any, hardware: Any, cache: dict[str, OneShotPolicy]) -> OneShotPolicy:
     name, *items = spec.split(":")
-    kw: dict[str, Any] = {k: float(v) for k, v in (item.split("=", 1) for item in items)}
+    kw: dict[str, Any] = {k: _value(v) for k, v in (item.split("=", 1) for item in items)}
     if name != "untrained":
         if spec not in cache:
             pol = load_oneshot(resolve_checkpoint(name))

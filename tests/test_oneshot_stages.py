@@ -20,7 +20,14 @@ from strategies import GraphSpec, graph_specs  # noqa: E402
 from mcm_gym.core.hardware import get_hardware  # noqa: E402
 from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
-from mcm_gym.learn.oneshot import StageCandidates, StageCost, oneshot_policy_kwargs  # noqa: E402
+from mcm_gym.learn.oneshot import (  # noqa: E402
+    StageBalance,
+    StageCandidates,
+    StageCost,
+    oneshot_policy_kwargs,
+    stage_logits,
+    stage_targets,
+)
 from mcm_gym.learn.oneshot_search import OneShotSearch, load_oneshot, save_oneshot  # noqa: E402
 from mcm_gym.learn.oneshot_train import (  # noqa: E402
     OneShotTrainConfig,
@@ -412,12 +419,13 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
     assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
     blob = th.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("cut_prior", "max_log_sharpness", "speed_prior"):
+    for key in ("cut_prior", "max_log_sharpness", "speed_prior", "balance"):
         del blob["policy"][key]
     th.save(blob, tmp_path / "old.pt")
     old = load_oneshot(tmp_path / "old.pt")
-    assert (old.cut_prior, old.max_log_sharpness, old.speed_prior) == (0.0, 6.0, 0.0)
-    assert v4.speed_prior == 0.0 and back.speed_prior == pol.speed_prior > 0
+    assert (old.cut_prior, old.max_log_sharpness, old.speed_prior, old.balance) == (0.0, 6.0, 0.0, "global")
+    assert (v4.speed_prior, v4.balance) == (0.0, "global")
+    assert back.speed_prior == pol.speed_prior > 0 and back.balance == pol.balance == "rest"
 
 
 # ---------------------------------------------------------------- the speed prior over (order, m)
@@ -430,20 +438,30 @@ def _random_cost(gen: torch.Generator, o: int, n: int, k: int, serialize: bool) 
     return StageCost(prefix, cut, serialize)
 
 
-@settings(max_examples=25, deadline=None)
+def _random_balance(gen: torch.Generator, o: int, n: int, k: int) -> StageBalance:
+    """Made-up cumulative shares (increasing to 1 along each order), sharpness and chip speeds."""
+    w = torch.rand(o, n, generator=gen) + 0.05
+    peaks = torch.rand(k, generator=gen) + 0.2
+    return StageBalance(w.cumsum(dim=1) / w.sum(dim=1, keepdim=True), torch.rand(k, generator=gen) * 50,
+                        stage_targets(peaks, k))
+
+
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 6), k=st.integers(1, 4), n_orders=st.integers(1, 3), seed=st.integers(0, 10**6),
-       serialize=st.booleans(), speed=st.sampled_from([0.5, 5.0, 40.0]))
-def test_speed_prior_keeps_an_exact_distribution(n: int, k: int, n_orders: int, seed: int, serialize: bool,
-                                                 speed: float) -> None:
-    """With the speed prior, order and m are drawn jointly; probabilities over every split of every
-    order still sum to 1, draws and the mode stay in the support."""
+       serialize=st.booleans(), speed=st.sampled_from([0.0, 0.5, 5.0, 40.0]), rest=st.booleans())
+def test_speed_prior_and_rest_balance_keep_an_exact_distribution(n: int, k: int, n_orders: int, seed: int,
+                                                                 serialize: bool, speed: float, rest: bool) -> None:
+    """With the speed prior, order and m are drawn jointly, and with the rest balance each end's logits
+    depend on the previous end; probabilities over every split of every order still sum to 1, draws
+    and the mode stay in the support."""
     rng = np.random.default_rng(seed)
     orders = [np.arange(n)] + [rng.permutation(n) for _ in range(n_orders - 1)]
     gen = torch.Generator().manual_seed(seed)
     base = _dist(gen, n, k, orders)
+    balance = _random_balance(gen, n_orders, n, k) if rest else None
     d = StageCandidates(torch.randn(n_orders, generator=gen), base.orders, torch.randn(k, generator=gen),
-                        base.boundary, None, _random_cost(gen, n_orders, n, k, serialize), speed)
-    assert d.estimate is not None
+                        base.boundary, None, _random_cost(gen, n_orders, n, k, serialize), speed, balance)
+    assert (d.estimate is not None) == (speed > 0)
     support = _support(n, k, orders)
     assert float(d.log_prob(support).exp().sum()) == pytest.approx(1.0, abs=1e-5)
     keys = {tuple(x) for x in support.tolist()}
@@ -457,7 +475,7 @@ def test_speed_prior_sampling_frequencies_match_the_probabilities() -> None:
     orders = [np.arange(5), np.array([0, 2, 1, 4, 3])]
     base = _dist(gen, 5, 3, orders)
     d = StageCandidates(torch.zeros(2), base.orders, torch.zeros(3), base.boundary, None,
-                        _random_cost(gen, 2, 5, 3, False), 3.0)
+                        _random_cost(gen, 2, 5, 3, False), 3.0, _random_balance(gen, 2, 5, 3))
     support = _support(5, 3, orders)
     probs = d.log_prob(support).exp().numpy()
     draws = d.sample(40_000, gen).numpy()
@@ -533,3 +551,35 @@ def test_speed_prior_never_lowers_the_untrained_zero_shot_on_bert() -> None:
         assert pr.is_valid(cand[None])[0]
         scores.append(float(pr.evaluate(cand[None]).score[0]))
     assert scores[1] >= scores[0] - 1e-12
+
+
+@pytest.mark.parametrize("peaks", [None, [1.0, 3.0, 1.0, 2.0]])
+def test_rest_balance_aims_each_end_at_its_part_of_what_is_left(peaks: list[float] | None) -> None:
+    """Zero cut scores, a sharp balance: each greedy end is the position whose cumulative share is
+    nearest to the previous end's share plus the stage's part of the rest (1 / (m - k + 1) of it on
+    identical chips, its chip's share of the remaining chips' peak FLOP/s otherwise)."""
+    n, k = 14, 4
+    # uneven nodes: ends miss the global targets k / m, so the rest differs from an equal share of the whole
+    w = torch.tensor([[2.0, 7, 1, 1, 8, 1, 3, 1, 1, 9, 1, 2, 1, 5]])
+    frac = w.cumsum(dim=1) / w.sum()
+    pk = None if peaks is None else torch.tensor(peaks)
+    balance = StageBalance(frac, torch.full((k,), 1e4), stage_targets(pk, k))
+    d = StageCandidates(torch.zeros(1), torch.arange(n)[None, :], torch.zeros(k), torch.zeros(1, k, k - 1, n),
+                        None, None, 0.0, balance)
+    speed = np.ones(k) if peaks is None else np.array(peaks)
+    f = frac[0].numpy()
+    whole = StageCandidates(torch.zeros(1), torch.arange(n)[None, :], torch.zeros(k),
+                            stage_logits(frac, torch.zeros(1, n), torch.tensor(0.0), n, k, 1e4, stage_targets(pk, k)))
+    differs = 0
+    for m in range(2, k + 1):
+        differs += d._ends(torch.tensor([0]), torch.tensor([m]), torch.argmax)[0].tolist() \
+            != whole._ends(torch.tensor([0]), torch.tensor([m]), torch.argmax)[0].tolist()
+        ends = d._ends(torch.tensor([0]), torch.tensor([m]), lambda lp: lp.argmax(dim=1))[0, : m - 1].tolist()
+        prev = -1
+        for j, e in enumerate(ends):
+            done = f[prev] if prev >= 0 else 0.0
+            target = done + (1 - done) * speed[j] / speed[j:m].sum()
+            allowed = np.arange(prev + 1, n - (m - 1 - j))  # leave a node for every later stage
+            assert e == allowed[np.argmin(np.abs(f[allowed] - target))], (m, j, ends)
+            prev = e
+    assert differs  # the case tells the two balances apart

@@ -50,7 +50,12 @@ drown the learned scores), ``L_p`` the transfer time of the cut after position `
 link over the graph's total compute time (``m L_p > 1``: the cut takes longer to send than an equal
 stage takes to compute, so it would be the bottleneck) and ``s_p`` a "cut here" score from the
 node's embedding, the pooled one, the ``cut`` feature along the order and ``C_p``;
-``q_o``, ``g_m`` and ``b`` come from the pooled embedding. With a ``speed_prior`` (the default for new
+``q_o``, ``g_m`` and ``b`` come from the pooled embedding. That is ``balance="global"``; with
+``balance="rest"`` (the default for new policies; checkpoints without the key load with ``global``)
+stage ``k`` aims at an equal part of what the previous stage left instead,
+``-beta (m (C_p - C_{e_{k-1}} - (1 - C_{e_{k-1}}) / (m - k + 1))) ** 2`` (on chips of different speeds
+the chip's share of the remaining chips' peak FLOP/s), so an end that fell short or long on a coarse
+node is made up by the stages after it. With a ``speed_prior`` (the default for new
 policies; checkpoints written before it load without) the order and ``m`` are drawn jointly::
 
     P(o, m) ~ exp(q_o + g_m - count_prior (K - m) - speed_prior log(T_{o,m} / min T))
@@ -91,10 +96,15 @@ from mcm_gym.learn.extractor import NodeEncoder, pool_nodes
 
 __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_kwargs", "PRIORS", "HEADS",
            "ONESHOT_PPO", "pipeline_logits", "CandidateDist", "NodeCandidates", "StageCandidates",
-           "StageLimits", "StageCost"]
+           "StageLimits", "StageCost", "StageBalance", "BALANCES"]
 
 #: Parameterisations of the per-node logits (see the module doc).
 PRIORS = ("pipeline", "work", "none")
+#: Where the stages head's stage ``k`` of ``m`` aims to end: at the cumulative share ``k / m`` of the
+#: whole order (``global``), or at an equal share of what the previous stage left (``rest``: the
+#: previous end's share plus ``1 / (m - k + 1)`` of the remainder; on chips of different speeds, the
+#: chip's share of the remaining chips' peak FLOP/s).
+BALANCES = ("global", "rest")
 #: What the policy outputs: a chip per node (``nodes``, SB3-compatible) or where stages end (``stages``).
 HEADS = ("nodes", "stages")
 #: Default logit drop (nats) per chip left empty in the stages head's prior on the number of stages
@@ -109,6 +119,8 @@ STAGE_CUT_PRIOR = 10.0
 #: pair whose greedy pipeline is 10% slower about 1.9 nats behind (the untrained policy's zero-shot on
 #: ``suite://heldout-v1``: 0.923 of the best known at 10, 0.943 at 20 and at 30; BENCHMARKS.md).
 STAGE_SPEED_PRIOR = 20.0
+#: Default :data:`BALANCES` entry of new policies (files without the key load with ``global``).
+STAGE_BALANCE = "rest"
 #: Default upper clamp of the stages head's learned log-sharpness ``b`` (``max_log_sharpness``): above
 #: about 2 the balance term outweighs every learned cut score (``pretrained-v4`` learned ``b`` of 3.5-5.7,
 #: so its greedy candidate is the equal-share split whatever the graph).
@@ -300,6 +312,18 @@ class StageCost(NamedTuple):
     serialize: bool
 
 
+class StageBalance(NamedTuple):
+    """The stages head's balance term with ``balance="rest"`` (see :data:`BALANCES`), applied per step
+    since it depends on the previous end: ``frac`` ``(O, n)`` each order's cumulative share through
+    each position, ``beta`` ``(K,)`` its sharpness for ``m = 1 .. K`` (nats per unit of
+    ``(m * (share - target)) ** 2``), ``targets`` ``(K, K - 1)`` the stage ends' global target shares
+    (:func:`stage_targets`), from which each stage's part of the rest is taken."""
+
+    frac: torch.Tensor
+    beta: torch.Tensor
+    targets: torch.Tensor
+
+
 class StageCandidates(CandidateDist):
     """Contiguous splits of a node order (the ``stages`` head, see the module doc): ``order_logits``
     ``(O,)`` choose one of ``orders`` ``(O, n)`` (topological orders, node indices), ``count_logits``
@@ -310,7 +334,7 @@ class StageCandidates(CandidateDist):
 
     def __init__(self, order_logits: torch.Tensor, orders: torch.Tensor, count_logits: torch.Tensor,
                  boundary_logits: torch.Tensor, limits: StageLimits | None = None, cost: StageCost | None = None,
-                 speed_prior: float = 0.0) -> None:
+                 speed_prior: float = 0.0, balance: StageBalance | None = None) -> None:
         o, n = int(orders.shape[0]), int(orders.shape[1])
         k = int(count_logits.shape[0])
         if order_logits.shape != (o,) or boundary_logits.shape != (o, k, max(k - 1, 0), n) or n < 1:
@@ -328,7 +352,13 @@ class StageCandidates(CandidateDist):
             unfit = (limits.rest_min[:, :, 0] > 0).all(dim=0)
             if not bool((unfit | too_many).all()):
                 too_many = too_many | unfit
+        if balance is not None and (balance.frac.shape != (o, n) or balance.beta.shape != (k,)
+                                    or balance.targets.shape != (k, max(k - 1, 0))):
+            raise ValueError(f"stage balance does not match {o} orders of {n} nodes and {k} chips: frac "
+                             f"{tuple(balance.frac.shape)}, beta {tuple(balance.beta.shape)}, targets "
+                             f"{tuple(balance.targets.shape)}")
         self.boundary = boundary_logits
+        self.balance = balance
         self.pos = torch.arange(n)
         #: The stage DP's predicted bottleneck (s) of each (order, m)'s greedy ends ``(O, K)``; None
         #: without a speed prior, when order and m are independent (``P(o) P(m)``).
@@ -371,7 +401,19 @@ class StageCandidates(CandidateDist):
             fits = allowed & (self.pos[None, :] <= hi[:, None]) & (self.pos[None, :] >= lo[:, None])
             allowed = torch.where(fits.any(dim=1, keepdim=True), fits, allowed)
         allowed = allowed | ~active[:, None]  # inactive rows: any position, ignored
-        logits = self.boundary[o, (m - 1).clamp(min=0), k - 1].masked_fill(~allowed, -1e9)
+        mi = (m - 1).clamp(min=0)
+        logits = self.boundary[o, mi, k - 1]
+        if self.balance is not None:  # an equal part of what the previous stage left
+            frac = self.balance.frac[o]  # (S, n)
+            done = torch.where(prev >= 0, frac.gather(1, prev.clamp(min=0)[:, None])[:, 0],
+                               torch.zeros_like(frac[:, 0]))  # share through the previous end
+            g = self.balance.targets[mi].to(frac.dtype)  # (S, K - 1)
+            before = g[:, k - 2] if k >= 2 else torch.zeros_like(done)
+            part = (g[:, k - 1] - before) / (1.0 - before).clamp(min=1e-12)
+            target = done + (1.0 - done) * part
+            mf = m.to(frac.dtype)[:, None]
+            logits = logits - self.balance.beta[mi][:, None] * (mf * (frac - target[:, None])) ** 2
+        logits = logits.masked_fill(~allowed, -1e9)
         return torch.log_softmax(logits, dim=1), active
 
     def _ends(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
@@ -494,9 +536,20 @@ def stage_targets(peaks: torch.Tensor | None, k_max: int) -> torch.Tensor:
     return cum[(k - 1).clamp(max=k_max - 1)].expand(k_max, -1) / cum[m - 1]
 
 
+def stage_beta(log_sharpness: torch.Tensor, n: int, k_max: int, sharpness: float,
+               max_log_sharpness: float = 6.0) -> torch.Tensor:
+    """The stages head's balance sharpness ``beta`` for ``m = 1 .. k_max`` ``(k_max,)``:
+    ``min(sharpness, NODE_SHARPNESS (n / m) ** 2) * exp(b)``, ``b`` (``log_sharpness``) clamped to
+    ``[-6, max_log_sharpness]``."""
+    m = torch.arange(1, k_max + 1, dtype=log_sharpness.dtype)
+    # on a graph of few nodes per stage, one node off an equal-share end costs at most NODE_SHARPNESS
+    return torch.clamp(NODE_SHARPNESS * (n / m) ** 2, max=sharpness) \
+        * torch.exp(log_sharpness.clamp(-6.0, max_log_sharpness))
+
+
 def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: torch.Tensor, n: int, k_max: int,
                  sharpness: float, targets: torch.Tensor | None = None, loads: torch.Tensor | None = None,
-                 cut_prior: float = 0.0, max_log_sharpness: float = 6.0) -> torch.Tensor:
+                 cut_prior: float = 0.0, max_log_sharpness: float = 6.0, balance: bool = True) -> torch.Tensor:
     """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
     ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``) and
@@ -505,14 +558,15 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
     ``(O, n)`` (:func:`~mcm_gym.learn.oneshot_train.stage_orders`: the transfer time of a cut after each
     position over the graph's total compute time, both s), minus ``cut_prior * relu(m * load_p - 1)``:
     a cut that takes longer to send than an equal stage takes to compute is penalised. ``b`` is
-    clamped to ``[-6, max_log_sharpness]``."""
+    clamped to ``[-6, max_log_sharpness]`` (:func:`stage_beta`). ``balance=False``: no balance term
+    (``balance="rest"`` adds it per step, :class:`StageBalance`)."""
     m = torch.arange(1, k_max + 1, dtype=frac.dtype).view(1, -1, 1, 1)
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
     target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
-    # on a graph of few nodes per stage, one node off an equal-share end costs at most NODE_SHARPNESS
-    beta = torch.clamp(NODE_SHARPNESS * (n / m) ** 2, max=sharpness) \
-        * torch.exp(log_sharpness.clamp(-6.0, max_log_sharpness))
-    out = -beta * (m * (frac[:, None, None, :] - target)) ** 2 + cut_score[:, None, None, :]
+    beta = stage_beta(log_sharpness, n, k_max, sharpness, max_log_sharpness).view(1, -1, 1, 1)
+    out = cut_score[:, None, None, :].expand(-1, k_max, max(k_max - 1, 0), -1)
+    if balance:
+        out = out - beta * (m * (frac[:, None, None, :] - target)) ** 2
     if loads is not None and cut_prior > 0:
         out = out - cut_prior * torch.relu(m * loads.to(frac.dtype)[:, None, None, :] - 1.0)
     return out
@@ -531,12 +585,14 @@ class OneShotHeads(nn.Module):
                  prior: str = "pipeline", sharpness: float = 1.0, head: str = "nodes",
                  stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
                  cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
-                 speed_prior: float = STAGE_SPEED_PRIOR) -> None:
+                 speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE) -> None:
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if balance not in BALANCES:
+            raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
         if head == "stages" and prior == "none":
             raise ValueError("the stages head needs a prior ('pipeline' or 'work'): its stage ends start at "
                              "equal shares")
@@ -549,7 +605,7 @@ class OneShotHeads(nn.Module):
         self.n_nodes, self.k_max, self.prior, self.sharpness = extractor.n_nodes, k_max, prior, float(sharpness)
         self.head, self.stage_sharpness, self.count_prior = head, float(stage_sharpness), float(count_prior)
         self.cut_prior, self.max_log_sharpness = float(cut_prior), float(max_log_sharpness)
-        self.speed_prior = float(speed_prior)
+        self.speed_prior, self.balance = float(speed_prior), balance
         hd = extractor.hidden
         if head == "nodes":
             self.node_head = nn.Sequential(nn.Linear(3 * hd, head_hidden), nn.ReLU(),
@@ -620,11 +676,15 @@ class OneShotHeads(nn.Module):
         m = torch.arange(1, self.k_max + 1, dtype=g.dtype)
         kr = float(k[0, 0].detach())
         count = (g[: self.k_max] - self.count_prior * (kr - m).clamp(min=0.0)).masked_fill(m > kr + 0.5, -1e9)
-        bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness,
-                             stage_targets(peaks, self.k_max), loads, self.cut_prior, self.max_log_sharpness)
+        targets = stage_targets(peaks, self.k_max)
+        rest = self.balance == "rest"
+        bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness, targets, loads,
+                             self.cut_prior, self.max_log_sharpness, balance=not rest)
+        balance = StageBalance(frac, stage_beta(g[self.k_max], n, self.k_max, self.stage_sharpness,
+                                                self.max_log_sharpness) / temperature, targets) if rest else None
         order_logits = g[self.k_max + 1: self.k_max + 1 + o]
         return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits,
-                               cost, self.speed_prior / temperature)
+                               cost, self.speed_prior / temperature, balance)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         return self.node_logits(features).reshape(features.shape[0], -1)  # the stages head raises here
@@ -650,7 +710,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     head's initial ``beta``: logit drop one stage away from an equal-share end), ``count_prior`` (its
     logit drop per chip left empty), ``cut_prior`` (its logit drop per unit of a cut's excess transfer
     time), ``max_log_sharpness`` (the clamp on its learned ``b``), ``speed_prior`` (its logit drop per
-    unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), and SB3's ``ortho_init``,
+    unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), ``balance`` (one of
+    :data:`BALANCES`: where its stage ends aim), and SB3's ``ortho_init``,
     ``optimizer_class``, ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
     """
@@ -660,7 +721,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                  max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
-                 **kwargs: Any) -> None:
+                 balance: str = STAGE_BALANCE, **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -673,6 +734,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         self.prior, self.sharpness, self.head_hidden, self.vf_hidden = prior, sharpness, head_hidden, vf_hidden
         self.head, self.stage_sharpness, self.count_prior = head, stage_sharpness, count_prior
         self.cut_prior, self.max_log_sharpness, self.speed_prior = cut_prior, max_log_sharpness, speed_prior
+        self.balance = balance
         kwargs.setdefault("features_extractor_class", OneShotExtractor)
         kwargs.pop("net_arch", None)
         kwargs.pop("activation_fn", None)
@@ -684,7 +746,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             raise TypeError(f"OneShotPolicy needs a OneShotExtractor, got {type(ext).__name__}")
         self.mlp_extractor = OneShotHeads(  # type: ignore[assignment]  # SB3 duck-types it
             ext, self.k_max, self.head_hidden, self.vf_hidden, self.prior, self.sharpness, self.head,
-            self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness, self.speed_prior)
+            self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness, self.speed_prior,
+            self.balance)
 
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
@@ -707,7 +770,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         data.update(prior=self.prior, sharpness=self.sharpness, head_hidden=self.head_hidden,
                     vf_hidden=self.vf_hidden, head=self.head, stage_sharpness=self.stage_sharpness,
                     count_prior=self.count_prior, cut_prior=self.cut_prior,
-                    max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior)
+                    max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior, balance=self.balance)
         data.pop("net_arch", None)
         data.pop("activation_fn", None)
         return data
@@ -760,22 +823,25 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                           vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                           max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
-                          speed_prior: float = STAGE_SPEED_PRIOR, **extra: Any) -> dict[str, Any]:
+                          speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
+                          **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     ``sharpness``), the output ``head`` (``stages``: the package's trainer only; ``stage_sharpness``,
-    ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``)
+    ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``, ``balance``)
     and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
     return {"features_extractor_class": OneShotExtractor,
             "features_extractor_kwargs": {"hidden": hidden, "layers": layers, "attention": attention,
                                           "heads": heads},
             "prior": prior, "sharpness": float(sharpness), "head_hidden": head_hidden, "vf_hidden": vf_hidden,
             "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior),
             "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness),
-            "speed_prior": float(speed_prior), **extra}
+            "speed_prior": float(speed_prior), "balance": str(balance), **extra}
 
