@@ -443,12 +443,10 @@ class StageCandidates(CandidateDist):
         s, n, k = o.shape[0], self.n, self.k
         full = torch.cat([torch.full((s, 1), -1, dtype=torch.int64), ends,
                           torch.full((s, 1), n - 1, dtype=torch.int64)], dim=1)  # (S, K + 1)
-        prefix = cost.prefix[o]  # (S, n + 1, K)
-        hi = prefix.gather(1, (full[:, 1:] + 1)[:, None, :])[:, 0]  # (S, K)
-        lo = prefix.gather(1, (full[:, :-1] + 1)[:, None, :])[:, 0]
-        compute = hi - lo
-        sends = torch.arange(k)[None, :] < (m - 1)[:, None]  # stages 0 .. m-2 send on
-        cut = cost.cut_time[o].gather(2, full[:, 1:, None])[..., 0]  # (S, K)
+        oo, chip = o[:, None], torch.arange(k)[None, :]  # index (S, K) without copying (S, n, K) tables
+        compute = cost.prefix[oo, full[:, 1:] + 1, chip] - cost.prefix[oo, full[:, :-1] + 1, chip]  # (S, K) s
+        sends = chip < (m - 1)[:, None]  # stages 0 .. m-2 send on
+        cut = cost.cut_time[oo, chip, full[:, 1:]]  # (S, K) s
         cut = torch.where(sends, cut, torch.zeros_like(cut))
         stage = compute + cut if cost.serialize else torch.maximum(compute, cut)
         return stage.max(dim=1).values
