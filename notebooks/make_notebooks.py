@@ -679,9 +679,11 @@ NB04 = [
     Six thousand steps on 40 small graphs is a demonstration. The policy shipped with the package
     (`pretrained`) is the paper's one-shot formulation (`mcm_gym.learn.oneshot`): one pass of a graph
     network scores where the pipeline stages end (in one of four node orders), a whole candidate is
-    drawn and the solver repairs it. It was pre-trained on the training split (hundreds of layered DAGs
-    and the zoo's training graphs, `agents/pretrain_oneshot.py`): it first imitated the stage DP's best
-    split of each training graph, then learned by reinforcement learning; it never saw BERT-base.
+    drawn and the solver repairs it. Its priors prefer the order and number of stages whose own greedy
+    pipeline a simple cost model predicts fastest, and aim each stage at an equal part of the work left.
+    It was pre-trained by reinforcement learning on the training split (hundreds of layered DAGs and the
+    zoo's training graphs, `agents/pretrain_oneshot.py`); it never saw BERT-base. On held-out graphs the
+    untrained priors alone do better zero-shot than the pre-trained policy (BENCHMARKS.md).
     Zero-shot is its greedy candidate plus repair; fine-tuning (`oneshot:checkpoint=pretrained`) trains
     on the target, every repaired candidate counting as one evaluation. Both beside the leaderboard and
     the searches (BENCHMARKS.md says where the pre-trained policy wins and where it loses):"""),
@@ -714,8 +716,9 @@ NB04 = [
     and are not run here:
 
     ```bash
-    # pre-train the one-shot policy on the training split (the shipped pretrained: cloning, then RL)
-    python agents/pretrain_oneshot.py --head stages --bc-epochs 20 --out runs/pretrain_oneshot --wall-time 1200
+    # pre-train the one-shot policy on the training split by RL (how the shipped pretrained was made)
+    python agents/pretrain_oneshot.py --head stages --val-zoo zoo://distilbert-v1 zoo://mobilenet-v2-v1 \\
+        --out runs/pretrain_oneshot --wall-time 1200
     # zero-shot on a graph: the greedy candidate plus repair
     mcm-gym partition --graph resnet-50 --policy pretrained
     # the sequential MaskablePPO policy of this notebook at full size, and fine-tuning it

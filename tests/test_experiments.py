@@ -121,7 +121,7 @@ def test_zeroshot_experiment_refuses_training_graphs_and_reports_ratio(tmp_path)
     with pytest.raises(ValueError, match="not held out"):
         experiments.run_zeroshot(tmp_path / "x", pairs=[("generator://layered-dag-v0/3", "ring-4")],
                                  scratch_budget=2, baselines=())
-    with pytest.raises(ValueError, match="not held out"):  # a short name of a training graph
+    with pytest.raises(ValueError, match="not held out"):  # a short name of a graph the shipped policy was validated on
         experiments.run_zeroshot(tmp_path / "y", pairs=[("distilbert", "ring-8")], scratch_budget=2, baselines=())
 
 

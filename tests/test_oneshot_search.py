@@ -254,9 +254,11 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
 
 def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     path = resolve_checkpoint("pretrained")
-    assert path.endswith("pretrained-v4.pt") and resolve_checkpoint("pretrained-v4") == path
+    assert path.endswith("pretrained-v5.pt") and resolve_checkpoint("pretrained-v5") == path
     policy = load_oneshot(path)
-    assert policy.head == "stages"
+    assert policy.head == "stages" and policy.balance == "rest" and policy.speed_prior > 0
+    v4 = load_oneshot(resolve_checkpoint("pretrained-v4"))  # the one before, by its name, as it was trained
+    assert v4.head == "stages" and (v4.balance, v4.speed_prior) == ("global", 0.0)
     assert load_oneshot(resolve_checkpoint("pretrained-v3")).head == "nodes"  # the one before, by its name
     side = json.loads(Path(path).with_suffix(".json").read_text())
     heldout = set(split_ids("heldout"))
@@ -264,7 +266,7 @@ def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     assert policy.cost_model == "mcm-cost/2"
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
     out = capsys.readouterr().out
-    assert "policy:pretrained-v4" in out and "(seed 0, 1 evaluations" in out
+    assert "policy:pretrained-v5" in out and "(seed 0, 1 evaluations" in out
     assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
     from mcm_gym.learn.evaluation import PolicySearch
 

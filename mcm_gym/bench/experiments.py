@@ -274,7 +274,7 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
         key = f"{digest}|{g}|{h}"
         if key not in zs:
             if g in trained_on or (load_graph(g).id or g) in trained_on:
-                raise ValueError(f"{g} is in the checkpoint's training graphs: not held out")
+                raise ValueError(f"{g} is in the checkpoint's training or validation graphs: not held out")
             zs[key] = zero_shot(g, h)
             atomic_write_text(zs_path, json.dumps(zs, indent=1))
     rows: list[dict[str, Any]] = []
@@ -330,8 +330,9 @@ def run_zeroshot(out: str | os.PathLike[str], pairs: Sequence[tuple[str, str]] =
 
 
 def _zero_shot_runner(ckpt: str, seed: int) -> tuple[set[str], Callable[[str, str], dict[str, Any]]]:
-    """The graph ids ``ckpt`` was trained on and a function ``(graph, hardware) -> {score, partition,
-    seconds}`` giving its zero-shot answer."""
+    """The graph ids ``ckpt`` was trained or selected on (its sidecar's training and validation
+    instances) and a function ``(graph, hardware) -> {score, partition, seconds}`` giving its
+    zero-shot answer."""
     import time
 
     if Path(ckpt).suffix == ".pt":
@@ -339,7 +340,7 @@ def _zero_shot_runner(ckpt: str, seed: int) -> tuple[set[str], Callable[[str, st
 
         side_path = oneshot_sidecar(ckpt)
         side = json.loads(side_path.read_text()) if side_path.exists() else {}
-        trained = {str(i[0]) for i in side.get("instances", [])}
+        trained = {str(i[0]) for i in side.get("instances", []) + side.get("validation", [])}
         policy = load_oneshot(ckpt)
 
         def one(g: str, h: str) -> dict[str, Any]:
