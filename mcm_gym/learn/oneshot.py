@@ -346,7 +346,6 @@ class StageCandidates(CandidateDist):
         self.o, self.k, self.n = o, k, n
         self.orders = orders.to(torch.int64)
         self.limits = limits
-        self.order = torch.log_softmax(order_logits, dim=0)
         too_many = torch.arange(1, k + 1) > n
         if limits is not None:  # m whose chips cannot hold the graph along any order, unless every m is such
             unfit = (limits.rest_min[:, :, 0] > 0).all(dim=0)
