@@ -63,6 +63,12 @@ def _policy(spec: str, graph: Any, hardware: Any, cache: dict[str, OneShotPolicy
     return policy_for_envs([env], oneshot_policy_kwargs(head="stages", **kw))
 
 
+def _summary(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean and min of column ``key`` over the rows that have it (shares of best known)."""
+    vals = [r[key] for r in rows if r[key] is not None]
+    return {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policies", nargs="+", required=True)
@@ -89,13 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             row[spec] = score / best if best else None
             row[f"{spec} score"] = score
         if args.ceiling:
-            so = stage_orders(pr)
             split = StageSplitter(pr)
             dp = []
-            for order in so.orders.numpy():
+            for order in stage_orders(pr, cost=False).orders.numpy():
                 part, _ = split.split(order)
                 ok = part is not None and bool(pr.is_valid(part[None])[0])
-                dp.append(float(pr.evaluate(part[None]).score[0]) if ok and part is not None else 0.0)
+                dp.append(float(pr.evaluate(part[None]).score[0]) if part is not None and ok else 0.0)
             row["ceiling graph order"] = dp[0] / best if best else None
             row["ceiling four orders"] = max(dp) / best if best else None
         if args.sa_budget:
@@ -108,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             + (["ceiling graph order", "ceiling four orders"] if args.ceiling else [])), flush=True)
     summary = {}
     for spec in args.policies:
-        vals = [r[spec] for r in rows if r[spec] is not None]
-        summary[spec] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals)}
-        line = f"{spec}: mean {summary[spec]['mean']:.4f}, min {summary[spec]['min']:.4f} over {len(vals)}"
+        summary[spec] = _summary(rows, spec)
+        line = f"{spec}: mean {summary[spec]['mean']:.4f}, min {summary[spec]['min']:.4f} over " \
+            f"{summary[spec]['instances']}"
         if args.sa_budget:
             pairs = [(r[spec], r["sa"]) for r in rows if r[spec] is not None and r["sa"] is not None]
             below = sum(z < b - 1e-9 for z, b in pairs)
@@ -118,13 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             line += f"; below sa@{args.sa_budget} (median of 3 seeds) on {below} of {len(pairs)}"
         print(line)
     if args.sa_budget:
-        vals = [r["sa"] for r in rows if r["sa"] is not None]
-        summary["sa"] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals),
-                         "budget": args.sa_budget}
+        summary["sa"] = {**_summary(rows, "sa"), "budget": args.sa_budget}
         print(f"sa@{args.sa_budget}: mean {summary['sa']['mean']:.4f}, min {summary['sa']['min']:.4f}")
     for key in ("ceiling graph order", "ceiling four orders") if args.ceiling else ():
-        vals = [r[key] for r in rows if r[key] is not None]
-        summary[key] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "instances": len(vals)}
+        summary[key] = _summary(rows, key)
         print(f"{key}: mean {summary[key]['mean']:.4f}, min {summary[key]['min']:.4f}")
     atomic_write_text(args.out, json.dumps({"suite": args.suite, "summary": summary, "rows": rows}, indent=1))
     return 0

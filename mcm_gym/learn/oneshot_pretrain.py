@@ -113,7 +113,7 @@ def _teacher(instances: Sequence[tuple[str, str]], all_orders: bool = False
     keep, parts = [], []
     for g, h in instances:
         pr = Problem(load_graph(g), get_hardware(h))
-        orders = stage_orders(pr)[0].numpy() if all_orders else [np.arange(pr.graph.n)]
+        orders = stage_orders(pr, cost=False)[0].numpy() if all_orders else [np.arange(pr.graph.n)]
         found = [p for p in (best_split(pr, o)[0] for o in orders) if p is not None]
         if found:
             keep.append((g, h))

@@ -187,13 +187,14 @@ class StageOrders(NamedTuple):
     cost: StageCost | None = None  # the stage DP's cost model along each order (for the speed prior)
 
 
-def stage_orders(problem: Problem, k_max: int | None = None) -> StageOrders:
+def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True) -> StageOrders:
     """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem`` ``(O, n)`` (node
     indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
     :func:`stage_limits` for ``k_max`` chips, cut loads (the transfer time of the bytes crossing a
     cut after each position on the slowest link, over the graph's compute time on the fastest chip,
-    both s; unclipped) and their :func:`stage_cost`: what the stages head chooses among (duplicates
-    kept, so each row keeps its meaning)."""
+    both s; unclipped) and their :func:`stage_cost` (``cost=False``: None, for a policy without a
+    speed prior): what the stages head chooses among (duplicates kept, so each row keeps its
+    meaning)."""
     from mcm_gym.search.dp import alap_order, dfs_order, level_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
@@ -206,7 +207,7 @@ def stage_orders(problem: Problem, k_max: int | None = None) -> StageOrders:
     return StageOrders(torch.as_tensor(np.stack(orders)),
                        torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32),
                        stage_limits(problem, orders, k_max), torch.as_tensor(loads, dtype=torch.float32),
-                       stage_cost(problem, orders, k_max))
+                       stage_cost(problem, orders, k_max) if cost else None)
 
 
 def stage_cost(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageCost:
@@ -229,7 +230,7 @@ def stage_cost(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None
         prefix[oi, 1:, :k] = np.cumsum(sp.node_time[order], axis=0)
         cut = sp.cut_bytes(pos)[1:]  # (n,) bytes crossing after each position
         for c in range(k - 1):
-            cut_time[oi, c] = np.where(cut > 0, cut / sp.bw[c] + sp.lat[c], 0.0)
+            cut_time[oi, c] = sp.send_time(cut, c)
     return StageCost(torch.as_tensor(prefix), torch.as_tensor(cut_time), bool(sp.serialize))
 
 
@@ -271,8 +272,9 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
 
 
 def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None:
-    """:func:`stage_orders` for a stages-head ``policy``, None for a nodes head (it needs none)."""
-    return stage_orders(problem, policy.k_max) if policy.head == "stages" else None
+    """:func:`stage_orders` for a stages-head ``policy`` (its stage cost only with a speed prior), None
+    for a nodes head (it needs none)."""
+    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0) if policy.head == "stages" else None
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:

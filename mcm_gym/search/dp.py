@@ -165,8 +165,7 @@ class StageSplitter:
                   else np.zeros(n + 1, dtype=np.int64) for c in range(k)]
         ct = np.empty((k, n + 1))
         for c in range(k):
-            ct[c] = np.where(cut > 0, cut / self.bw[c] + self.lat[c], 0.0) if c + 1 < k \
-                else np.where(cut > 0, np.inf, 0.0)
+            ct[c] = self.send_time(cut, c)
             ct[c, n] = 0.0  # the last stage sends nothing on
         jj = np.arange(n + 1)
 
@@ -221,6 +220,14 @@ class StageSplitter:
             j = i
         assert j == 0
         return part, worst
+
+    def send_time(self, cut: np.ndarray, c: int) -> np.ndarray:
+        """Seconds to send ``cut`` bytes (any shape) from chip ``c`` to chip ``c + 1`` over their
+        link (bandwidth plus latency; 0 where nothing crosses); from the last chip, inf where something
+        would cross (there is no next stage)."""
+        if c + 1 >= self.k:
+            return np.where(cut > 0, np.inf, 0.0)
+        return np.where(cut > 0, cut / self.bw[c] + self.lat[c], 0.0)
 
     def cut_bytes(self, pos: np.ndarray) -> np.ndarray:
         """Bytes crossing each cut, shape ``(n+1,)``: entry ``j`` is the cut before position ``j``.
@@ -314,8 +321,7 @@ class StageSplitter:
         finals: list[float] = []
         for c in range(min(self.k, n)):
             seg = prefix[None, :, c] - prefix[:, None, c]
-            ct = np.where(cut > 0, cut / self.bw[c] + self.lat[c], 0.0) if c + 1 < self.k \
-                else np.where(cut > 0, np.inf, 0.0)
+            ct = self.send_time(cut, c)
             ct[n] = 0.0  # the last stage sends nothing on
             stage = seg + ct[None, :] if self.serialize else np.maximum(seg, ct[None, :])
             mask = bad if seg_mem is None else bad | (seg_mem > sram[c])
