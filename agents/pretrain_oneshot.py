@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS
 from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
 
 
@@ -37,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="stages head: nats per unit of log predicted bottleneck of an (order, m) pair's greedy ends")
     ap.add_argument("--balance", choices=["global", "rest"], default="rest",
                     help="stages head: stage k of m aims at share k/m, or at an equal part of what is left")
+    ap.add_argument("--extra-orders", type=int, default=STAGE_EXTRA_ORDERS,
+                    help="stages head: perturbed node orders added to its four")
     ap.add_argument("--val-zoo", nargs="*", default=[],
                     help="zoo graphs of the train split held out of training and validated on")
     ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")
+    ap.add_argument("--kl-coef", type=float, default=0.0,
+                    help="KL pull towards the untrained priors (reward units per nat; 0: off)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -49,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                          policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
                                  "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
                                  "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness,
-                                 "speed_prior": args.speed_prior, "balance": args.balance},
+                                 "speed_prior": args.speed_prior, "balance": args.balance,
+                                 "extra_orders": args.extra_orders},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
-                             "instances_per_update": 16, "ent_coef": args.ent_coef})
+                             "instances_per_update": 16, "ent_coef": args.ent_coef,
+                             "kl_coef": args.kl_coef})
     pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))
     return 0
 

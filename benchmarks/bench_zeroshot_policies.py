@@ -35,7 +35,7 @@ from mcm_gym.search import get_searcher
 from mcm_gym.search.dp import StageSplitter
 
 #: Prior settings a ``checkpoint:key=value`` spec may override on a loaded stages-head policy.
-OVERRIDES = ("count_prior", "cut_prior", "speed_prior", "max_log_sharpness", "balance")
+OVERRIDES = ("count_prior", "cut_prior", "speed_prior", "max_log_sharpness", "balance", "extra_orders")
 
 
 def _value(text: str) -> float | str:

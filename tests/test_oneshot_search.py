@@ -234,7 +234,8 @@ def test_zoo_validation_graphs_are_held_out_of_training() -> None:
 
 
 def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
-    """A validation reference of 0 is dropped (all of them: an error); no validation point: final.pt."""
+    """A validation reference of 0 is dropped (all of them: an error); the start is validated too, so
+    a run without any update returns it."""
     from mcm_gym.learn import oneshot_pretrain
     from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
 
@@ -247,8 +248,9 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
     logged: list[str] = []
     policy, side = pretrain_oneshot(cfg, tmp_path / "b", log=logged.append)
     assert side["validation"] == [["generator://layered-dag-v0/951", "ring-4"]]
-    assert side["selected"] is None and side["final"]["update"] == 0 and not (tmp_path / "b" / "best.pt").exists()
-    assert any("dropped 1" in m for m in logged) and any("returning final.pt" in m for m in logged)
+    assert side["selected"]["update"] == 0 and side["selected"]["samples"] == 0
+    assert json.loads((tmp_path / "b" / "final.json").read_text())["final"]["update"] == 0
+    assert any("dropped 1" in m for m in logged) and any(m.startswith("update 0:") for m in logged)
     assert policy.k_max == load_oneshot(tmp_path / "b" / "final.pt").k_max
 
 

@@ -36,6 +36,8 @@ from mcm_gym.learn.oneshot_train import (  # noqa: E402
     obs_batch,
     oneshot_envs,
     policy_for_envs,
+    policy_orders,
+    stage_orders,
     train_oneshot,
 )
 from mcm_gym.search import get_searcher  # noqa: E402
@@ -419,13 +421,50 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
     assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
     blob = th.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("cut_prior", "max_log_sharpness", "speed_prior", "balance"):
+    for key in ("cut_prior", "max_log_sharpness", "speed_prior", "balance", "extra_orders"):
         del blob["policy"][key]
     th.save(blob, tmp_path / "old.pt")
     old = load_oneshot(tmp_path / "old.pt")
     assert (old.cut_prior, old.max_log_sharpness, old.speed_prior, old.balance) == (0.0, 6.0, 0.0, "global")
-    assert (v4.speed_prior, v4.balance) == (0.0, "global")
+    assert (v4.speed_prior, v4.balance, v4.extra_orders, old.extra_orders) == (0.0, "global", 0, 0)
     assert back.speed_prior == pol.speed_prior > 0 and back.balance == pol.balance == "rest"
+    assert back.extra_orders == pol.extra_orders > 0
+    v5 = load_oneshot(checkpoints.resolve_checkpoint("pretrained-v5"))
+    assert v5.extra_orders == 0 and v5.speed_prior > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=graph_specs(max_nodes=9), extra=st.integers(0, 9))
+def test_extra_orders_are_seeded_topological_jitters_of_the_four(spec: GraphSpec, extra: int) -> None:
+    """stage_orders with ``extra`` perturbed orders: the four named ones first, unchanged, then
+    ``extra`` topological orders, the same on every call."""
+    pr = Problem(spec.graph(), get_hardware("ring-4"))
+    base = stage_orders(pr, cost=False)
+    a, b = stage_orders(pr, cost=False, extra_orders=extra), stage_orders(pr, cost=False, extra_orders=extra)
+    assert a.orders.shape == (4 + extra, pr.n) and torch.equal(a.orders, b.orders)
+    assert torch.equal(a.orders[:4], base.orders) and torch.equal(a.cuts[:4], base.cuts)
+    src = np.array([pr.graph.index[e.src] for e in pr.graph.edges], dtype=np.int64)
+    dst = np.array([pr.graph.index[e.dst] for e in pr.graph.edges], dtype=np.int64)
+    for order in a.orders.numpy():
+        assert np.array_equal(np.sort(order), np.arange(pr.n))
+        pos = np.empty(pr.n, dtype=np.int64)
+        pos[order] = np.arange(pr.n)
+        assert np.all(pos[src] < pos[dst])
+
+
+def test_an_extra_order_shares_its_base_orders_learned_logit() -> None:
+    """Without a speed prior, order ``i`` is drawn with the softmax of the learned logit of order ``i % 4``."""
+    envs = oneshot_envs([(LAYERED, "ring-4")], k_max=4)
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, speed_prior=0.0, extra_orders=5))
+    q = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    with torch.no_grad():
+        pol.mlp_extractor.count_head[-1].bias[5:9] = q
+    orders = policy_orders(pol, envs[0].problem)
+    assert orders is not None and orders.orders.shape[0] == 9
+    obs, masks = obs_batch(envs)
+    d = pol.candidates(obs, masks, envs[0].problem.graph.n, orders=orders)
+    assert isinstance(d, StageCandidates)
+    assert torch.allclose(d.order, torch.log_softmax(q[torch.arange(9) % 4], dim=0), atol=1e-6)
 
 
 # ---------------------------------------------------------------- the speed prior over (order, m)
@@ -583,3 +622,16 @@ def test_rest_balance_aims_each_end_at_its_part_of_what_is_left(peaks: list[floa
             assert e == allowed[np.argmin(np.abs(f[allowed] - target))], (m, j, ends)
             prev = e
     assert differs  # the case tells the two balances apart
+
+
+def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> None:
+    """A graph whose orders x K_max^2 x nodes is above the budget gets fewer extra orders, and says so."""
+    from mcm_gym.learn import oneshot_train
+
+    envs = oneshot_envs([(LAYERED, "ring-4")], k_max=4)
+    pr = envs[0].problem
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, extra_orders=6))
+    assert policy_orders(pol, pr).orders.shape[0] == 10
+    monkeypatch.setattr(oneshot_train, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
+    with pytest.warns(UserWarning, match="uses 3 of its 6 extra node orders"):
+        assert policy_orders(pol, pr).orders.shape[0] == 7

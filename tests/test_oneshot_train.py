@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mcm_gym import Problem, get_hardware, load_graph
+from mcm_gym.learn.oneshot import oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
     OneShotTrainConfig,
     greedy_scores,
@@ -99,3 +100,35 @@ def test_learning_beats_the_untrained_greedy_candidate() -> None:
                         OneShotTrainConfig(max_samples=1000, policy={"hidden": 32, "layers": 2}, seed=0))
     first, last = run.curve[0]["greedy_score"][0] / best, run.curve[-1]["greedy_score"][0] / best
     assert first < 0.9 and last >= 0.95, (first, last)
+
+
+def _sampled_kl(policy, start, inst) -> float:
+    """Mean of log p(a) - log p_start(a) over 256 candidates drawn from ``policy`` (nats)."""
+    from mcm_gym.learn.oneshot_train import obs_batch
+
+    env = oneshot_envs([inst], k_max=policy.k_max)[0]
+    obs, masks = obs_batch([env])
+    with torch.no_grad():
+        d = policy.candidates(obs, masks, env.problem.graph.n)
+        d0 = start.candidates(obs, masks, env.problem.graph.n)
+        draws = d.sample(256, torch.Generator().manual_seed(1))
+        return float((d.log_prob(draws) - d0.log_prob(draws)).mean())
+
+
+def test_kl_pull_keeps_the_policy_near_its_start() -> None:
+    """The same run with a strong KL pull ends much closer to where it started (sampled KL, nats),
+    records its KL per update, and reports the start to ``on_update`` as update 0."""
+    inst = ("generator://layered-dag-v0/47", "ring-4")
+    torch.manual_seed(0)
+    start = policy_for_envs(oneshot_envs([inst]), oneshot_policy_kwargs(**SMALL))
+    seen: list[int] = []
+    free = train_oneshot([inst], _cfg(max_samples=400, samples_per_graph=16, learning_rate=1e-2), init=start,
+                         on_update=lambda row: seen.append(row["update"]))
+    pulled = train_oneshot([inst], _cfg(max_samples=400, samples_per_graph=16, learning_rate=1e-2, kl_coef=1.0),
+                           init=start)
+    assert seen[:2] == [0, 1] and len(seen) == len(free.curve) + 1
+    assert all(r["kl"] == 0.0 for r in free.curve) and any(r["kl"] > 0 for r in pulled.curve)
+    kl_free, kl_pulled = _sampled_kl(free.policy, start, inst), _sampled_kl(pulled.policy, start, inst)
+    assert kl_free > 0.5 and kl_pulled < kl_free / 3
+    with pytest.raises(ValueError, match="kl_coef"):
+        OneShotTrainConfig(kl_coef=-1.0)

@@ -132,6 +132,17 @@ NODE_SHARPNESS = 0.5
 #: The node orders the stages head chooses among, in this order (``mcm_gym.learn.oneshot_train.stage_orders``
 #: computes them): the graph's own, depth-first, ASAP level, ALAP level (the stage DP's first four).
 STAGE_ORDERS = ("graph", "dfs", "asap", "alap")
+#: Default number of perturbed orders the stages head adds to :data:`STAGE_ORDERS` (``extra_orders``):
+#: extra order ``j`` is named order ``j % 4`` with its ranks jittered by Gaussian noise of
+#: :data:`ORDER_JITTER` ``[(j // 4) % 2]`` times ``n`` (seed ``j``; the stage DP's random orders do
+#: the same around its best one), and shares that order's learned logit.
+STAGE_EXTRA_ORDERS = 24
+#: Relative noise scales of the perturbed orders (see :data:`STAGE_EXTRA_ORDERS`).
+ORDER_JITTER = (0.02, 0.1)
+#: The most ``orders x K_max^2 x nodes`` the stages head's speed prior walks through (each (order, m)
+#: pair's greedy ends, one step per stage); a graph above it gets fewer extra orders (with a warning):
+#: 10,000 nodes on 64 chips keep the four named ones, about 5 s for a zero-shot candidate.
+STAGE_ORDER_BUDGET = 2e8
 
 #: ``MaskablePPO`` settings that learn small graphs in one-shot mode (tests/test_oneshot.py), with 8
 #: envs in a ``DummyVecEnv``: 128 whole candidates per update, 10 epochs, a wide clip range (the
@@ -561,12 +572,14 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
     target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
     beta = stage_beta(log_sharpness, n, k_max, sharpness, max_log_sharpness).view(1, -1, 1, 1)
-    out = cut_score[:, None, None, :].expand(-1, k_max, max(k_max - 1, 0), -1)
+    out = cut_score[:, None, None, :]
+    if loads is not None and cut_prior > 0:  # (O, K, 1, n): it depends on m, not on k
+        out = out - cut_prior * torch.relu(m * loads.to(frac.dtype)[:, None, None, :] - 1.0)
     if balance:
         out = out - beta * (m * (frac[:, None, None, :] - target)) ** 2
-    if loads is not None and cut_prior > 0:
-        out = out - cut_prior * torch.relu(m * loads.to(frac.dtype)[:, None, None, :] - 1.0)
-    return out
+    # without the balance term the k axis is a view: (O, K, K - 1, n) is never stored (10,000 nodes on
+    # 64 chips: 40M floats per order)
+    return out.expand(-1, k_max, max(k_max - 1, 0), -1)
 
 class OneShotHeads(nn.Module):
     """The policy's "MLP extractor": per-node chip logits and the value latent from
@@ -651,17 +664,17 @@ class OneShotHeads(nn.Module):
                    limits: StageLimits | None = None, loads: torch.Tensor | None = None,
                    cost: StageCost | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
-        real nodes) over ``orders`` ``(O, n)`` (node indices, at most :data:`STAGE_ORDERS` of them, in
-        that list's meaning) with ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by
-        position), the chips' ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`;
+        real nodes) over ``orders`` ``(O, n)`` (node indices: :data:`STAGE_ORDERS` in that list's
+        meaning, then perturbed ones, row ``i`` sharing the learned logit of row ``i % 4``) with
+        ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by position), the chips'
+        ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`;
         None: identical chips), ``limits``, what SRAM allows (:class:`StageLimits`; None: no memory
         masks) and ``loads`` ``(O, n)``, each cut's transfer time over the total compute time (for the
         ``cut_prior``; None: none) and ``cost``, the stage DP's cost model along each order (for the
         ``speed_prior``; None: none). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
-        if orders.shape != order_cuts.shape or orders.shape[1] != n \
-                or not 1 <= orders.shape[0] <= len(STAGE_ORDERS):
-            raise ValueError(f"orders and order_cuts: (O, {n}) each with 1 <= O <= {len(STAGE_ORDERS)} expected")
+        if orders.shape != order_cuts.shape or orders.shape[1] != n or orders.shape[0] < 1:
+            raise ValueError(f"orders and order_cuts: (O, {n}) each with O >= 1 expected")
         o = orders.shape[0]
         w = node_shares(wb, mem if self.prior == "pipeline" else None, nm)[0, :n]
         ws = w[orders]  # (O, n) by position
@@ -679,7 +692,7 @@ class OneShotHeads(nn.Module):
                              self.cut_prior, self.max_log_sharpness, balance=not rest)
         balance = StageBalance(frac, stage_beta(g[self.k_max], n, self.k_max, self.stage_sharpness,
                                                 self.max_log_sharpness) / temperature, targets) if rest else None
-        order_logits = g[self.k_max + 1: self.k_max + 1 + o]
+        order_logits = g[self.k_max + 1 + torch.arange(o) % len(STAGE_ORDERS)]  # a perturbed order shares its base's
         return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits,
                                cost, self.speed_prior / temperature, balance)
 
@@ -708,7 +721,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     logit drop per chip left empty), ``cut_prior`` (its logit drop per unit of a cut's excess transfer
     time), ``max_log_sharpness`` (the clamp on its learned ``b``), ``speed_prior`` (its logit drop per
     unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), ``balance`` (one of
-    :data:`BALANCES`: where its stage ends aim), and SB3's ``ortho_init``,
+    :data:`BALANCES`: where its stage ends aim), ``extra_orders`` (how many perturbed orders it adds to
+    :data:`STAGE_ORDERS`, see :data:`STAGE_EXTRA_ORDERS`), and SB3's ``ortho_init``,
     ``optimizer_class``, ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
     """
@@ -718,7 +732,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                  max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
-                 balance: str = STAGE_BALANCE, **kwargs: Any) -> None:
+                 balance: str = STAGE_BALANCE, extra_orders: int = STAGE_EXTRA_ORDERS, **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -732,6 +746,9 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         self.head, self.stage_sharpness, self.count_prior = head, stage_sharpness, count_prior
         self.cut_prior, self.max_log_sharpness, self.speed_prior = cut_prior, max_log_sharpness, speed_prior
         self.balance = balance
+        if int(extra_orders) < 0:
+            raise ValueError(f"extra_orders must be >= 0, got {extra_orders}")
+        self.extra_orders = int(extra_orders)
         kwargs.setdefault("features_extractor_class", OneShotExtractor)
         kwargs.pop("net_arch", None)
         kwargs.pop("activation_fn", None)
@@ -767,7 +784,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         data.update(prior=self.prior, sharpness=self.sharpness, head_hidden=self.head_hidden,
                     vf_hidden=self.vf_hidden, head=self.head, stage_sharpness=self.stage_sharpness,
                     count_prior=self.count_prior, cut_prior=self.cut_prior,
-                    max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior, balance=self.balance)
+                    max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior, balance=self.balance,
+                    extra_orders=self.extra_orders)
         data.pop("net_arch", None)
         data.pop("activation_fn", None)
         return data
@@ -821,12 +839,12 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                           max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
                           speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
-                          **extra: Any) -> dict[str, Any]:
+                          extra_orders: int = STAGE_EXTRA_ORDERS, **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     ``sharpness``), the output ``head`` (``stages``: the package's trainer only; ``stage_sharpness``,
-    ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``, ``balance``)
-    and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
+    ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``, ``balance``,
+    ``extra_orders``) and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -840,5 +858,5 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
             "prior": prior, "sharpness": float(sharpness), "head_hidden": head_hidden, "vf_hidden": vf_hidden,
             "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior),
             "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness),
-            "speed_prior": float(speed_prior), "balance": str(balance), **extra}
+            "speed_prior": float(speed_prior), "balance": str(balance), "extra_orders": int(extra_orders), **extra}
 

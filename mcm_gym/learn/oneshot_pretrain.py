@@ -50,7 +50,9 @@ class PretrainConfig:
     hardware that holds them (the generator seeds alone reward layered-DAG habits);
     ``bc_epochs``: teacher-cloning epochs before RL (0: RL only); ``wall_time``: seconds of RL;
     ``rl``: :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig` fields (``max_samples`` and
-    ``max_wall_time`` are set from ``samples`` and ``wall_time``); ``val_every``: updates (>= 1)."""
+    ``max_wall_time`` are set from ``samples`` and ``wall_time``); ``val_every``: updates (>= 1);
+    the start (update 0) and update 1 are validated too, so a run that never beats its start on
+    validation returns the start."""
 
     hardware: list[str] = field(default_factory=lambda: ["ring-4", "ring-8", "mesh-2x2"])
     generator_seeds: list[int] = field(default_factory=lambda: list(range(300)))
@@ -191,17 +193,17 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         pol = row["policy"]
         ratio = np.asarray(greedy_scores(pol, val)) / ref
         point = {"update": row["update"], "samples": row["samples"], "wall_time": row["wall_time"],
-                 "mean_score": row["mean_score"], "val_mean": float(ratio.mean()), "val_min": float(ratio.min())}
+                 "mean_score": row["mean_score"], "kl": row["kl"], "val_mean": float(ratio.mean()),
+                 "val_min": float(ratio.min())}
         curve.append(point)
         log(f"update {row['update']}: {row['samples']} samples, {row['wall_time']:.0f} s, sampled mean "
-            f"{row['mean_score']:.3f}, validation greedy / dp: mean {ratio.mean():.4f} min {ratio.min():.3f}")
+            f"{row['mean_score']:.3f}, KL to start {row['kl']:.2f} nats, validation greedy / dp: mean "
+            f"{ratio.mean():.4f} min {ratio.min():.3f}")
         if point["val_mean"] > best["val_mean"]:
             best.update(point)
             save_oneshot(pol, out / "best.pt", info({"selected": point, "curve": curve}))
         atomic_write_text(out / "curve.json", json.dumps(curve, indent=1))
 
-    if init is not None:
-        validate({"update": 0, "samples": 0, "wall_time": 0.0, "mean_score": float("nan"), "policy": init})
     run = train_oneshot(instances, rl, init=init, on_update=validate, weights=weights)
     final = {"update": len(run.curve), "samples": run.samples, "wall_time": run.wall_time}
     save_oneshot(run.policy, out / "final.pt", info({"final": final, "curve": curve}))
@@ -209,8 +211,5 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         f"{best.get('update')}")
     from mcm_gym.learn.oneshot_search import load_oneshot
 
-    if not (out / "best.json").exists():  # no update ran (e.g. no wall time) and no cloned start was validated
-        log("no validation point was taken: returning final.pt (selected: None)")
-        return load_oneshot(out / "final.pt"), {**json.loads((out / "final.json").read_text()), "selected": None}
     side = json.loads((out / "best.json").read_text())
     return load_oneshot(out / "best.pt"), side

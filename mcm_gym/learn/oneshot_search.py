@@ -52,9 +52,10 @@ FINETUNE_STAGE_ENTROPY = 2.0
 
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
               "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness", "speed_prior",
-              "balance")
+              "balance", "extra_orders")
 #: What a checkpoint written before a key existed was trained with (without ``head``: a nodes-head one).
-_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0, "balance": "global"}
+_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0, "balance": "global",
+                "extra_orders": 0}
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def _arch(policy: OneShotPolicy) -> dict[str, Any]:
             "vf_hidden": int(policy.vf_hidden), "head": policy.head, "stage_sharpness": float(policy.stage_sharpness),
             "count_prior": float(policy.count_prior), "cut_prior": float(policy.cut_prior),
             "max_log_sharpness": float(policy.max_log_sharpness), "speed_prior": float(policy.speed_prior),
-            "balance": str(policy.balance)}
+            "balance": str(policy.balance), "extra_orders": int(policy.extra_orders)}
 
 
 def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:

@@ -23,8 +23,10 @@ under its resource limit; only its wall-clock safety net can differ on a loaded 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -41,7 +43,9 @@ from mcm_gym.env.observation import cut_bytes, cut_feature
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import (
     HEADS,
+    ORDER_JITTER,
     PRIORS,
+    STAGE_ORDER_BUDGET,
     STAGE_ORDERS,
     CandidateDist,
     NodeCandidates,
@@ -74,7 +78,10 @@ class OneShotTrainConfig:
     change); ``node_entropy``: besides, each node's logits are divided by a temperature (>= 1, fixed
     at the start from the initial policy) that gives its distribution this entropy in nats, so a
     sharp pre-trained policy explores every node again while keeping its greedy candidate;
-    ``seed``."""
+    ``kl_coef``: a KL pull towards the policy training starts from (the fresh policy's priors, or
+    ``init``): each sample's reward is lowered by ``kl_coef * (log p(a) - log p_start(a))`` (nats;
+    the usual sampled estimate of KL(p || p_start)), which keeps pre-training from unlearning what
+    the priors get right on graphs it does not see; ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -90,6 +97,7 @@ class OneShotTrainConfig:
     instances_per_update: int | None = None
     temperature: float = 1.0
     node_entropy: float | None = None
+    kl_coef: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +115,8 @@ class OneShotTrainConfig:
             raise ValueError(f"instances_per_update must be >= 1 or None, got {self.instances_per_update}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.kl_coef >= 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
         prior = self.policy.get("prior", "pipeline")
         if prior not in PRIORS:
             raise ValueError(f"policy.prior must be one of {PRIORS}, got {prior!r}")
@@ -119,7 +129,8 @@ class OneShotRun:
     """What :func:`train_oneshot` returns: the trained ``policy``; per instance (``instances``: graph
     id, hardware id) the ``best_score`` and ``best_partition`` over every repaired sample; ``curve``:
     one dict per update (``update``, ``samples`` so far, ``wall_time`` s, ``mean_score`` of the
-    update's samples, ``greedy_score`` and ``best_score`` per instance, lists in instance order)."""
+    update's samples, ``kl`` their mean sampled KL to the start (nats; 0 without ``kl_coef``),
+    ``greedy_score`` and ``best_score`` per instance, lists in instance order)."""
 
     policy: OneShotPolicy
     instances: list[tuple[str, str]]
@@ -187,19 +198,27 @@ class StageOrders(NamedTuple):
     cost: StageCost | None = None  # the stage DP's cost model along each order (for the speed prior)
 
 
-def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True) -> StageOrders:
-    """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem`` ``(O, n)`` (node
-    indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
+def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, extra_orders: int = 0) -> StageOrders:
+    """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem``, then
+    ``extra_orders`` perturbed ones (:data:`~mcm_gym.learn.oneshot.STAGE_EXTRA_ORDERS`; deterministic),
+    ``(O, n)`` (node indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
     :func:`stage_limits` for ``k_max`` chips, cut loads (the transfer time of the bytes crossing a
     cut after each position on the slowest link, over the graph's compute time on the fastest chip,
     both s; unclipped) and their :func:`stage_cost` (``cost=False``: None, for a policy without a
     speed prior): what the stages head chooses among (duplicates kept, so each row keeps its
     meaning)."""
-    from mcm_gym.search.dp import alap_order, dfs_order, level_order
+    from mcm_gym.search.dp import alap_order, dfs_order, level_order, priority_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
             "alap": alap_order(problem)}
     orders = [made[name] for name in STAGE_ORDERS]
+    n = problem.n
+    for j in range(int(extra_orders)):
+        rank = np.empty(n)
+        rank[orders[j % len(STAGE_ORDERS)]] = np.arange(n)
+        noise = np.random.default_rng(j).standard_normal(n)
+        scale = ORDER_JITTER[(j // len(STAGE_ORDERS)) % len(ORDER_JITTER)]
+        orders.append(priority_order(problem, rank + scale * n * noise))
     hw = problem.hardware
     bw = hw.link_bandwidth.min() if hw.num_links else np.inf  # bytes/s
     work = float(problem.cost.node_time.min(axis=1).sum())  # s
@@ -272,9 +291,20 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
 
 
 def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None:
-    """:func:`stage_orders` for a stages-head ``policy`` (its stage cost only with a speed prior), None
+    """:func:`stage_orders` for a stages-head ``policy`` (its extra orders, fewer with a warning above
+    :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET`; its stage cost only with a speed prior), None
     for a nodes head (it needs none)."""
-    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0) if policy.head == "stages" else None
+    if policy.head != "stages":
+        return None
+    extra = policy.extra_orders
+    if extra:
+        fit = max(0, int(STAGE_ORDER_BUDGET // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
+        if fit < extra:
+            warnings.warn(f"{problem.graph.id or problem.graph.name}: the stages head uses {fit} of its {extra} "
+                          f"extra node orders ({len(STAGE_ORDERS) + extra} orders x {policy.k_max}^2 chips x "
+                          f"{problem.n} nodes is above STAGE_ORDER_BUDGET={STAGE_ORDER_BUDGET:.0e})", stacklevel=2)
+            extra = fit
+    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra)
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
@@ -331,7 +361,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     number of instances; default uniform); ``on_sample(instance index, score,
     repaired partition or None)``: called for every sample counted against the budget; ``on_update``:
     called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
-    validates or checkpoints it)."""
+    validates or checkpoints it), and once before training with a row of update 0 (the start)."""
     cfg = config or OneShotTrainConfig()
     head = init.head if init is not None else cfg.policy.get("head", "nodes")
     if head == "stages" and (cfg.target == "repaired" or cfg.node_entropy is not None):
@@ -392,13 +422,23 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                 assert isinstance(d, NodeCandidates)
                 temps[i] = node_temperatures(d.raw, cfg.node_entropy)[:, None]
 
-    def dists(chosen: Sequence[int]) -> list[CandidateDist]:
+    def dists(chosen: Sequence[int], pol: OneShotPolicy = policy) -> list[CandidateDist]:
         # masked after the divisions, so masked entries stay at -1e9 whatever the temperatures
-        return [policy.candidates(batches[i][0], batches[i][1], sizes[i], cfg.temperature, temps[i], orders[i])
+        return [pol.candidates(batches[i][0], batches[i][1], sizes[i], cfg.temperature, temps[i], orders[i])
                 for i in chosen]
+
+    start = None
+    if cfg.kl_coef > 0:  # a frozen copy of where training starts
+        start = copy.deepcopy(policy)
+        start.set_training_mode(False)
+        for p in start.parameters():
+            p.requires_grad_(False)
 
     update = 0
     s_count = cfg.samples_per_graph
+    if on_update is not None:  # the start, before any sample (not a curve row)
+        on_update({"update": 0, "samples": 0, "wall_time": 0.0, "mean_score": float("nan"), "kl": 0.0,
+                   "greedy_score": [None] * len(envs), "best_score": [0.0] * len(envs), "policy": policy})
     while samples < cfg.max_samples and (cfg.max_wall_time is None or time.perf_counter() - t0 < cfg.max_wall_time):
         policy.set_training_mode(True)
         chosen = (list(range(len(envs))) if per_update == len(envs)
@@ -419,6 +459,12 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
             actions.append(act)
             old_logp.append(dist.log_prob(act).detach())  # (S,)
         r = torch.as_tensor(rewards, dtype=torch.float32)
+        kl = torch.zeros_like(r)
+        if start is not None:
+            with torch.no_grad():
+                for j, d0 in enumerate(dists(chosen, start)):
+                    kl[:, j] = old_logp[j] - d0.log_prob(actions[j])  # (S,) nats
+            r = r - cfg.kl_coef * kl
         # per instance; one sample each (the budget's last) has no baseline: no step
         adv = (r - r.mean(dim=0)) / (r.std(dim=0) + 1e-6) if s_use >= 2 else torch.zeros_like(r)
         for epoch in range(cfg.epochs if s_use >= 2 else 0):
@@ -443,7 +489,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                     break
                 greedy_now[i] = score(i, dist.mode().numpy().astype(np.int64))[0]
         row = {"update": update, "samples": samples, "wall_time": time.perf_counter() - t0,
-               "mean_score": float(rewards.mean()), "greedy_score": list(greedy_now), "best_score": list(best)}
+               "mean_score": float(rewards.mean()), "kl": float(kl.mean()), "greedy_score": list(greedy_now),
+               "best_score": list(best)}
         curve.append(row)
         if on_update is not None:
             on_update({**row, "policy": policy})
