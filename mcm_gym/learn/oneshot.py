@@ -482,22 +482,22 @@ class StageCandidates(CandidateDist):
         """Exact: the sum over the orders that ``actions`` ``(S, n)`` splits (chips ``0 .. m-1``, each
         used, non-decreasing along the order); -1e9 for a candidate that splits none of them."""
         a = actions.to(torch.int64)
+        s = a.shape[0]
         m = a.max(dim=1).values + 1
-        per_order = []
-        for oi in range(self.o):
-            ap = a[:, self.orders[oi]]  # chips by position of order oi
-            steps = ap[:, 1:] - ap[:, :-1]
-            ok = (ap[:, 0] == 0) & ((steps == 0) | (steps == 1)).all(dim=1)
-            o = torch.full_like(m, oi)
-            out = self.joint[oi, m - 1]
-            prev = torch.full_like(m, -1)
-            for k in range(1, self.k):
-                logp, active = self._step(o, m, k, prev)
-                e = (ap <= k - 1).sum(dim=1) - 1  # the last position on chips 0 .. k-1
-                out = out + torch.where(active, logp.gather(1, e.clamp(min=0)[:, None])[:, 0], torch.zeros_like(out))
-                prev = torch.where(active, e, prev)
-            per_order.append(torch.where(ok, out, torch.full_like(out, -torch.inf)))
-        total = torch.logsumexp(torch.stack(per_order, dim=1), dim=1)
+        ap = a[:, self.orders].transpose(0, 1).reshape(self.o * s, self.n)  # chips by position, order-major
+        steps = ap[:, 1:] - ap[:, :-1]
+        ok = (ap[:, 0] == 0) & ((steps == 0) | (steps == 1)).all(dim=1)  # (O * S,) a split of that order
+        rows = ok.nonzero()[:, 0]  # only the (order, sample) pairs it splits: one walk for all of them
+        ap, o, mr = ap[rows], rows // s, m.repeat(self.o)[rows]
+        out = self.joint[o, mr - 1]
+        prev = torch.full_like(mr, -1)
+        for k in range(1, self.k):
+            logp, active = self._step(o, mr, k, prev)
+            e = (ap <= k - 1).sum(dim=1) - 1  # the last position on chips 0 .. k-1
+            out = out + torch.where(active, logp.gather(1, e.clamp(min=0)[:, None])[:, 0], torch.zeros_like(out))
+            prev = torch.where(active, e, prev)
+        per_order = torch.full((self.o * s,), -torch.inf, dtype=out.dtype).index_put((rows,), out)
+        total = torch.logsumexp(per_order.reshape(self.o, s), dim=0)
         return torch.where(torch.isfinite(total), total, torch.full_like(total, -1e9))
 
     def mode(self) -> torch.Tensor:
