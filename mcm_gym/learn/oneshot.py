@@ -100,6 +100,16 @@ __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_
 
 #: Parameterisations of the per-node logits (see the module doc).
 PRIORS = ("pipeline", "work", "none")
+
+
+def default_prior(head: str) -> str:
+    """The prior a new policy gets when none is named: ``pipeline`` for the per-node head (nothing
+    else keeps its nodes within SRAM), ``work`` for the stages head, whose memory masks
+    (:class:`StageLimits`) and repair handle SRAM, so its balance aims at compute time alone (a
+    large embedding table's SRAM share had counted as work, and SmolLM-135M's first stage on ring-8
+    got half the others' time)."""
+    return "work" if head == "stages" else "pipeline"
+
 #: Where the stages head's stage ``k`` of ``m`` aims to end: at the cumulative share ``k / m`` of the
 #: whole order (``global``), or at an equal share of what the previous stage left (``rest``: the
 #: previous end's share plus ``1 / (m - k + 1)`` of the remainder; on chips of different speeds, the
@@ -592,11 +602,12 @@ class OneShotHeads(nn.Module):
     """
 
     def __init__(self, extractor: OneShotExtractor, k_max: int, head_hidden: int = 64, vf_hidden: int = 64,
-                 prior: str = "pipeline", sharpness: float = 1.0, head: str = "nodes",
+                 prior: str | None = None, sharpness: float = 1.0, head: str = "nodes",
                  stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
                  cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
                  speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE) -> None:
         super().__init__()
+        prior = default_prior(head) if prior is None else prior
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         if head not in HEADS:
@@ -712,7 +723,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     :class:`OneShotExtractor` and :class:`OneShotHeads` gives every node its chip logits.
 
     Keyword arguments (``policy_kwargs``; see :func:`oneshot_policy_kwargs`): ``features_extractor_kwargs``
-    (``hidden``, ``layers``, ``attention``, ``heads`` of the GNN), ``prior`` (one of :data:`PRIORS`),
+    (``hidden``, ``layers``, ``attention``, ``heads`` of the GNN), ``prior`` (one of :data:`PRIORS`;
+    None: :func:`default_prior` of the head),
     ``sharpness`` (the prior's initial ``beta``: logit drop one chip away from a node's target),
     ``head_hidden``, ``vf_hidden``, ``head`` (one of :data:`HEADS`; ``stages`` samples whole
     pipelines through :meth:`candidates` and serves :func:`~mcm_gym.learn.oneshot_train.train_oneshot`
@@ -728,7 +740,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     """
 
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Space[Any], lr_schedule: Schedule,
-                 *args: Any, prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
+                 *args: Any, prior: str | None = None, sharpness: float = 1.0, head_hidden: int = 64,
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                  max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
@@ -742,6 +754,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
             raise ValueError(f"the action space has {action_space.nvec.shape[0]} entries but the observation "
                              f"{n_nodes} nodes: use the env's oneshot mode")
         self.k_max = int(action_space.nvec[0])
+        prior = default_prior(head) if prior is None else prior
         self.prior, self.sharpness, self.head_hidden, self.vf_hidden = prior, sharpness, head_hidden, vf_hidden
         self.head, self.stage_sharpness, self.count_prior = head, stage_sharpness, count_prior
         self.cut_prior, self.max_log_sharpness, self.speed_prior = cut_prior, max_log_sharpness, speed_prior
@@ -834,7 +847,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
 
 
 def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = False, heads: int = 4,
-                          prior: str = "pipeline", sharpness: float = 1.0, head_hidden: int = 64,
+                          prior: str | None = None, sharpness: float = 1.0, head_hidden: int = 64,
                           vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                           max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
@@ -842,10 +855,12 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                           extra_orders: int = STAGE_EXTRA_ORDERS, **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
-    ``sharpness``), the output ``head`` (``stages``: the package's trainer only; ``stage_sharpness``,
+    None: :func:`default_prior` of the head; ``sharpness``), the output ``head`` (``stages``: the
+    package's trainer only; ``stage_sharpness``,
     ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``, ``balance``,
     ``extra_orders``) and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
+    prior = default_prior(head) if prior is None else prior
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
     if head not in HEADS:

@@ -30,7 +30,7 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, default_prior, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 
@@ -54,8 +54,8 @@ _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "h
               "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness", "speed_prior",
               "balance", "extra_orders")
 #: What a checkpoint written before a key existed was trained with (without ``head``: a nodes-head one).
-_LEGACY_ARCH = {"cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0, "balance": "global",
-                "extra_orders": 0}
+_LEGACY_ARCH = {"prior": "pipeline", "cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0,
+                "balance": "global", "extra_orders": 0}
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class OneShotSearch(Searcher):
     def __init__(self, checkpoint: str | os.PathLike[str] | OneShotPolicy | None = None, *, train: bool = True,
                  samples_per_graph: int | None = None, learning_rate: float = 3e-3, epochs: int = 4,
                  target: str = "candidate", use_repair: bool = True, hidden: int = 32, layers: int = 2,
-                 prior: str = "pipeline", sharpness: float = 3.0, temperature: float = 1.0,
+                 prior: str | None = None, sharpness: float = 3.0, temperature: float = 1.0,
                  node_entropy: float | None = FINETUNE_NODE_ENTROPY, torch_threads: int = 1,
                  repair: RepairConfig | None = None, head: str = "nodes",
                  stage_entropy: float | None = FINETUNE_STAGE_ENTROPY) -> None:
@@ -191,7 +191,8 @@ class OneShotSearch(Searcher):
         self.checkpoint = checkpoint
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
-        self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness, "head": head}
+        self.policy_kw = {"hidden": hidden, "layers": layers, "sharpness": sharpness, "head": head,
+                          "prior": default_prior(head) if prior is None else prior}
         self.temperature, self.node_entropy, self.stage_entropy = temperature, node_entropy, stage_entropy
         if stage_entropy is not None and not stage_entropy > 0:
             raise ValueError(f"stage_entropy must be > 0 nats or None, got {stage_entropy}")

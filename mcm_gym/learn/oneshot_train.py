@@ -117,7 +117,7 @@ class OneShotTrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
-        prior = self.policy.get("prior", "pipeline")
+        prior = self.policy.get("prior") or "pipeline"
         if prior not in PRIORS:
             raise ValueError(f"policy.prior must be one of {PRIORS}, got {prior!r}")
         if self.policy.get("head", "nodes") not in HEADS:
