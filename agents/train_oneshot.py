@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=3e-3)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--target", choices=["candidate", "repaired"], default="candidate")
-    ap.add_argument("--prior", default="pipeline")
+    ap.add_argument("--prior", default=None, help="pipeline, work or none (default: the head's, default_prior)")
     ap.add_argument("--sharpness", type=float, default=3.0)
     ap.add_argument("--head", choices=["nodes", "stages"], default="nodes",
                     help="a chip per node, or where pipeline stages end (the package's trainer only)")

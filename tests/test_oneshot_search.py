@@ -256,9 +256,12 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
 
 def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     path = resolve_checkpoint("pretrained")
-    assert path.endswith("pretrained-v5.pt") and resolve_checkpoint("pretrained-v5") == path
+    assert path.endswith("pretrained-v6.pt") and resolve_checkpoint("pretrained-v6") == path
     policy = load_oneshot(path)
     assert policy.head == "stages" and policy.balance == "rest" and policy.speed_prior > 0
+    assert (policy.prior, policy.extra_orders) == ("work", 24)
+    v5 = load_oneshot(resolve_checkpoint("pretrained-v5"))
+    assert (v5.prior, v5.extra_orders) == ("pipeline", 0)
     v4 = load_oneshot(resolve_checkpoint("pretrained-v4"))  # the one before, by its name, as it was trained
     assert v4.head == "stages" and (v4.balance, v4.speed_prior) == ("global", 0.0)
     assert load_oneshot(resolve_checkpoint("pretrained-v3")).head == "nodes"  # the one before, by its name
@@ -268,13 +271,29 @@ def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     assert policy.cost_model == "mcm-cost/2"
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
     out = capsys.readouterr().out
-    assert "policy:pretrained-v5" in out and "(seed 0, 1 evaluations" in out
+    assert "policy:pretrained-v6" in out and "(seed 0, 1 evaluations" in out
     assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
     from mcm_gym.learn.evaluation import PolicySearch
 
     assert PolicySearch().name == "policy:pretrained-v2"  # the sequential searcher's default loads
     with pytest.raises(ValueError, match="one-shot policy, not a MaskablePPO checkpoint"):
         get_searcher("rl:checkpoint=pretrained").search(_problem(), budget=2)
+
+
+def test_shipped_priors_are_an_untrained_stages_policy(capsys) -> None:
+    """``priors``: a stages policy whose output layers are zero, so its greedy candidate is a fresh
+    policy's (whatever the GNN weights); the CLI runs it zero-shot."""
+    priors = load_oneshot(resolve_checkpoint("priors"))
+    assert priors.head == "stages" and resolve_checkpoint("priors-v1") == resolve_checkpoint("priors")
+    heads = priors.mlp_extractor
+    assert all(not layer.weight.detach().any() and not layer.bias.detach().any() for layer in heads.output_layers())
+    inst = [("generator://layered-dag-v0/1001", "ring-4")]
+    envs = oneshot_envs(inst, k_max=priors.k_max)
+    torch.manual_seed(123)
+    fresh = policy_for_envs(envs, oneshot_policy_kwargs(head="stages", hidden=16, layers=1))
+    assert np.array_equal(greedy_candidates(priors, envs)[0], greedy_candidates(fresh, envs)[0])
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "priors"]) == 0
+    assert "policy:priors-v1" in capsys.readouterr().out
 
 
 def test_zeroshot_experiment_takes_a_suite_and_reports_against_sa(tmp_path: Path) -> None:

@@ -35,14 +35,17 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
            "transplant"]
 
 #: Names of the checkpoints shipped in mcm_gym/learn/shipped: ``pretrained`` is the current one (the
-#: one-shot policy with the stages head, speed prior and rest balance, a ``.pt``; see
-#: :mod:`mcm_gym.learn.oneshot_search`), older ones keep their versioned names (``pretrained-v4``: the
-#: stages head without those priors, the ``pretrained`` of before 2026-12-07; ``pretrained-v3``: the
-#: one-shot policy with the per-node head; ``pretrained-v2``: the sequential MaskablePPO + GNN policy,
-#: trained under cost model v1).
-PRETRAINED = {"pretrained": "pretrained-v5.pt", "pretrained-v5": "pretrained-v5.pt",
+#: one-shot policy with the stages head, pre-trained by RL with a KL pull towards its priors, a ``.pt``;
+#: see :mod:`mcm_gym.learn.oneshot_search`), older ones keep their versioned names (``pretrained-v5``:
+#: the stages head with the speed prior and rest balance on SRAM-or-time shares, four orders, the
+#: ``pretrained`` of before 2026-12-07 evening; ``pretrained-v4``: without those priors;
+#: ``pretrained-v3``: the per-node head; ``pretrained-v2``: the sequential MaskablePPO + GNN policy,
+#: trained under cost model v1). ``priors`` is not trained at all: the stages head's priors alone
+#: (``agents/make_priors.py``), the best zero-shot on the held-out suite.
+PRETRAINED = {"pretrained": "pretrained-v6.pt", "pretrained-v6": "pretrained-v6.pt",
+              "pretrained-v5": "pretrained-v5.pt",
               "pretrained-v4": "pretrained-v4.pt", "pretrained-v3": "pretrained-v3.pt",
-              "pretrained-v2": "pretrained-v2.zip"}
+              "pretrained-v2": "pretrained-v2.zip", "priors": "priors-v1.pt", "priors-v1": "priors-v1.pt"}
 #: Sidecars written now: ``config`` in sections (``mcm-gym-train/1``: the flat config of before).
 SIDECAR_FORMAT = "mcm-gym-train/2"
 
@@ -71,7 +74,7 @@ def resolve_checkpoint(spec: str) -> str:
 
 def versioned_name(spec: str) -> str:
     """The versioned shipped name that an alias such as ``pretrained`` stands for now
-    (``pretrained-v5``), so that results keyed by it stay valid when the alias moves; anything else
+    (``pretrained-v6``), so that results keyed by it stay valid when the alias moves; anything else
     unchanged."""
     if spec not in PRETRAINED or re.search(r"-v\d+$", spec):
         return spec
