@@ -678,12 +678,13 @@ NB04 = [
 
     Six thousand steps on 40 small graphs is a demonstration. The policy shipped with the package
     (`pretrained`) is the paper's one-shot formulation (`mcm_gym.learn.oneshot`): one pass of a graph
-    network scores where the pipeline stages end (in one of four node orders), a whole candidate is
+    network scores where the pipeline stages end (in one of 28 node orders), a whole candidate is
     drawn and the solver repairs it. Its priors prefer the order and number of stages whose own greedy
-    pipeline a simple cost model predicts fastest, and aim each stage at an equal part of the work left.
-    It was pre-trained by reinforcement learning on the training split (hundreds of layered DAGs and the
-    zoo's training graphs, `agents/pretrain_oneshot.py`); it never saw BERT-base. On held-out graphs the
-    untrained priors alone do better zero-shot than the pre-trained policy (BENCHMARKS.md).
+    pipeline a simple cost model predicts fastest, and aim each stage at an equal part of the compute
+    time left. It was pre-trained by reinforcement learning on the training split (hundreds of layered
+    DAGs and the zoo's training graphs, `agents/pretrain_oneshot.py`), pulled towards those priors; it
+    never saw BERT-base. On held-out graphs the untrained priors alone (`priors`) still do a little
+    better zero-shot than the pre-trained policy (BENCHMARKS.md).
     Zero-shot is its greedy candidate plus repair; fine-tuning (`oneshot:checkpoint=pretrained`) trains
     on the target, every repaired candidate counting as one evaluation. Both beside the leaderboard and
     the searches (BENCHMARKS.md says where the pre-trained policy wins and where it loses):"""),
