@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="zoo graphs of the train split held out of training and validated on")
     ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")
     ap.add_argument("--kl-coef", type=float, default=0.0,
-                    help="KL pull towards the untrained priors (reward units per nat; 0: off)")
+                    help="KL pull towards where RL starts: the untrained priors, or the cloned policy with "
+                         "--bc-epochs (reward units per nat; 0: off)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

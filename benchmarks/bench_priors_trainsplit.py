@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                                 for s in range(3)]) for g, h in inst]) / ref
     for name, kw in VARIANTS.items():
         torch.manual_seed(0)
-        pol = policy_for_envs(oneshot_envs(inst[:1], common_padding=False), oneshot_policy_kwargs(head="stages", **kw))
+        k_max = max(get_hardware(h).num_chips for _, h in inst)
+        envs = oneshot_envs(inst[:1], common_padding=False, k_max=k_max)
+        pol = policy_for_envs(envs, oneshot_policy_kwargs(head="stages", **kw))
         r = np.asarray(greedy_scores(pol, inst)) / ref
         for row, v in zip(rows, r, strict=True):
             row[name] = float(v)

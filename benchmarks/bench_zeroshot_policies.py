@@ -56,6 +56,9 @@ def _policy(spec: str, graph: Any, hardware: Any, cache: dict[str, OneShotPolicy
             for key, value in kw.items():
                 if key not in OVERRIDES:
                     raise SystemExit(f"{spec}: only {', '.join(OVERRIDES)} can be overridden on a checkpoint")
+                if key == "extra_orders":  # the policy's own (the heads share logits over any number)
+                    pol.extra_orders = int(value)
+                    continue
                 setattr(pol, key, value)
                 setattr(pol.mlp_extractor, key, value)
             cache[spec] = pol

@@ -249,6 +249,7 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
     policy, side = pretrain_oneshot(cfg, tmp_path / "b", log=logged.append)
     assert side["validation"] == [["generator://layered-dag-v0/951", "ring-4"]]
     assert side["selected"]["update"] == 0 and side["selected"]["samples"] == 0
+    assert side["selected"]["mean_score"] is None  # strict JSON: no NaN
     assert json.loads((tmp_path / "b" / "final.json").read_text())["final"]["update"] == 0
     assert any("dropped 1" in m for m in logged) and any(m.startswith("update 0:") for m in logged)
     assert policy.k_max == load_oneshot(tmp_path / "b" / "final.pt").k_max

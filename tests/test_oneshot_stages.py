@@ -629,13 +629,13 @@ def test_rest_balance_aims_each_end_at_its_part_of_what_is_left(peaks: list[floa
 
 def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> None:
     """A graph whose orders x K_max^2 x nodes is above the budget gets fewer extra orders, and says so."""
-    from mcm_gym.learn import oneshot_train
+    from mcm_gym.learn import oneshot
 
     envs = oneshot_envs([(LAYERED, "ring-4")], k_max=4)
     pr = envs[0].problem
     pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, extra_orders=6))
     assert policy_orders(pol, pr).orders.shape[0] == 10
-    monkeypatch.setattr(oneshot_train, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
     with pytest.warns(UserWarning, match="uses 3 of its 6 extra node orders"):
         assert policy_orders(pol, pr).orders.shape[0] == 7
 
@@ -656,3 +656,23 @@ def test_the_stages_balance_aims_at_compute_time_not_sram() -> None:
         assert pr.is_valid(cand[None])[0]
         scores[prior] = float(pr.evaluate(cand[None]).score[0]) / best
     assert scores[None] >= 0.98 and scores["pipeline"] < 0.95, scores
+
+
+def test_identical_orders_count_once_in_the_entropy_and_temperature_keeps_the_view() -> None:
+    """A chain has one topological order, so 28 rows of it are one choice: the entropy is the same
+    with or without extra orders. The boundary logits keep their k axis a view at any temperature."""
+    envs = oneshot_envs([("tiny://chain-v1", "ring-4")], k_max=4)
+    obs, masks = obs_batch(envs)
+    n = envs[0].problem.graph.n
+    ents = []
+    for extra in (0, 24):
+        pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, extra_orders=extra))
+        d = pol.candidates(obs, masks, n, 1.7, orders=policy_orders(pol, envs[0].problem))
+        assert isinstance(d, StageCandidates) and d.boundary.stride()[2] == 0
+        ents.append(float(d.entropy().detach()))
+    assert ents[1] == pytest.approx(ents[0], abs=1e-5)
+
+
+def test_kl_pull_needs_the_drawn_candidates() -> None:
+    with pytest.raises(ValueError, match="kl_coef needs target='candidate'"):
+        OneShotTrainConfig(kl_coef=0.1, target="repaired")

@@ -35,10 +35,12 @@ target), sharpens or widens the distribution (``beta_v``) and may overrule the p
 
 ``head="stages"`` (the package's own trainer only, not SB3) samples where the pipeline stages end
 instead of a chip per node: first a node order ``o`` (one of :data:`STAGE_ORDERS`: the graph's own,
-depth-first, ASAP, ALAP), then the number of stages ``m`` (chips ``0 .. m-1`` in the hardware's
-pipeline order, ``m <= K``), then stage ends ``e_1 < ... < e_{m-1}``, positions in that order::
+depth-first, ASAP, ALAP, or one of ``extra_orders`` seeded jitters of them, :data:`STAGE_EXTRA_ORDERS`,
+order ``o`` sharing the learned logit of named order ``o mod 4``), then the number of stages ``m``
+(chips ``0 .. m-1`` in the hardware's pipeline order, ``m <= K``), then stage ends
+``e_1 < ... < e_{m-1}``, positions in that order::
 
-    P(o) ~ exp(q_o),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
+    P(o) ~ exp(q_{o mod 4}),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
     P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 - cut_prior relu(m L_p - 1) + s_p)
 
 for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the prior's cumulative share
@@ -152,6 +154,7 @@ ORDER_JITTER = (0.02, 0.1)
 #: The most ``orders x K_max^2 x nodes`` the stages head's speed prior walks through (each (order, m)
 #: pair's greedy ends, one step per stage); a graph above it gets fewer extra orders (with a warning):
 #: 10,000 nodes on 64 chips keep the four named ones, about 5 s for a zero-shot candidate.
+#: ``mcm_gym.learn.oneshot_train.policy_orders`` reads it from this module when called.
 STAGE_ORDER_BUDGET = 2e8
 
 #: ``MaskablePPO`` settings that learn small graphs in one-shot mode (tests/test_oneshot.py), with 8
@@ -519,12 +522,18 @@ class StageCandidates(CandidateDist):
             return self._walk(torch.tensor([oi]), torch.tensor([mi]), _argmax)[0]
 
     def entropy(self) -> torch.Tensor:
-        """The order's and the number of stages' entropies (their joint one with a speed prior) plus
-        each stage end's along the greedy path (a proxy: the exact entropy sums over every path)."""
+        """The order's and the number of stages' entropies (their joint one with a speed prior; identical
+        orders count once) plus each stage end's along the greedy path (a proxy: the exact entropy sums
+        over every path)."""
+        # identical rows (a chain has one topological order; jitters can repeat) are one choice
+        _, same = torch.unique(self.orders, dim=0, return_inverse=True)
+        groups = int(same.max()) + 1
         if self.estimate is None:
-            ent = -(self.order.exp() * self.order).sum() - (self.count.exp() * self.count).sum()
+            po = torch.zeros(groups, dtype=self.order.dtype).index_add(0, same, self.order.exp())
+            ent = -(po * torch.log(po.clamp(min=1e-30))).sum() - (self.count.exp() * self.count).sum()
         else:
-            ent = -(self.joint.exp() * self.joint).sum()
+            pj = torch.zeros(groups, self.k, dtype=self.joint.dtype).index_add(0, same, self.joint.exp())
+            ent = -(pj * torch.log(pj.clamp(min=1e-30))).sum()
         oi, mi = self.greedy_pair()
         o, m = torch.tensor([oi]), torch.tensor([mi])
         prev = torch.full((1,), -1, dtype=torch.int64)
@@ -567,7 +576,8 @@ def stage_beta(log_sharpness: torch.Tensor, n: int, k_max: int, sharpness: float
 
 def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: torch.Tensor, n: int, k_max: int,
                  sharpness: float, targets: torch.Tensor | None = None, loads: torch.Tensor | None = None,
-                 cut_prior: float = 0.0, max_log_sharpness: float = 6.0, balance: bool = True) -> torch.Tensor:
+                 cut_prior: float = 0.0, max_log_sharpness: float = 6.0, balance: bool = True,
+                 temperature: float = 1.0) -> torch.Tensor:
     """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
     ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``) and
@@ -577,7 +587,8 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
     position over the graph's total compute time, both s), minus ``cut_prior * relu(m * load_p - 1)``:
     a cut that takes longer to send than an equal stage takes to compute is penalised. ``b`` is
     clamped to ``[-6, max_log_sharpness]`` (:func:`stage_beta`). ``balance=False``: no balance term
-    (``balance="rest"`` adds it per step, :class:`StageBalance`)."""
+    (``balance="rest"`` adds it per step, :class:`StageBalance`); the k axis is then a view (stride 0).
+    Every logit is divided by ``temperature``."""
     m = torch.arange(1, k_max + 1, dtype=frac.dtype).view(1, -1, 1, 1)
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
     target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
@@ -588,8 +599,8 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
     if balance:
         out = out - beta * (m * (frac[:, None, None, :] - target)) ** 2
     # without the balance term the k axis is a view: (O, K, K - 1, n) is never stored (10,000 nodes on
-    # 64 chips: 40M floats per order)
-    return out.expand(-1, k_max, max(k_max - 1, 0), -1)
+    # 64 chips: 40M floats per order); so the temperature is applied before the expand
+    return (out / temperature).expand(-1, k_max, max(k_max - 1, 0), -1)
 
 class OneShotHeads(nn.Module):
     """The policy's "MLP extractor": per-node chip logits and the value latent from
@@ -700,11 +711,11 @@ class OneShotHeads(nn.Module):
         targets = stage_targets(peaks, self.k_max)
         rest = self.balance == "rest"
         bound = stage_logits(frac, cut, g[self.k_max], n, self.k_max, self.stage_sharpness, targets, loads,
-                             self.cut_prior, self.max_log_sharpness, balance=not rest)
+                             self.cut_prior, self.max_log_sharpness, balance=not rest, temperature=temperature)
         balance = StageBalance(frac, stage_beta(g[self.k_max], n, self.k_max, self.stage_sharpness,
                                                 self.max_log_sharpness) / temperature, targets) if rest else None
         order_logits = g[self.k_max + 1 + torch.arange(o) % len(STAGE_ORDERS)]  # a perturbed order shares its base's
-        return StageCandidates(order_logits / temperature, orders, count / temperature, bound / temperature, limits,
+        return StageCandidates(order_logits / temperature, orders, count / temperature, bound, limits,
                                cost, self.speed_prior / temperature, balance)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:

@@ -41,11 +41,11 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import cut_bytes, cut_feature
 from mcm_gym.env.partition_env import MCMPartitionEnv
+from mcm_gym.learn import oneshot
 from mcm_gym.learn.oneshot import (
     HEADS,
     ORDER_JITTER,
     PRIORS,
-    STAGE_ORDER_BUDGET,
     STAGE_ORDERS,
     CandidateDist,
     NodeCandidates,
@@ -117,6 +117,9 @@ class OneShotTrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if self.kl_coef > 0 and self.target == "repaired":
+            raise ValueError("kl_coef needs target='candidate': a repaired partition was not drawn from the policy, "
+                             "so log p - log p_start of it is not a KL estimate")
         prior = self.policy.get("prior") or "pipeline"
         if prior not in PRIORS:
             raise ValueError(f"policy.prior must be one of {PRIORS}, got {prior!r}")
@@ -298,11 +301,12 @@ def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None
         return None
     extra = policy.extra_orders
     if extra:
-        fit = max(0, int(STAGE_ORDER_BUDGET // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
+        budget = oneshot.STAGE_ORDER_BUDGET
+        fit = max(0, int(budget // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
         if fit < extra:
             warnings.warn(f"{problem.graph.id or problem.graph.name}: the stages head uses {fit} of its {extra} "
                           f"extra node orders ({len(STAGE_ORDERS) + extra} orders x {policy.k_max}^2 chips x "
-                          f"{problem.n} nodes is above STAGE_ORDER_BUDGET={STAGE_ORDER_BUDGET:.0e})", stacklevel=2)
+                          f"{problem.n} nodes is above STAGE_ORDER_BUDGET={budget:.0e})", stacklevel=3)
             extra = fit
     return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra)
 
@@ -529,7 +533,8 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
             fits = ((by_pos[:, 1:] - by_pos[:, :-1]) >= 0).all(dim=1)
             if not bool(fits.any()):
                 raise ValueError(f"{e.problem.graph.id}: the stages head clones splits of a node order "
-                                 f"({', '.join(STAGE_ORDERS)}); the teacher's chips go down along each")
+                                 f"({', '.join(STAGE_ORDERS)} and their jitters); the teacher's chips go "
+                                 f"down along each")
             first = int(fits.nonzero()[0, 0])
             row = by_pos[first]
             renum = torch.cat([torch.zeros(1, dtype=torch.int64), (row[1:] > row[:-1]).to(torch.int64).cumsum(0)])
