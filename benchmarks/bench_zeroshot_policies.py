@@ -8,7 +8,8 @@ A policy is a checkpoint (a shipped name or a ``.pt`` path), optionally with ``:
 its priors (``pretrained-v4:speed_prior=20``; keys in ``OVERRIDES``), or ``untrained[:key=value...]``: a
 fresh stages-head policy (torch seed 0; its last layers are zero, so it is its prior) with those
 ``oneshot_policy_kwargs`` (numbers, or words such as ``balance=global``). Prints one line per instance
-and the mean / min per policy, and writes them as JSON (atomically). ``--sa-budget N`` adds simulated
+and the mean / min per policy, and writes them as JSON (atomically); an instance with more chips than
+a checkpoint's ``K_max`` is left out (printed). ``--sa-budget N`` adds simulated
 annealing with N evaluations (the median of seeds 0-2) and counts the instances where each policy is
 below it; ``--ceiling`` adds the stage DP's best split of the graph's own order and of the best of
 the stages head's four named orders, and of the best of all its orders (with the default
@@ -91,12 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
+        policies = {spec: _policy(spec, pr.graph, pr.hardware, cache) for spec in args.policies}
+        small = [spec for spec, pol in policies.items() if pol.k_max < pr.hardware.num_chips]
+        if small:  # a checkpoint runs on at most its K_max chips
+            print(f"{inst.graph} / {inst.hardware}: left out, {pr.hardware.num_chips} chips > K_max of "
+                  f"{', '.join(small)}", flush=True)
+            continue
         row: dict[str, Any] = {"graph": inst.graph, "hardware": inst.hardware}
         board = gaps(pr, 0.0) or {}
         best = board.get("best_score")
         row["best_known"], row["bound"] = best, board.get("bound_score")
         for spec in args.policies:
-            score = greedy_scores(_policy(spec, pr.graph, pr.hardware, cache), [(pr.graph, pr.hardware)])[0]
+            score = greedy_scores(policies[spec], [(pr.graph, pr.hardware)])[0]
             row[spec] = score / best if best else None
             row[f"{spec} score"] = score
         if args.ceiling:
