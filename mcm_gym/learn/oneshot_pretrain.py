@@ -193,11 +193,10 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         pol = row["policy"]
         ratio = np.asarray(greedy_scores(pol, val)) / ref
         point = {"update": row["update"], "samples": row["samples"], "wall_time": row["wall_time"],
-                 "mean_score": row["mean_score"] if row["update"] else None,  # JSON has no NaN
-                 "kl": row["kl"], "val_mean": float(ratio.mean()),
+                 "mean_score": row["mean_score"], "kl": row["kl"], "val_mean": float(ratio.mean()),
                  "val_min": float(ratio.min())}
         curve.append(point)
-        sampled = row["mean_score"] if row["update"] else float("nan")
+        sampled = float("nan") if row["mean_score"] is None else row["mean_score"]
         log(f"update {row['update']}: {row['samples']} samples, {row['wall_time']:.0f} s, sampled mean "
             f"{sampled:.3f}, KL to start {row['kl']:.2f} nats, validation greedy / dp: mean "
             f"{ratio.mean():.4f} min {ratio.min():.3f}")

@@ -30,7 +30,7 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, default_prior, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 
@@ -192,8 +192,7 @@ class OneShotSearch(Searcher):
         self.checkpoint = checkpoint
         self.train, self.samples_per_graph = train, samples_per_graph
         self.learning_rate, self.epochs, self.target, self.use_repair = learning_rate, epochs, target, use_repair
-        self.policy_kw = {"hidden": hidden, "layers": layers, "sharpness": sharpness, "head": head,
-                          "prior": default_prior(head) if prior is None else prior}
+        self.policy_kw = {"hidden": hidden, "layers": layers, "prior": prior, "sharpness": sharpness, "head": head}
         self.temperature, self.node_entropy, self.stage_entropy = temperature, node_entropy, stage_entropy
         if stage_entropy is not None and not stage_entropy > 0:
             raise ValueError(f"stage_entropy must be > 0 nats or None, got {stage_entropy}")

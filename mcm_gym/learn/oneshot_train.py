@@ -365,7 +365,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     number of instances; default uniform); ``on_sample(instance index, score,
     repaired partition or None)``: called for every sample counted against the budget; ``on_update``:
     called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
-    validates or checkpoints it), and once before training with a row of update 0 (the start)."""
+    validates or checkpoints it), and once before training with a row of update 0 (the start;
+    ``mean_score`` None: nothing was sampled)."""
     cfg = config or OneShotTrainConfig()
     head = init.head if init is not None else cfg.policy.get("head", "nodes")
     if head == "stages" and (cfg.target == "repaired" or cfg.node_entropy is not None):
@@ -441,7 +442,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     update = 0
     s_count = cfg.samples_per_graph
     if on_update is not None:  # the start, before any sample (not a curve row)
-        on_update({"update": 0, "samples": 0, "wall_time": 0.0, "mean_score": float("nan"), "kl": 0.0,
+        on_update({"update": 0, "samples": 0, "wall_time": 0.0, "mean_score": None, "kl": 0.0,
                    "greedy_score": [None] * len(envs), "best_score": [0.0] * len(envs), "policy": policy})
     while samples < cfg.max_samples and (cfg.max_wall_time is None or time.perf_counter() - t0 < cfg.max_wall_time):
         policy.set_training_mode(True)
