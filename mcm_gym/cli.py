@@ -48,7 +48,16 @@ def _cmd_partition(args: argparse.Namespace) -> int:
     else:
         budget = 32 if args.budget is None else args.budget
         res = get_searcher(args.method).search(problem, budget=budget, seed=args.seed)
+    if args.polish:
+        from mcm_gym.search.polish import polish_result
+
+        res = polish_result(problem, res, args.polish)
     print(format_result(problem, res))
+    if "polish" in res.extra:
+        info = res.extra["polish"]
+        print(f"polish    {info['skipped']}" if "skipped" in info else
+              f"polish    {info['start_score']:.4f} -> {res.score:.4f}: {info['moves']} moves taken, "
+              f"{info['evaluations']} of {args.polish} evaluations, stopped at {info['stop']}")
     from mcm_gym.bench import leaderboard
 
     gap = leaderboard.gaps(problem, res.score) if res.partition is not None else None
@@ -257,6 +266,17 @@ def _method_spec(spec: str) -> str:
     return spec
 
 
+def _evaluations(text: str) -> int:
+    """argparse type of ``--polish``: a count of evaluations, >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of evaluations, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 evaluations, got {value}")
+    return value
+
+
 def _progress_bar(total: int) -> Any:
     try:
         from tqdm import tqdm
@@ -292,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=None,
                    help="evaluated partitions (default 32; with --policy 1: zero-shot, one greedy episode + repair)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--polish", type=_evaluations, default=0, metavar="N",
+                   help="then polish the result with up to N more evaluations: steepest descent over one-node "
+                        "moves to a neighbouring chip (mcm_gym.search.polish); default 0: none")
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")
     p.add_argument("--policy", help="use a trained policy instead of --method, no training: a one-shot "
                                     "checkpoint (.pt), a MaskablePPO one (.zip) or "

@@ -1,0 +1,177 @@
+"""Local polish of a valid partition: steepest descent over one-node moves to a neighbouring chip.
+
+A valid partition under ``dataflow`` and ``contiguous`` is a contiguous split of *some* topological
+order (sort the nodes by chip). The stage DP and the ``stages`` head split a few fixed orders, so
+their ceiling is the best split of those orders; a one-node move changes the order, which is how a
+polished candidate reaches partitions no order tried contains.
+
+Each round scores every valid move (a node shifted one chip down or up; validity checks are free,
+scoring a move is one evaluation), takes the best and stops at a local optimum or when ``budget``
+evaluations are spent. "Best" is the smallest bottleneck (s), ties broken by the leximax of the
+per-resource times: the chip and link times (s) sorted in descending order, compared in turn. The
+tie-break lets a move that unloads the second-slowest resource count as progress when the slowest
+one does not change (a plain score climb stops there). The moves of nodes on the slowest chips come
+first, so a round cut short by the budget scores the likeliest ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mcm_gym.core.cost import Evaluation
+from mcm_gym.core.problem import Problem
+from mcm_gym.search.base import SearchResult
+
+__all__ = ["PolishResult", "leximax_key", "one_node_moves", "polish", "polish_result", "RELATIVE_TOLERANCE"]
+
+#: Two times (s) closer than this share of the larger are equal in the comparison of keys.
+RELATIVE_TOLERANCE = 1e-9
+#: Rows of ``n`` node entries built at a time while listing moves (bounded memory on large graphs).
+_MOVE_ENTRIES = 1 << 22
+
+
+@dataclass
+class PolishResult:
+    """What :func:`polish` did: the polished partition and its score, the start's score, the moves
+    scored (``evaluations``) and taken (``moves``), and why it stopped (``"local optimum"``: no valid
+    one-node move improves; ``"budget"``: the evaluations ran out first)."""
+
+    partition: np.ndarray
+    score: float
+    start_score: float
+    evaluations: int
+    moves: int
+    stop: str
+
+
+def leximax_key(ev: Evaluation) -> np.ndarray:
+    """Per partition ``(B, 1 + K + L)``: the bottleneck (s), then the chip and link times (s) sorted in
+    descending order. Smaller in lexicographic order is better; the first entry alone decides the
+    score (so the key also fits a cost model that serialises compute and transfer)."""
+    times = np.concatenate([ev.chip_time, ev.link_time], axis=1)
+    return np.concatenate([ev.bottleneck[:, None], -np.sort(-times, axis=1)], axis=1)
+
+
+def _lex_better(keys: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Which rows of ``keys`` ``(M, D)`` are lexicographically smaller than ``ref`` ``(D,)``, entries
+    within :data:`RELATIVE_TOLERANCE` counting as equal."""
+    diff = keys - ref[None, :]
+    scale = np.maximum(np.abs(keys), np.abs(ref)[None, :])
+    sig = np.abs(diff) > RELATIVE_TOLERANCE * scale
+    first = np.argmax(sig, axis=1)
+    return sig.any(axis=1) & (diff[np.arange(len(keys)), first] < 0)
+
+
+def one_node_moves(problem: Problem, partition: np.ndarray) -> np.ndarray:
+    """Every valid partition ``(M, n)`` that differs from ``partition`` in one node moved one chip
+    down or up. Nodes on slower chips (compute time, s) come first, then by node index, the move
+    down before the move up. With ``dataflow`` on, it is checked on the edges first (only a node
+    whose producers all sit below its chip can move down, one whose consumers all sit above it can
+    move up); every constraint is then checked by :meth:`Problem.is_valid`."""
+    p = np.asarray(partition, dtype=np.int64)
+    g, k, n = problem.graph, problem.num_chips, problem.n
+    down, up = p > 0, p < k - 1
+    if problem.hardware.constraints.dataflow:
+        lo = np.full(n, -1, dtype=np.int64)  # highest producer chip
+        hi = np.full(n, k, dtype=np.int64)  # lowest consumer chip
+        np.maximum.at(lo, g.edge_dst, p[g.edge_src])
+        np.minimum.at(hi, g.edge_src, p[g.edge_dst])
+        down &= lo < p
+        up &= hi > p
+    load = problem.evaluate(p[None]).chip_time[0]
+    nodes = np.argsort(-load[p], kind="stable")  # slowest chips first, then node index
+    moves: list[tuple[int, int]] = []
+    for v in nodes:
+        if down[v]:
+            moves.append((int(v), -1))
+        if up[v]:
+            moves.append((int(v), 1))
+    if not moves:
+        return np.zeros((0, n), dtype=np.int64)
+    out = []
+    step = max(1, _MOVE_ENTRIES // max(n, 1))
+    for i in range(0, len(moves), step):
+        part = moves[i:i + step]
+        rows = np.repeat(p[None, :], len(part), axis=0)
+        idx = np.array([v for v, _ in part])
+        rows[np.arange(len(part)), idx] += np.array([d for _, d in part])
+        out.append(rows[np.asarray(problem.is_valid(rows), dtype=bool)])
+    return np.concatenate(out, axis=0)
+
+
+def polish(problem: Problem, start: np.ndarray, budget: int,
+           on_evaluated: Callable[[np.ndarray, np.ndarray], object] | None = None) -> PolishResult:
+    """Steepest descent from the valid partition ``start`` (module doc), scoring at most ``budget``
+    moves (``budget >= 0``). ``on_evaluated(partitions, scores)`` is called with each batch of scored
+    moves ``(M, n)`` and their scores ``(M,)`` (all valid). The result is never worse than ``start``;
+    the same inputs give the same result."""
+    cur = np.asarray(start, dtype=np.int64).copy()
+    if cur.shape != (problem.n,):
+        raise ValueError(f"start has shape {cur.shape}, the graph has {problem.n} nodes")
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0 evaluations, got {budget}")
+    if not problem.is_valid(cur):
+        names = "; ".join(str(v) for v in problem.check(cur)[:3])
+        raise ValueError(f"polish needs a valid start partition: {names}")
+    ev = problem.evaluate(cur[None])
+    key, score = leximax_key(ev)[0], float(ev.score[0])
+    start_score, used, taken, stop = score, 0, 0, "local optimum"
+    while True:
+        moves = one_node_moves(problem, cur)
+        if len(moves) == 0:
+            break
+        if used >= budget:
+            stop = "budget"
+            break
+        full = len(moves)
+        moves = moves[: budget - used]
+        used += len(moves)
+        ev = problem.evaluate(moves)
+        if on_evaluated is not None:
+            on_evaluated(moves, ev.score)
+        keys = leximax_key(ev)
+        better = np.flatnonzero(_lex_better(keys, key))
+        if len(better) == 0:
+            if len(moves) < full:
+                stop = "budget"  # the round was cut short: an unscored move might still improve
+            break
+        best = better[np.lexsort(keys[better].T[::-1])[0]]
+        cur, key, score = moves[best].copy(), keys[best], float(ev.score[best])
+        taken += 1
+    return PolishResult(partition=cur, score=score, start_score=start_score, evaluations=used, moves=taken,
+                        stop=stop)
+
+
+def polish_result(problem: Problem, res: SearchResult, budget: int) -> SearchResult:
+    """``res`` (any method's result on ``problem``) with its partition polished by at most ``budget``
+    more evaluations: method ``"<method>+polish"``, the evaluations, trace and wall time (s) extended,
+    and ``extra["polish"]`` saying what the polish did (``start_score``, ``evaluations``, ``moves``,
+    ``stop``). A result without a valid partition is returned as it is, with ``extra["polish"]``
+    saying why nothing was polished."""
+    if res.partition is None or not problem.is_valid(res.partition):
+        return replace(res, extra={**res.extra, "polish": {"skipped": "no valid partition to polish"}})
+    t0 = time.perf_counter()
+    trace, times = list(res.trace), list(res.trace_time)
+    best = res.trace[-1] if res.trace else res.score
+    t_end = times[-1] if times else res.wall_time
+
+    def record(_moves: np.ndarray, scores: np.ndarray) -> None:
+        nonlocal best
+        now = t_end + time.perf_counter() - t0
+        for s in scores:
+            best = max(best, float(s))
+            trace.append(best)
+            times.append(now)
+
+    out = polish(problem, res.partition, budget, on_evaluated=record)
+    better = out.score > res.score
+    part = out.partition if better else res.partition
+    new = SearchResult.of(problem, f"{res.method}+polish", res.seed, part, max(out.score, res.score), trace,
+                          res.wall_time + time.perf_counter() - t0, times)
+    new.extra = {**res.extra, "polish": {"start_score": out.start_score, "evaluations": out.evaluations,
+                                         "moves": out.moves, "stop": out.stop}}
+    return new
