@@ -1,10 +1,11 @@
 """Seconds for one zero-shot partition (load the policy, one forward pass, greedy candidate, repair).
 
-    python benchmarks/bench_zeroshot.py --graph zoo://bert-base-v1 --hardware ring-8 --repeats 20
+    python benchmarks/bench_zeroshot.py --graph zoo://bert-base-v1 --hardware ring-8 --repeats 20 [--polish 49]
 
 Prints the first call in this process (numba compilation and lazy imports included), the median and
 max of ``--repeats`` further calls, and the ``mcm-gym partition --policy`` command's whole run
-(interpreter start-up and imports included) measured as a subprocess.
+(interpreter start-up and imports included) measured as a subprocess. ``--polish N``: each call also
+polishes the zero-shot partition with up to N evaluations (``mcm-gym partition --polish N``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.learn.oneshot_search import OneShotSearch
+from mcm_gym.search.polish import polish_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,20 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default="ring-8")
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--polish", type=int, default=0, help="also polish with up to N evaluations (0: none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     problem = Problem(load_graph(args.graph), get_hardware(args.hardware))
     times, score = [], 0.0
     for _ in range(args.repeats + 1):
         t0 = time.perf_counter()
-        score = OneShotSearch(args.checkpoint, train=False).search(problem, budget=1, seed=0).score
+        res = OneShotSearch(args.checkpoint, train=False).search(problem, budget=1, seed=0)
+        score = polish_result(problem, res, args.polish).score if args.polish else res.score
         times.append(time.perf_counter() - t0)
     warm = np.asarray(times[1:])
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mcm_gym.cli", "partition", "--graph", args.graph, "--hardware",
-                    args.hardware, "--policy", args.checkpoint], check=True, capture_output=True)
+                    args.hardware, "--policy", args.checkpoint, "--polish", str(args.polish)],
+                   check=True, capture_output=True)
     cli = time.perf_counter() - t0
-    print(f"{args.graph} / {args.hardware}, {args.checkpoint}: score {score:.4f}; first call {times[0]:.3f} s; "
+    what = f"{args.checkpoint}+polish {args.polish}" if args.polish else args.checkpoint
+    print(f"{args.graph} / {args.hardware}, {what}: score {score:.4f}; first call {times[0]:.3f} s; "
           f"next {args.repeats}: median {np.median(warm):.4f} s, max {warm.max():.4f} s; "
           f"`mcm-gym partition --policy` whole process {cli:.2f} s")
     return 0

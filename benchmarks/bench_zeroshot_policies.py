@@ -13,13 +13,18 @@ a checkpoint's ``K_max`` is left out (printed). ``--sa-budget N`` adds simulated
 annealing with N evaluations (the median of seeds 0-2) and counts the instances where each policy is
 below it; ``--ceiling`` adds the stage DP's best split of the graph's own order and of the best of
 the stages head's four named orders, and of the best of all its orders (with the default
-``extra_orders``): what a contiguous split of those orders can reach.
+``extra_orders``): what a contiguous split of those orders can reach. ``--polish N`` adds, per policy,
+its zero-shot partition polished with up to N more evaluations (``<policy>+polish``,
+:mod:`mcm_gym.search.polish`), and the non-learned methods at the same 1 + N evaluations: ``dp``,
+``greedy`` and ``dp@1+polish`` (the stage DP's first split, polished); with ``--sa-budget`` equal to
+1 + N, simulated annealing is at the same budget too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +37,10 @@ from mcm_gym.bench.suites import get_suite
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS, OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import load_oneshot
-from mcm_gym.learn.oneshot_train import greedy_scores, oneshot_envs, policy_for_envs, stage_orders
+from mcm_gym.learn.oneshot_train import greedy_partitions, oneshot_envs, policy_for_envs, stage_orders
 from mcm_gym.search import get_searcher
 from mcm_gym.search.dp import StageSplitter
+from mcm_gym.search.polish import polish, polish_result
 
 CEILINGS = ("ceiling graph order", "ceiling four orders", "ceiling all orders")
 #: Prior settings a ``checkpoint:key=value`` spec may override on a loaded stages-head policy.
@@ -86,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ceiling", action="store_true",
                     help="also report the stages head's ceiling: the stage DP's best split of the graph's own "
                          "order, of the best of its four named orders and of all its orders (share of best known)")
+    ap.add_argument("--polish", type=int, default=0,
+                    help="also polish each zero-shot partition with up to N evaluations, and run dp, greedy and "
+                         "dp@1+polish at 1 + N evaluations; 0: none")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    polished = [f"{spec}+polish" for spec in args.policies] if args.polish else []
+    baselines = ["dp", "greedy", "dp@1+polish"] if args.polish else []
     cache: dict[str, OneShotPolicy] = {}
     rows = []
     for inst in get_suite(args.suite).instances:
@@ -103,9 +114,25 @@ def main(argv: list[str] | None = None) -> int:
         best = board.get("best_score")
         row["best_known"], row["bound"] = best, board.get("bound_score")
         for spec in args.policies:
-            score = greedy_scores(policies[spec], [(pr.graph, pr.hardware)])[0]
+            [(prob, part)] = greedy_partitions(policies[spec], [(pr.graph, pr.hardware)])
+            score = float(prob.evaluate(part).score[0]) if part is not None else 0.0
             row[spec] = score / best if best else None
             row[f"{spec} score"] = score
+            if args.polish and part is not None:
+                t0 = time.perf_counter()
+                res = polish(prob, part, args.polish)
+                row[f"{spec}+polish"] = res.score / best if best else None
+                row[f"{spec}+polish score"] = res.score
+                row[f"{spec}+polish info"] = {"evaluations": res.evaluations, "moves": res.moves, "stop": res.stop,
+                                              "seconds": time.perf_counter() - t0}
+            elif args.polish:
+                row[f"{spec}+polish"] = 0.0
+        if args.polish:
+            for name in ("dp", "greedy"):
+                got = get_searcher(name).search(pr, 1 + args.polish, seed=0).score
+                row[name] = got / best if best else None
+            got = polish_result(pr, get_searcher("dp").search(pr, 1, seed=0), args.polish).score
+            row["dp@1+polish"] = got / best if best else None
         if args.ceiling:
             split = StageSplitter(pr)
             dp = []
@@ -122,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{inst.graph} / {inst.hardware}: " + ", ".join(
             f"{s} {row[s]:.3f}" if row[s] is not None else f"{s} -"
-            for s in args.policies + (["sa"] if args.sa_budget else [])
+            for s in args.policies + polished + baselines + (["sa"] if args.sa_budget else [])
             + (list(CEILINGS) if args.ceiling else [])), flush=True)
     summary = {}
-    for spec in args.policies:
+    for spec in args.policies + polished + baselines:
         summary[spec] = _summary(rows, spec)
         line = f"{spec}: mean {summary[spec]['mean']:.4f}, min {summary[spec]['min']:.4f} over " \
             f"{summary[spec]['instances']}"

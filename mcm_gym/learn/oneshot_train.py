@@ -55,7 +55,7 @@ from mcm_gym.learn.oneshot import (
     oneshot_policy_kwargs,
 )
 
-__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
+__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores", "greedy_partitions",
            "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures", "stage_orders",
            "policy_orders", "stage_limits", "stage_cost", "StageOrders"]
 
@@ -324,21 +324,27 @@ def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) ->
     return out
 
 
-def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
-                  repair: RepairConfig | None = None) -> list[float]:
-    """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
-    on every instance, without training (0 where the repair finds no valid partition)."""
+def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
+                      repair: RepairConfig | None = None) -> list[tuple[Problem, np.ndarray | None]]:
+    """Zero-shot: each instance's problem and the repaired greedy candidate of ``policy`` (None where
+    the repair finds no valid partition), without training."""
     envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max, common_padding=False)
     if envs[0].k_max != policy.k_max:
         raise ValueError(f"the policy has K_max={policy.k_max}, the instances need {envs[0].k_max}")
     was_training = policy.training
     policy.set_training_mode(False)
-    out = []
-    for e, cand in zip(envs, greedy_candidates(policy, envs), strict=True):
-        part = e.problem.repair(cand, e.repair_config).partition
-        out.append(float(e.problem.evaluate(part).score[0]) if part is not None else 0.0)
+    out = [(e.problem, e.problem.repair(cand, e.repair_config).partition)
+           for e, cand in zip(envs, greedy_candidates(policy, envs), strict=True)]
     policy.set_training_mode(was_training)
     return out
+
+
+def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
+                  repair: RepairConfig | None = None) -> list[float]:
+    """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
+    on every instance, without training (0 where the repair finds no valid partition)."""
+    return [float(pr.evaluate(part).score[0]) if part is not None else 0.0
+            for pr, part in greedy_partitions(policy, instances, repair)]
 
 
 def node_temperatures(logits: torch.Tensor, entropy: float) -> torch.Tensor:
