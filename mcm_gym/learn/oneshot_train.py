@@ -55,9 +55,9 @@ from mcm_gym.learn.oneshot import (
     oneshot_policy_kwargs,
 )
 
-__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores", "greedy_partitions",
-           "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures", "stage_orders",
-           "policy_orders", "stage_limits", "stage_cost", "StageOrders"]
+__all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
+           "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
+           "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders"]
 
 TARGETS = ("candidate", "repaired")
 
