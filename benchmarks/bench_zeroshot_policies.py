@@ -16,7 +16,8 @@ the stages head's four named orders, and of the best of all its orders (with the
 ``extra_orders``): what a contiguous split of those orders can reach. ``--polish N`` adds, per policy,
 its zero-shot partition polished with up to N more evaluations (``<policy>+polish``,
 :mod:`mcm_gym.search.polish`), and the non-learned methods at the same 1 + N evaluations: ``dp``,
-``greedy`` and ``dp@1+polish`` (the stage DP's first split, polished); with ``--sa-budget`` equal to
+``greedy``, ``dp@1+polish`` and ``balanced@1+polish`` (the stage DP's first split or the equal-work split,
+polished); with ``--sa-budget`` equal to
 1 + N, simulated annealing is at the same budget too.
 """
 
@@ -93,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="also report the stages head's ceiling: the stage DP's best split of the graph's own "
                          "order, of the best of its four named orders and of all its orders (share of best known)")
     ap.add_argument("--polish", type=int, default=0,
-                    help="also polish each zero-shot partition with up to N evaluations, and run dp, greedy and "
-                         "dp@1+polish at 1 + N evaluations; 0: none")
+                    help="also polish each zero-shot partition with up to N evaluations, and run dp, greedy, "
+                         "dp@1+polish and balanced@1+polish at 1 + N evaluations; 0: none")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     polished = [f"{spec}+polish" for spec in args.policies] if args.polish else []
-    baselines = ["dp", "greedy", "dp@1+polish"] if args.polish else []
+    baselines = ["dp", "greedy", "dp@1+polish", "balanced@1+polish"] if args.polish else []
     cache: dict[str, OneShotPolicy] = {}
     rows = []
     for inst in get_suite(args.suite).instances:
@@ -131,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("dp", "greedy"):
                 got = get_searcher(name).search(pr, 1 + args.polish, seed=0).score
                 row[name] = got / best if best else None
-            got = polish_result(pr, get_searcher("dp").search(pr, 1, seed=0), args.polish).score
-            row["dp@1+polish"] = got / best if best else None
+            for name in ("dp", "balanced"):
+                got = polish_result(pr, get_searcher(name).search(pr, 1, seed=0), args.polish).score
+                row[f"{name}@1+polish"] = got / best if best else None
         if args.ceiling:
             split = StageSplitter(pr)
             dp = []

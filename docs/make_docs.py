@@ -28,6 +28,7 @@ API_MODULES = ["mcm_gym._io", "mcm_gym.core.ids", "mcm_gym.core.graph", "mcm_gym
                "mcm_gym.instances.coarsen", "mcm_gym.viz", "mcm_gym.env.partition_env", "mcm_gym.env.observation",
                "mcm_gym.env.stages",
                "mcm_gym.search.base", "mcm_gym.search.heuristics", "mcm_gym.search.dp", "mcm_gym.search.exact",
+               "mcm_gym.search.polish",
                "mcm_gym.learn.extractor", "mcm_gym.learn.config", "mcm_gym.learn.model", "mcm_gym.learn.resolution",
                "mcm_gym.learn.factories", "mcm_gym.learn.checkpoints", "mcm_gym.learn.callbacks",
                "mcm_gym.learn.evaluation", "mcm_gym.learn.train", "mcm_gym.learn.imitation",
