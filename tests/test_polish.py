@@ -59,6 +59,8 @@ def test_moves_are_every_valid_one_node_move(data: st.DataObject) -> None:
     got = [tuple(m.tolist()) for m in moves]
     assert len(got) == len(set(got))
     assert set(got) == _brute_moves(problem, p)
+    limit = data.draw(st.integers(0, len(got) + 1))
+    assert np.array_equal(one_node_moves(problem, p, limit=limit), moves[:limit])
 
 
 @SETTINGS

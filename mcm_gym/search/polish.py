@@ -66,13 +66,18 @@ def _lex_better(keys: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return sig.any(axis=1) & (diff[np.arange(len(keys)), first] < 0)
 
 
-def one_node_moves(problem: Problem, partition: np.ndarray) -> np.ndarray:
+def one_node_moves(problem: Problem, partition: np.ndarray, limit: int | None = None) -> np.ndarray:
     """Every valid partition ``(M, n)`` that differs from ``partition`` in one node moved one chip
-    down or up. Nodes on slower chips (compute time, s) come first, then by node index, the move
-    down before the move up. With ``dataflow`` on, it is checked on the edges first (only a node
-    whose producers all sit below its chip can move down, one whose consumers all sit above it can
-    move up); every constraint is then checked by :meth:`Problem.is_valid`."""
-    p = np.asarray(partition, dtype=np.int64)
+    down or up (the first ``limit`` of them if given). Nodes on slower chips (compute time, s) come
+    first, then by node index, the move down before the move up. With ``dataflow`` on, it is checked
+    on the edges first (only a node whose producers all sit below its chip can move down, one whose
+    consumers all sit above it can move up); every constraint is then checked by
+    :meth:`Problem.is_valid`, a chunk of rows at a time, stopping once ``limit`` are found."""
+    return _moves(problem, np.asarray(partition, dtype=np.int64), limit)[0]
+
+
+def _moves(problem: Problem, p: np.ndarray, limit: int | None) -> tuple[np.ndarray, bool]:
+    """:func:`one_node_moves`, and whether more valid moves exist beyond the first ``limit``."""
     g, k, n = problem.graph, problem.num_chips, problem.n
     down, up = p > 0, p < k - 1
     if problem.hardware.constraints.dataflow:
@@ -84,23 +89,25 @@ def one_node_moves(problem: Problem, partition: np.ndarray) -> np.ndarray:
         up &= hi > p
     load = problem.evaluate(p[None]).chip_time[0]
     nodes = np.argsort(-load[p], kind="stable")  # slowest chips first, then node index
-    moves: list[tuple[int, int]] = []
-    for v in nodes:
-        if down[v]:
-            moves.append((int(v), -1))
-        if up[v]:
-            moves.append((int(v), 1))
-    if not moves:
-        return np.zeros((0, n), dtype=np.int64)
-    out = []
+    both = np.stack([down[nodes], up[nodes]], axis=1)  # (n, 2): move down, move up
+    pos, side = np.nonzero(both)
+    node, delta = nodes[pos], np.where(side == 0, -1, 1)
+    want = len(node) if limit is None else limit + 1  # one more than asked: are there more?
+    out: list[np.ndarray] = []
+    found = 0
     step = max(1, _MOVE_ENTRIES // max(n, 1))
-    for i in range(0, len(moves), step):
-        part = moves[i:i + step]
-        rows = np.repeat(p[None, :], len(part), axis=0)
-        idx = np.array([v for v, _ in part])
-        rows[np.arange(len(part)), idx] += np.array([d for _, d in part])
-        out.append(rows[np.asarray(problem.is_valid(rows), dtype=bool)])
-    return np.concatenate(out, axis=0)
+    for i in range(0, len(node), step):
+        if found >= want:
+            break
+        rows = np.repeat(p[None, :], min(step, len(node) - i), axis=0)
+        rows[np.arange(len(rows)), node[i:i + step]] += delta[i:i + step]
+        rows = rows[np.asarray(problem.is_valid(rows), dtype=bool)]
+        out.append(rows)
+        found += len(rows)
+    moves = np.concatenate(out, axis=0) if out else np.zeros((0, n), dtype=np.int64)
+    if limit is None or len(moves) <= limit:
+        return moves, False
+    return moves[:limit], True
 
 
 def polish(problem: Problem, start: np.ndarray, budget: int,
@@ -121,14 +128,10 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
     key, score = leximax_key(ev)[0], float(ev.score[0])
     start_score, used, taken, stop = score, 0, 0, "local optimum"
     while True:
-        moves = one_node_moves(problem, cur)
+        moves, more = _moves(problem, cur, budget - used)
         if len(moves) == 0:
+            stop = "budget" if more else "local optimum"
             break
-        if used >= budget:
-            stop = "budget"
-            break
-        full = len(moves)
-        moves = moves[: budget - used]
         used += len(moves)
         ev = problem.evaluate(moves)
         if on_evaluated is not None:
@@ -136,8 +139,7 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
         keys = leximax_key(ev)
         better = np.flatnonzero(_lex_better(keys, key))
         if len(better) == 0:
-            if len(moves) < full:
-                stop = "budget"  # the round was cut short: an unscored move might still improve
+            stop = "budget" if more else "local optimum"  # cut short: an unscored move might still improve
             break
         best = better[np.lexsort(keys[better].T[::-1])[0]]
         cur, key, score = moves[best].copy(), keys[best], float(ev.score[best])
