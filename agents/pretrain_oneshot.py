@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kl-coef", type=float, default=0.0,
                     help="KL pull towards where RL starts: the untrained priors, or the cloned policy with "
                          "--bc-epochs (reward units per nat; 0: off)")
+    ap.add_argument("--polish", type=int, default=0,
+                    help="evaluations of local polish on each repaired sample (and the validated greedy one): "
+                         "the polished score is the reward (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "extra_orders": args.extra_orders},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
                              "instances_per_update": 16, "ent_coef": args.ent_coef,
-                             "kl_coef": args.kl_coef})
+                             "kl_coef": args.kl_coef, "polish": args.polish})
     pretrain_oneshot(cfg, args.out, log=lambda s: print(s, flush=True))
     return 0
 

@@ -8,7 +8,8 @@ them and takes a policy-gradient step on the per-instance normalised repaired sc
 (``bc_epochs > 0``) it first clones a teacher: the stage DP's best split of each graph's own node
 order (the split the policy's pipeline prior can express; :func:`~mcm_gym.search.dp.best_split`).
 
-Every ``val_every`` updates the greedy candidate (+ repair) is scored on validation instances that
+Every ``val_every`` updates the greedy candidate (+ repair, + polish when ``rl["polish"]`` is set) is
+scored on validation instances that
 are in the train split but never trained on (generator seeds ``val_seeds``), as a ratio to the
 stage DP's score there; the policy with the best mean ratio is kept (``best.pt``) beside the last
 (``final.pt``), each with a JSON sidecar naming every training instance, the settings and the curve.
@@ -35,7 +36,14 @@ from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.zoo import TRAIN_SEEDS, split_ids
 from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import save_oneshot
-from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_scores, imitate_oneshot, train_oneshot
+from mcm_gym.learn.oneshot_train import (
+    OneShotTrainConfig,
+    greedy_partitions,
+    greedy_scores,
+    imitate_oneshot,
+    train_oneshot,
+)
+from mcm_gym.search.polish import polish
 
 __all__ = ["PretrainConfig", "pretrain_oneshot", "training_instances"]
 
@@ -191,7 +199,12 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         if row["update"] % cfg.val_every and row["update"] != 1:
             return
         pol = row["policy"]
-        ratio = np.asarray(greedy_scores(pol, val)) / ref
+        steps = int(cfg.rl.get("polish", 0))
+        if steps:  # validate what training rewards: the greedy partition, polished
+            ratio = np.asarray([polish(pr, part, steps).score if part is not None else 0.0
+                                for pr, part in greedy_partitions(pol, val)]) / ref
+        else:
+            ratio = np.asarray(greedy_scores(pol, val)) / ref
         point = {"update": row["update"], "samples": row["samples"], "wall_time": row["wall_time"],
                  "mean_score": row["mean_score"], "kl": row["kl"], "val_mean": float(ratio.mean()),
                  "val_min": float(ratio.min())}

@@ -54,6 +54,7 @@ from mcm_gym.learn.oneshot import (
     StageLimits,
     oneshot_policy_kwargs,
 )
+from mcm_gym.search.polish import polish
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
@@ -81,7 +82,10 @@ class OneShotTrainConfig:
     ``kl_coef``: a KL pull towards the policy training starts from (the fresh policy's priors, or
     ``init``): each sample's reward is lowered by ``kl_coef * (log p(a) - log p_start(a))`` (nats;
     the usual sampled estimate of KL(p || p_start)), which keeps pre-training from unlearning what
-    the priors get right on graphs it does not see; ``seed``."""
+    the priors get right on graphs it does not see; ``polish``: evaluations of local search
+    (:func:`mcm_gym.search.polish.polish`) on each repaired sample, whose polished score is then its
+    reward (0: none; these evaluations are not counted in ``max_samples``; needs
+    ``target="candidate"``); ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -98,6 +102,7 @@ class OneShotTrainConfig:
     temperature: float = 1.0
     node_entropy: float | None = None
     kl_coef: float = 0.0
+    polish: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -120,6 +125,11 @@ class OneShotTrainConfig:
         if self.kl_coef > 0 and self.target == "repaired":
             raise ValueError("kl_coef needs target='candidate': a repaired partition was not drawn from the policy, "
                              "so log p - log p_start of it is not a KL estimate")
+        if self.polish < 0:
+            raise ValueError(f"polish must be >= 0 evaluations, got {self.polish}")
+        if self.polish and self.target == "repaired":
+            raise ValueError("polish needs target='candidate': a polished partition need not be a candidate the "
+                             "policy can draw")
         prior = self.policy.get("prior") or "pipeline"
         if prior not in PRIORS:
             raise ValueError(f"policy.prior must be one of {PRIORS}, got {prior!r}")
@@ -417,7 +427,11 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                 part = pr.repair(cand, envs[i].repair_config).partition
             else:
                 part = cand if bool(pr.is_valid(cand)) else None
-            hit = (float(pr.evaluate(part).score[0]) if part is not None else 0.0, part)
+            if part is not None and cfg.polish:
+                done = polish(pr, part, cfg.polish)
+                hit = (done.score, done.partition)
+            else:
+                hit = (float(pr.evaluate(part).score[0]) if part is not None else 0.0, part)
             caches[i][key] = hit
         if hit[0] > best[i]:
             best[i], best_part[i] = hit[0], hit[1]
