@@ -346,3 +346,19 @@ def test_node_temperatures_spread_sharp_nodes_to_the_entropy_and_keep_the_argmax
     assert torch.equal((logits / t[:, None]).argmax(dim=1), logits.argmax(dim=1))
     with pytest.raises(ValueError, match="node_entropy"):
         OneShotTrainConfig(node_entropy=0.0)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_oneshot_search_polishes_its_greedy_partition_within_the_budget(train: bool) -> None:
+    """``polish=N``: the greedy partition, then up to N polish moves, then samples or fine-tuning, all
+    within the budget; the polished score is reached right after the polish."""
+    pr = _problem(h="mesh-2x2")
+    plain = OneShotSearch("priors", train=False).search(pr, budget=1, seed=0)
+    got = get_searcher(f"oneshot:checkpoint=priors,train={train},polish=15").search(pr, budget=30, seed=0)
+    info = got.extra["polish"]
+    assert len(got.trace) == 30 and 1 <= info["evaluations"] <= 15
+    assert info["start_score"] == pytest.approx(plain.score) and info["score"] >= plain.score
+    assert got.trace[info["evaluations"]] == pytest.approx(info["score"])  # after 1 + N evaluations
+    assert got.score >= info["score"] - 1e-12
+    with pytest.raises(ValueError, match="polish needs a checkpoint"):
+        OneShotSearch(None, polish=5)

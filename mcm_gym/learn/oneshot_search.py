@@ -33,6 +33,7 @@ from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
+from mcm_gym.search.polish import polish
 
 __all__ = ["FINETUNE_NODE_ENTROPY", "FINETUNE_STAGE_ENTROPY", "ONESHOT_FORMAT", "OneShotSearch",
            "is_oneshot_checkpoint", "load_oneshot", "save_oneshot", "oneshot_sidecar", "stage_temperature"]
@@ -173,9 +174,12 @@ class OneShotSearch(Searcher):
     stages-head checkpoint, and reported in ``extra``), ``stage_entropy`` (the same for a stages-head
     checkpoint: one temperature, at least ``temperature``, that gives its stage ends this mean
     entropy in nats, :func:`stage_temperature`; default :data:`FINETUNE_STAGE_ENTROPY`; None: off),
-    ``torch_threads`` (torch's global thread count). The seed of
+    ``torch_threads`` (torch's global thread count), ``polish`` (with a checkpoint: polish its
+    greedy partition with up to this many evaluations, :func:`mcm_gym.search.polish.polish`, before
+    sampling or training with the rest of the budget; 0: off). The seed of
     :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
-    ``SearchResult.extra``: ``temperature`` (the one applied) and ``node_entropy`` (None if none)."""
+    ``SearchResult.extra``: ``temperature`` (the one applied), ``node_entropy`` (None if none) and,
+    with ``polish``, what the polish did."""
 
     name = "oneshot"
 
@@ -185,8 +189,13 @@ class OneShotSearch(Searcher):
                  prior: str | None = None, sharpness: float = 3.0, temperature: float = 1.0,
                  node_entropy: float | None = FINETUNE_NODE_ENTROPY, torch_threads: int = 1,
                  repair: RepairConfig | None = None, head: str = "nodes",
-                 stage_entropy: float | None = FINETUNE_STAGE_ENTROPY) -> None:
+                 stage_entropy: float | None = FINETUNE_STAGE_ENTROPY, polish: int = 0) -> None:
         super().__init__(repair)
+        if polish < 0:
+            raise ValueError(f"polish must be >= 0 evaluations, got {polish}")
+        if polish and checkpoint is None:
+            raise ValueError("polish needs a checkpoint: it polishes the checkpoint's greedy partition")
+        self.polish = polish
         if not train and checkpoint is None:
             raise ValueError("oneshot with train=False needs a checkpoint (there is nothing to sample without one)")
         self.checkpoint = checkpoint
@@ -245,7 +254,14 @@ class OneShotSearch(Searcher):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if init is not None:
-                count(self._score(env, greedy_candidates(init, [env])[0]))
+                first = self._score(env, greedy_candidates(init, [env])[0])
+                count(first)
+                if self.polish and first is not None and tr.left > 0:
+                    done = polish(problem, first, min(self.polish, tr.left),
+                                  on_evaluated=lambda moves, _scores: tr.add(moves))
+                    self._extra["polish"] = {"start_score": done.start_score, "score": done.score,
+                                             "evaluations": done.evaluations, "moves": done.moves,
+                                             "stop": done.stop}
             if tr.left <= 0:
                 self.last_policy = init
                 return
