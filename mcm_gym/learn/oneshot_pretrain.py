@@ -9,8 +9,8 @@ them and takes a policy-gradient step on the per-instance normalised repaired sc
 order (the split the policy's pipeline prior can express; :func:`~mcm_gym.search.dp.best_split`).
 
 Every ``val_every`` updates the greedy candidate (+ repair, + polish when ``rl["polish"]`` is set) is
-scored on validation instances that
-are in the train split but never trained on (generator seeds ``val_seeds``), as a ratio to the
+scored on validation instances that are in the train split but never trained on (generator seeds
+``val_seeds``), as a ratio to the
 stage DP's score there; the policy with the best mean ratio is kept (``best.pt``) beside the last
 (``final.pt``), each with a JSON sidecar naming every training instance, the settings and the curve.
 Validation instances the stage DP scores 0 are dropped (logged); when no validation point was taken
