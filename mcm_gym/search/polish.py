@@ -137,7 +137,8 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
         if on_evaluated is not None:
             on_evaluated(moves, ev.score)
         keys = leximax_key(ev)
-        better = np.flatnonzero(_lex_better(keys, key))
+        # never a larger bottleneck, not even within the tolerance: the score cannot drift down
+        better = np.flatnonzero(_lex_better(keys, key) & (keys[:, 0] <= key[0]))
         if len(better) == 0:
             stop = "budget" if more else "local optimum"  # cut short: an unscored move might still improve
             break
