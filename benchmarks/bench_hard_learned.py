@@ -8,7 +8,9 @@ repaired candidates takes ``W`` seconds; the one-shot learner from scratch (the 
 ``sa`` gets as many evaluations as it runs in ``W`` (its rate measured on a 20-evaluation probe);
 ``exact`` gets ``time_limit = W`` and reports its best partition (anytime) and its bound; ``dp``
 runs at its own budget of 100. Gaps are to the leaderboard's best known and proven bound. Instances
-with more chips than the policy's ``K_max`` are left out (printed).
+with more chips than the policy's ``K_max`` are left out (printed). ``--polish N``: the pre-trained
+learner polishes its zero-shot partition with up to N of its evaluations before fine-tuning
+(``oneshot:checkpoint=...,polish=N``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200, help="repaired candidates of the learner")
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--polish", type=int, default=0, help="polish the zero-shot partition first (evaluations)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if pr.num_chips > k_max:
             print(f"{inst.key}: left out, {pr.num_chips} chips > the policy's K_max {k_max}", flush=True)
             continue
-        cells: list[dict[str, Any]] = [_run(f"oneshot:checkpoint={args.checkpoint}", pr, args.budget, args.seed)]
+        learner = f"oneshot:checkpoint={args.checkpoint}" + (f",polish={args.polish}" if args.polish else "")
+        cells: list[dict[str, Any]] = [_run(learner, pr, args.budget, args.seed)]
         cells.append(_run(scratch, pr, args.budget, args.seed))
         wall = cells[0]["seconds"]
         probe = _run("sa", pr, 20, args.seed)
