@@ -195,6 +195,11 @@ def test_cloning_a_teacher_fits_its_partition() -> None:
     assert np.mean(got == teacher) >= 0.95
     with pytest.raises(ValueError, match="teacher partition has shape"):
         imitate_oneshot([(LAYERED, "ring-4")], [teacher[:3]], epochs=1)
+    # a stages-head teacher that leaves a chip empty is cloned renumbered, and says so
+    gap = np.where(np.asarray(teacher) >= 1, np.asarray(teacher) + 1, 0).clip(max=3)
+    stages = oneshot_policy_kwargs(**SMALL, head="stages")
+    with pytest.warns(UserWarning, match=r"leaves chips \[1\] empty; the stages head clones it"):
+        imitate_oneshot([(LAYERED, "ring-4")], [gap], epochs=1, policy_kwargs=stages)
 
 
 def test_pretraining_writes_a_selected_checkpoint_that_names_its_instances(tmp_path: Path) -> None:

@@ -559,6 +559,11 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
             first = int(fits.nonzero()[0, 0])
             row = by_pos[first]
             renum = torch.cat([torch.zeros(1, dtype=torch.int64), (row[1:] > row[:-1]).to(torch.int64).cumsum(0)])
+            if not torch.equal(renum, row):
+                skipped = sorted(set(range(int(row.max()) + 1)) - set(row.tolist()))
+                warnings.warn(f"{e.problem.graph.id or e.problem.graph.name}: the teacher leaves chips {skipped} "
+                              f"empty; the stages head clones it with its used chips renumbered 0 .. "
+                              f"{int(renum.max())}", stacklevel=2)
             target = torch.empty_like(target).scatter_(0, orders[0][first], renum)
         data.append((*obs_batch([e]), target, orders))
     rng = np.random.default_rng(seed)
