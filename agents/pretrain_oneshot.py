@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mcm_gym.core.hardware import HardwareError, get_hardware
 from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS
 from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
 
@@ -49,12 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--polish", type=int, default=0,
                     help="evaluations of local polish on each repaired sample (and the validated greedy one): "
                          "the polished score is the reward (0: off)")
+    ap.add_argument("--hardware", nargs="+", default=PretrainConfig().hardware,
+                    help="presets every training graph is placed on, with ?switch=on suffixes "
+                         "(e.g. 'ring-4?neighbor_only=on&triangle=on'); validation uses the same")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    for name in args.hardware:  # a typo would otherwise only drop that hardware's instances
+        try:
+            get_hardware(name)
+        except (HardwareError, ValueError) as e:
+            ap.error(f"--hardware {name}: {e}")
     torch.set_num_threads(1)
     cfg = PretrainConfig(generator_seeds=list(range(args.generator_seeds)), bc_epochs=args.bc_epochs,
                          wall_time=args.wall_time, seed=args.seed, val_zoo=list(args.val_zoo),
-                         zoo_share=args.zoo_share,
+                         zoo_share=args.zoo_share, hardware=list(args.hardware),
                          policy={"hidden": 64, "layers": 3, "sharpness": args.sharpness, "head": args.head,
                                  "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
                                  "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness,
