@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mcm_gym.cli import evaluation_count
 from mcm_gym.core.hardware import HardwareError, get_hardware
 from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS
 from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kl-coef", type=float, default=0.0,
                     help="KL pull towards where RL starts: the untrained priors, or the cloned policy with "
                          "--bc-epochs (reward units per nat; 0: off)")
-    ap.add_argument("--polish", type=int, default=0,
+    ap.add_argument("--polish", type=evaluation_count, default=0,
                     help="evaluations of local polish on each repaired sample (and the validated greedy one): "
                          "the polished score is the reward (0: off)")
     ap.add_argument("--hardware", nargs="+", default=PretrainConfig().hardware,

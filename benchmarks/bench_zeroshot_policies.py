@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{spec}+polish score"] = res.score
                 row[f"{spec}+polish info"] = {"evaluations": res.evaluations, "moves": res.moves, "stop": res.stop,
                                               "seconds": time.perf_counter() - t0}
-            elif args.polish:
-                row[f"{spec}+polish"] = 0.0
+            elif args.polish:  # nothing valid to polish
+                row[f"{spec}+polish"] = 0.0 if best else None
+                row[f"{spec}+polish score"] = 0.0
         if args.polish:
             for name in ("dp", "greedy"):
                 got = get_searcher(name).search(pr, 1 + args.polish, seed=0).score

@@ -266,7 +266,7 @@ def _method_spec(spec: str) -> str:
     return spec
 
 
-def _evaluations(text: str) -> int:
+def evaluation_count(text: str) -> int:
     """argparse type of ``--polish``: a count of evaluations, >= 0."""
     try:
         value = int(text)
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=None,
                    help="evaluated partitions (default 32; with --policy 1: zero-shot, one greedy episode + repair)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--polish", type=_evaluations, default=0, metavar="N",
+    p.add_argument("--polish", type=evaluation_count, default=0, metavar="N",
                    help="then polish the result with up to N more evaluations: steepest descent over one-node "
                         "moves to a neighbouring chip (mcm_gym.search.polish); default 0: none")
     p.add_argument("--out", help="write the result as a JSON line (replayable with `validate`)")

@@ -199,7 +199,7 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         if row["update"] % cfg.val_every and row["update"] != 1:
             return
         pol = row["policy"]
-        steps = int(cfg.rl.get("polish", 0))
+        steps = rl.polish
         if steps:  # validate what training rewards: the greedy partition, polished
             ratio = np.asarray([polish(pr, part, steps).score if part is not None else 0.0
                                 for pr, part in greedy_partitions(pol, val)]) / ref
@@ -207,11 +207,12 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
             ratio = np.asarray(greedy_scores(pol, val)) / ref
         point = {"update": row["update"], "samples": row["samples"], "wall_time": row["wall_time"],
                  "mean_score": row["mean_score"], "kl": row["kl"], "val_mean": float(ratio.mean()),
-                 "val_min": float(ratio.min())}
+                 "val_min": float(ratio.min()), "val_polish": steps}
         curve.append(point)
         sampled = float("nan") if row["mean_score"] is None else row["mean_score"]
+        polished = f" + polish {steps}" if steps else ""
         log(f"update {row['update']}: {row['samples']} samples, {row['wall_time']:.0f} s, sampled mean "
-            f"{sampled:.3f}, KL to start {row['kl']:.2f} nats, validation greedy / dp: mean "
+            f"{sampled:.3f}, KL to start {row['kl']:.2f} nats, validation greedy{polished} / dp: mean "
             f"{ratio.mean():.4f} min {ratio.min():.3f}")
         if point["val_mean"] > best["val_mean"]:
             best.update(point)

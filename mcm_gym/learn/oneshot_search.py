@@ -256,9 +256,11 @@ class OneShotSearch(Searcher):
             if init is not None:
                 first = self._score(env, greedy_candidates(init, [env])[0])
                 count(first)
-                if self.polish and first is not None and tr.left > 0:
-                    done = polish(problem, first, min(self.polish, tr.left),
-                                  on_evaluated=lambda moves, _scores: tr.add(moves))
+                if self.polish and (first is None or tr.left <= 0):
+                    why = "no valid greedy partition to polish" if first is None else "no budget left to polish"
+                    self._extra["polish"] = {"skipped": why}
+                elif self.polish and first is not None:
+                    done = polish(problem, first, min(self.polish, tr.left), on_evaluated=tr.add)
                     self._extra["polish"] = {"start_score": done.start_score, "score": done.score,
                                              "evaluations": done.evaluations, "moves": done.moves,
                                              "stop": done.stop}

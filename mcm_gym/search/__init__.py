@@ -29,7 +29,7 @@ from mcm_gym.search.heuristics import (
     fits,
     split_by_work,
 )
-from mcm_gym.search.polish import PolishResult, one_node_moves, polish, polish_result
+from mcm_gym.search.polish import PolishResult, one_node_moves, polish_result
 
 for _cls in (BalancedSplit, RandomSearch, SimulatedAnnealing, GreedyBalancer):
     register_searcher(_cls.name, _cls)
@@ -38,5 +38,5 @@ register_searcher("exact", "mcm_gym.search.exact:ExactSearch")
 
 __all__ = ["SEARCHERS", "BalancedSplit", "GreedyBalancer", "Progress", "RandomSearch", "SearchResult",
            "Searcher", "SimulatedAnnealing", "Tracker", "check_method", "fits", "format_result", "get_searcher",
-           "known_searchers", "one_node_moves", "parse_method", "polish", "polish_result", "PolishResult",
+           "known_searchers", "one_node_moves", "parse_method", "polish_result", "PolishResult",
            "register_searcher", "split_by_work"]

@@ -118,12 +118,13 @@ class Tracker:
     def left(self) -> int:
         return self.budget - len(self.trace)
 
-    def add(self, partitions: np.ndarray) -> np.ndarray:
-        """Score (0 where invalid) a batch of partitions, within the remaining budget."""
+    def add(self, partitions: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """Score (0 where invalid) a batch of partitions, within the remaining budget; ``scores``: their
+        scores, already computed by the caller (valid partitions only; not evaluated again)."""
         p = np.atleast_2d(partitions)[: max(self.left, 0)]
         if len(p) == 0:
             return np.zeros(0)
-        scores = self.problem.scores(p)
+        scores = self.problem.scores(p) if scores is None else np.asarray(scores, dtype=float)[: len(p)]
         now = time.perf_counter() - self._t0
         for i, s in enumerate(scores):
             if s > self.best_score:

@@ -16,8 +16,9 @@ first, so a round cut short by the budget scores the likeliest ones.
 
 from __future__ import annotations
 
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -68,16 +69,37 @@ def _lex_better(keys: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def one_node_moves(problem: Problem, partition: np.ndarray, limit: int | None = None) -> np.ndarray:
     """Every valid partition ``(M, n)`` that differs from ``partition`` in one node moved one chip
-    down or up (the first ``limit`` of them if given). Nodes on slower chips (compute time, s) come
-    first, then by node index, the move down before the move up. With ``dataflow`` on, it is checked
-    on the edges first (only a node whose producers all sit below its chip can move down, one whose
-    consumers all sit above it can move up); every constraint is then checked by
-    :meth:`Problem.is_valid`, a chunk of rows at a time, stopping once ``limit`` are found."""
-    return _moves(problem, np.asarray(partition, dtype=np.int64), limit)[0]
+    down or up (the first ``limit`` of them if given). Nodes on the chips with the most compute time
+    (s) come first (links are not ranked), then by node index, the move down before the move up.
+    With ``dataflow`` on, it is checked on the edges first (only a node whose producers all sit below
+    its chip can move down, one whose consumers all sit above it can move up); every constraint is
+    then checked by :meth:`Problem.is_valid`, a chunk of rows at a time, stopping once ``limit`` are
+    found."""
+    p = _partition(problem, partition)
+    out: list[np.ndarray] = []
+    found = 0
+    for rows in _valid_chunks(problem, p):
+        if limit is not None and found >= limit:
+            break
+        out.append(rows)
+        found += len(rows)
+    moves = np.concatenate(out, axis=0) if out else np.zeros((0, problem.n), dtype=np.int64)
+    return moves if limit is None else moves[:limit]
 
 
-def _moves(problem: Problem, p: np.ndarray, limit: int | None) -> tuple[np.ndarray, bool]:
-    """:func:`one_node_moves`, and whether more valid moves exist beyond the first ``limit``."""
+def _partition(problem: Problem, partition: np.ndarray) -> np.ndarray:
+    """``partition`` as an int64 array of ``n`` chip indices (ValueError naming what is wrong)."""
+    arr = np.asarray(partition)
+    if arr.shape != (problem.n,):
+        raise ValueError(f"partition has shape {arr.shape}, the graph has {problem.n} nodes")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"partition must hold integer chip indices, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _valid_chunks(problem: Problem, p: np.ndarray) -> Iterator[np.ndarray]:
+    """The valid one-node moves of ``p`` in :func:`one_node_moves`' order, as chunks of at most
+    ``_MOVE_ENTRIES // n`` rows (so memory stays bounded on large graphs; a chunk may be empty)."""
     g, k, n = problem.graph, problem.num_chips, problem.n
     down, up = p > 0, p < k - 1
     if problem.hardware.constraints.dataflow:
@@ -88,26 +110,14 @@ def _moves(problem: Problem, p: np.ndarray, limit: int | None) -> tuple[np.ndarr
         down &= lo < p
         up &= hi > p
     load = problem.evaluate(p[None]).chip_time[0]
-    nodes = np.argsort(-load[p], kind="stable")  # slowest chips first, then node index
-    both = np.stack([down[nodes], up[nodes]], axis=1)  # (n, 2): move down, move up
-    pos, side = np.nonzero(both)
+    nodes = np.argsort(-load[p], kind="stable")  # chips with the most compute first, then node index
+    pos, side = np.nonzero(np.stack([down[nodes], up[nodes]], axis=1))  # (n, 2): move down, move up
     node, delta = nodes[pos], np.where(side == 0, -1, 1)
-    want = len(node) if limit is None else limit + 1  # one more than asked: are there more?
-    out: list[np.ndarray] = []
-    found = 0
     step = max(1, _MOVE_ENTRIES // max(n, 1))
     for i in range(0, len(node), step):
-        if found >= want:
-            break
         rows = np.repeat(p[None, :], min(step, len(node) - i), axis=0)
         rows[np.arange(len(rows)), node[i:i + step]] += delta[i:i + step]
-        rows = rows[np.asarray(problem.is_valid(rows), dtype=bool)]
-        out.append(rows)
-        found += len(rows)
-    moves = np.concatenate(out, axis=0) if out else np.zeros((0, n), dtype=np.int64)
-    if limit is None or len(moves) <= limit:
-        return moves, False
-    return moves[:limit], True
+        yield rows[np.asarray(problem.is_valid(rows), dtype=bool)]
 
 
 def polish(problem: Problem, start: np.ndarray, budget: int,
@@ -115,10 +125,10 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
     """Steepest descent from the valid partition ``start`` (module doc), scoring at most ``budget``
     moves (``budget >= 0``). ``on_evaluated(partitions, scores)`` is called with each batch of scored
     moves ``(M, n)`` and their scores ``(M,)`` (all valid). The result is never worse than ``start``;
-    the same inputs give the same result."""
-    cur = np.asarray(start, dtype=np.int64).copy()
-    if cur.shape != (problem.n,):
-        raise ValueError(f"start has shape {cur.shape}, the graph has {problem.n} nodes")
+    the same inputs give the same result. Memory: a chunk of moves at a time (``_MOVE_ENTRIES``
+    node entries), whatever the budget."""
+    cur = _partition(problem, start)
+    budget = operator.index(budget)
     if budget < 0:
         raise ValueError(f"budget must be >= 0 evaluations, got {budget}")
     if not problem.is_valid(cur):
@@ -126,24 +136,35 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
         raise ValueError(f"polish needs a valid start partition: {names}")
     ev = problem.evaluate(cur[None])
     key, score = leximax_key(ev)[0], float(ev.score[0])
-    start_score, used, taken, stop = score, 0, 0, "local optimum"
+    start_score, used, taken = score, 0, 0
     while True:
-        moves, more = _moves(problem, cur, budget - used)
-        if len(moves) == 0:
-            stop = "budget" if more else "local optimum"
-            break
-        used += len(moves)
-        ev = problem.evaluate(moves)
-        if on_evaluated is not None:
-            on_evaluated(moves, ev.score)
-        keys = leximax_key(ev)
-        # never a larger bottleneck, not even within the tolerance: the score cannot drift down
-        better = np.flatnonzero(_lex_better(keys, key) & (keys[:, 0] <= key[0]))
-        if len(better) == 0:
+        best: tuple[np.ndarray, np.ndarray, float] | None = None  # the round's best: row, key, score
+        more = False  # a valid move was left unscored
+        for rows in _valid_chunks(problem, cur):
+            if len(rows) == 0:
+                continue
+            if used >= budget:
+                more = True
+                break
+            take = rows[: budget - used]
+            more = len(take) < len(rows)
+            used += len(take)
+            ev = problem.evaluate(take)
+            if on_evaluated is not None:
+                on_evaluated(take, ev.score)
+            keys = leximax_key(ev)
+            # never a larger bottleneck, not even within the tolerance: the score cannot drift down
+            ok = np.flatnonzero(_lex_better(keys, key) & (keys[:, 0] <= key[0]))
+            if len(ok):
+                j = ok[np.lexsort(keys[ok].T[::-1])[0]]  # smallest key; the first of equal ones
+                if best is None or tuple(keys[j]) < tuple(best[1]):
+                    best = (take[j].copy(), keys[j], float(ev.score[j]))
+            if more:
+                break
+        if best is None:
             stop = "budget" if more else "local optimum"  # cut short: an unscored move might still improve
             break
-        best = better[np.lexsort(keys[better].T[::-1])[0]]
-        cur, key, score = moves[best].copy(), keys[best], float(ev.score[best])
+        cur, key, score = best
         taken += 1
     return PolishResult(partition=cur, score=score, start_score=start_score, evaluations=used, moves=taken,
                         stop=stop)
@@ -177,4 +198,8 @@ def polish_result(problem: Problem, res: SearchResult, budget: int) -> SearchRes
                           res.wall_time + time.perf_counter() - t0, times)
     new.extra = {**res.extra, "polish": {"start_score": out.start_score, "evaluations": out.evaluations,
                                          "moves": out.moves, "stop": out.stop}}
+    if better and "proven_lower_bound" in new.extra:  # a proof (exact): the gap of the new bottleneck
+        lb = float(new.extra["proven_lower_bound"])  # s
+        new.extra["gap"] = new.bottleneck / lb - 1.0 if new.bottleneck > lb > 0 else 0.0
+        new.extra["proven_optimal"] = bool(new.extra["gap"] <= 1e-9)
     return new
