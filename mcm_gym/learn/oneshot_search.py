@@ -136,7 +136,7 @@ def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: floa
     stages head has ``entropy`` nats per stage end on ``env``:
     :meth:`~mcm_gym.learn.oneshot.StageCandidates.entropy` (the order's, the number of stages' and
     the ends' along the greedy path) over the ``m - 1`` ends of the greedy number of stages ``m``.
-    On BERT-base / ring-8 with ``pretrained`` (v6) 2 nats per end this way is a temperature of
+    On BERT-base / ring-8 with ``pretrained-v6`` 2 nats per end this way is a temperature of
     about 1.7 (2.8 with its four named orders alone: 28 distinct orders carry more entropy).
     ``floor`` where the policy is already that spread, or has one stage."""
     obs, masks = obs_batch([env])
