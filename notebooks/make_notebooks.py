@@ -682,9 +682,10 @@ NB04 = [
     drawn and the solver repairs it. Its priors prefer the order and number of stages whose own greedy
     pipeline a simple cost model predicts fastest, and aim each stage at an equal part of the compute
     time left. It was pre-trained by reinforcement learning on the training split (hundreds of layered
-    DAGs and the zoo's training graphs, `agents/pretrain_oneshot.py`), pulled towards those priors; it
-    never saw BERT-base. On held-out graphs the untrained priors alone (`priors`) still do a little
-    better zero-shot than the pre-trained policy (BENCHMARKS.md).
+    DAGs and the zoo's training graphs on seven hardware profiles, `agents/pretrain_oneshot.py`),
+    pulled towards those priors; it never saw BERT-base. On held-out graphs the untrained priors alone
+    (`priors`) are about as good zero-shot; with the polish below the pre-trained policy is ahead
+    (BENCHMARKS.md).
     Zero-shot is its greedy candidate plus repair; a local polish (`mcm_gym.search.polish`, or
     `mcm-gym partition --policy pretrained --polish 49`) then moves single nodes to a neighbouring chip
     while that helps, each scored move one evaluation; fine-tuning (`oneshot:checkpoint=pretrained`)
@@ -725,7 +726,8 @@ NB04 = [
     ```bash
     # pre-train the one-shot policy on the training split by RL (how the shipped pretrained was made)
     python agents/pretrain_oneshot.py --head stages --val-zoo zoo://distilbert-v1 zoo://mobilenet-v2-v1 \\
-        --out runs/pretrain_oneshot --wall-time 1200
+        --kl-coef 0.005 --hardware ring-4 ring-8 mesh-2x2 hring-4 hring-8 'ring-4?activation_memory=on' \\
+        'ring-4?neighbor_only=on&triangle=on' --out runs/pretrain_oneshot --wall-time 1200
     # zero-shot on a graph: the greedy candidate plus repair (then 49 evaluations of local polish)
     mcm-gym partition --graph resnet-50 --policy pretrained --polish 49
     # the sequential MaskablePPO policy of this notebook at full size, and fine-tuning it
