@@ -269,7 +269,9 @@ NB02 = [
             "compute a result's *gap to best* and *gap to bound*, and say what a zero gap to the bound "
             "proves;",
             "prove an optimum on a small instance with the exact search;",
-            "find where the strong baseline (the stage DP) falls short: the `hard` suite."]),
+            "find where the strong baseline (the stage DP) falls short: the `hard` suite;",
+            "polish a result with local moves that leave the DP's node orders, and count those moves "
+            "as evaluations."]),
     md("""
     ## Methods at an equal budget
 
@@ -391,6 +393,29 @@ NB02 = [
     ax.legend(fontsize=7, ncol=3, loc="upper center")
     plt.tight_layout()
     plt.show()""", "figure"),
+    md("""
+    ## Leaving the order: a local polish
+
+    Under `dataflow` and `contiguous`, sorting a valid partition's nodes by chip gives a topological
+    order that the partition splits into contiguous stages. So *every* valid partition is a stage split
+    of some order, and the DP is exact for the orders it tries; what it misses lies in orders it never
+    tried. `mcm_gym.search.polish` starts from any valid partition and moves one node at a time to a
+    neighbouring chip (each move changes the order), taking the best move while one helps; each scored
+    move is one evaluation, so the comparison stays fair. `polish_result` applies it to any method's
+    result (on the command line: `mcm-gym partition ... --polish N`). A move that ties on the bottleneck
+    but unloads the next-slowest chip or link also counts as progress, so `moves` can grow while the
+    score does not. From the DP's split, with 20 moves, the gains below are small; from the shipped
+    policy's zero-shot partition they are larger (BENCHMARKS.md, "Zero-shot plus a local polish")."""),
+    code("""
+    from mcm_gym.search import polish_result
+
+    print(f"{'instance':70s} {'dp':>7s} {'+polish':>8s} {'moves':>6s} {'stop':>14s}")
+    for inst in hard:
+        p = inst.problem()
+        res = get_searcher("dp").search(p, budget=20, seed=0)
+        more = polish_result(p, res, 20)
+        info = more.extra["polish"]
+        print(f"{inst.key:70s} {res.score:7.4f} {more.score:8.4f} {info['moves']:6d} {info['stop']:>14s}")"""),
     exercises(2, "02_search_and_optimality_gaps.py", [
         """Give `random` and `sa` four times the budget (48 evaluations) on BERT-base / ring-8, with the
         same two seeds. How much of their gap to the best known do they close?""",
