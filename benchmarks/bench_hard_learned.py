@@ -27,6 +27,7 @@ import torch
 from mcm_gym._io import atomic_write_text
 from mcm_gym.bench import leaderboard
 from mcm_gym.bench.suites import get_suite
+from mcm_gym.cli import evaluation_count
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot_search import load_oneshot
 from mcm_gym.search import get_searcher
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200, help="repaired candidates of the learner")
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--polish", type=int, default=0, help="polish the zero-shot partition first (evaluations)")
+    ap.add_argument("--polish", type=evaluation_count, default=0,
+                    help="polish the zero-shot partition first (evaluations)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from mcm_gym.cli import evaluation_count
 from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default="ring-8")
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--polish", type=int, default=0, help="also polish with up to N evaluations (0: none)")
+    ap.add_argument("--polish", type=evaluation_count, default=0, help="also polish with up to N evaluations (0: none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     problem = Problem(load_graph(args.graph), get_hardware(args.hardware))

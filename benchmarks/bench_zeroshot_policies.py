@@ -35,6 +35,7 @@ import torch
 from mcm_gym._io import atomic_write_text
 from mcm_gym.bench.leaderboard import gaps
 from mcm_gym.bench.suites import get_suite
+from mcm_gym.cli import evaluation_count
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS, OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import load_oneshot
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ceiling", action="store_true",
                     help="also report the stages head's ceiling: the stage DP's best split of the graph's own "
                          "order, of the best of its four named orders and of all its orders (share of best known)")
-    ap.add_argument("--polish", type=int, default=0,
+    ap.add_argument("--polish", type=evaluation_count, default=0,
                     help="also polish each zero-shot partition with up to N evaluations, and run dp, greedy, "
                          "dp@1+polish and balanced@1+polish at 1 + N evaluations; 0: none")
     args = ap.parse_args(argv)
