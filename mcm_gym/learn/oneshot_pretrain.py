@@ -36,14 +36,7 @@ from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.zoo import TRAIN_SEEDS, split_ids
 from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import save_oneshot
-from mcm_gym.learn.oneshot_train import (
-    OneShotTrainConfig,
-    greedy_partitions,
-    greedy_scores,
-    imitate_oneshot,
-    train_oneshot,
-)
-from mcm_gym.search.polish import polish
+from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_scores, imitate_oneshot, train_oneshot
 
 __all__ = ["PretrainConfig", "pretrain_oneshot", "training_instances"]
 
@@ -199,12 +192,8 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
         if row["update"] % cfg.val_every and row["update"] != 1:
             return
         pol = row["policy"]
-        steps = rl.polish
-        if steps:  # validate what training rewards: the greedy partition, polished
-            ratio = np.asarray([polish(pr, part, steps).score if part is not None else 0.0
-                                for pr, part in greedy_partitions(pol, val)]) / ref
-        else:
-            ratio = np.asarray(greedy_scores(pol, val)) / ref
+        steps = rl.polish  # validate what training rewards: with polish, the greedy partition polished
+        ratio = np.asarray(greedy_scores(pol, val, polish_budget=steps)) / ref
         point = {"update": row["update"], "samples": row["samples"], "wall_time": row["wall_time"],
                  "mean_score": row["mean_score"], "kl": row["kl"], "val_mean": float(ratio.mean()),
                  "val_min": float(ratio.min()), "val_polish": steps}

@@ -350,10 +350,12 @@ def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | s
 
 
 def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
-                  repair: RepairConfig | None = None) -> list[float]:
+                  repair: RepairConfig | None = None, polish_budget: int = 0) -> list[float]:
     """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
-    on every instance, without training (0 where the repair finds no valid partition)."""
-    return [float(pr.evaluate(part).score[0]) if part is not None else 0.0
+    on every instance, without training (0 where the repair finds no valid partition);
+    ``polish_budget``: that partition polished with up to this many evaluations first (0: not)."""
+    return [0.0 if part is None else polish(pr, part, polish_budget).score if polish_budget
+            else float(pr.evaluate(part).score[0])
             for pr, part in greedy_partitions(policy, instances, repair)]
 
 
