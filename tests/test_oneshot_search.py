@@ -20,6 +20,7 @@ from mcm_gym.instances.zoo import split_ids  # noqa: E402
 from mcm_gym.learn.checkpoints import load_model, resolve_checkpoint  # noqa: E402
 from mcm_gym.learn.oneshot import oneshot_policy_kwargs  # noqa: E402
 from mcm_gym.learn.oneshot_search import (  # noqa: E402
+    ADAPT_ORDERS,
     FINETUNE_NODE_ENTROPY,
     OneShotSearch,
     load_oneshot,
@@ -369,3 +370,19 @@ def test_oneshot_search_polishes_its_greedy_partition_within_the_budget(train: b
     assert got.score >= info["score"] - 1e-12
     with pytest.raises(ValueError, match="polish needs a checkpoint"):
         OneShotSearch(None, polish=5)
+
+
+def test_oneshot_search_adapts_its_orders_within_the_budget_and_seeded() -> None:
+    """``adapt_orders=N`` (fine-tuning and from scratch): exactly the budget, seeded, and the first
+    update's orders come from the greedy (here polished) partition, whose score the run keeps."""
+    pr = _problem(h="mesh-2x2")
+    for method in ("oneshot:checkpoint=priors,polish=10,adapt_orders=8", "oneshot:head=stages,adapt_orders=8"):
+        a = get_searcher(method).search(pr, budget=40, seed=1)
+        b = get_searcher(method).search(pr, budget=40, seed=1)
+        assert len(a.trace) == 40 and a.trace == b.trace and a.score == max(a.trace)
+        assert a.extra["adapt_orders"] == 8
+    assert get_searcher("oneshot:head=stages").search(pr, budget=20, seed=0).extra["adapt_orders"] == ADAPT_ORDERS
+    assert "adapt_orders" not in get_searcher("oneshot:head=stages,adapt_orders=0").search(pr, budget=20).extra
+    assert "adapt_orders" not in OneShotSearch("priors", train=False).search(pr, budget=5).extra
+    with pytest.raises(ValueError, match="adapt_orders must be >= 0"):
+        OneShotSearch(None, adapt_orders=-2)

@@ -58,7 +58,8 @@ from mcm_gym.search.polish import polish
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
-           "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders"]
+           "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
+           "partition_order"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -85,7 +86,11 @@ class OneShotTrainConfig:
     the priors get right on graphs it does not see; ``polish``: evaluations of local search
     (:func:`mcm_gym.search.polish.polish`) on each repaired sample, whose polished score is then its
     reward (0: none; these evaluations are not counted in ``max_samples``; needs
-    ``target="candidate"``); ``seed``."""
+    ``target="candidate"``); ``adapt_orders``: for the stages head, after every update each drawn
+    instance's extra orders are replaced by this many orders around its best partition so far
+    (:func:`orders_around`: that partition's own order, then seeded jitters of it), so the head can
+    leave the contiguous splits of its fixed orders the way the stage DP's order search does (0:
+    the policy's fixed orders throughout); ``seed``."""
 
     max_samples: int = 2000
     max_wall_time: float | None = None
@@ -103,6 +108,7 @@ class OneShotTrainConfig:
     node_entropy: float | None = None
     kl_coef: float = 0.0
     polish: int = 0
+    adapt_orders: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -127,6 +133,8 @@ class OneShotTrainConfig:
                              "so log p - log p_start of it is not a KL estimate")
         if self.polish < 0:
             raise ValueError(f"polish must be >= 0 evaluations, got {self.polish}")
+        if self.adapt_orders < 0:
+            raise ValueError(f"adapt_orders must be >= 0 orders, got {self.adapt_orders}")
         if self.polish and self.target == "repaired":
             raise ValueError("polish needs target='candidate': a polished partition need not be a candidate the "
                              "policy can draw")
@@ -211,7 +219,8 @@ class StageOrders(NamedTuple):
     cost: StageCost | None = None  # the stage DP's cost model along each order (for the speed prior)
 
 
-def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, extra_orders: int = 0) -> StageOrders:
+def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, extra_orders: int = 0,
+                 around: Sequence[np.ndarray] | None = None) -> StageOrders:
     """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem``, then
     ``extra_orders`` perturbed ones (:data:`~mcm_gym.learn.oneshot.STAGE_EXTRA_ORDERS`; deterministic),
     ``(O, n)`` (node indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
@@ -219,14 +228,17 @@ def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, 
     cut after each position on the slowest link, over the graph's compute time on the fastest chip,
     both s; unclipped) and their :func:`stage_cost` (``cost=False``: None, for a policy without a
     speed prior): what the stages head chooses among (duplicates kept, so each row keeps its
-    meaning)."""
+    meaning). ``around``: given, the extra orders are these topological orders (node indices) instead
+    of the jitters (:func:`orders_around`)."""
     from mcm_gym.search.dp import alap_order, dfs_order, level_order, priority_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
             "alap": alap_order(problem)}
     orders = [made[name] for name in STAGE_ORDERS]
     n = problem.n
-    for j in range(int(extra_orders)):
+    if around is not None:
+        orders.extend(np.asarray(o, dtype=np.int64) for o in around)
+    for j in range(0 if around is not None else int(extra_orders)):
         rank = np.empty(n)
         rank[orders[j % len(STAGE_ORDERS)]] = np.arange(n)
         noise = np.random.default_rng(j).standard_normal(n)
@@ -240,6 +252,32 @@ def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, 
                        torch.as_tensor(np.stack([cut_feature(problem, o) for o in orders]), dtype=torch.float32),
                        stage_limits(problem, orders, k_max), torch.as_tensor(loads, dtype=torch.float32),
                        stage_cost(problem, orders, k_max) if cost else None)
+
+
+def partition_order(partition: np.ndarray) -> np.ndarray:
+    """The topological order a valid partition is a contiguous split of: nodes by chip, then by
+    index (node indices; under ``dataflow`` an edge never goes to a lower chip, and the stored node
+    order is topological)."""
+    part = np.asarray(partition, dtype=np.int64)
+    return np.lexsort((np.arange(part.size), part)).astype(np.int64)
+
+
+def orders_around(problem: Problem, partition: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` topological orders (node indices) near ``partition``'s own
+    (:func:`partition_order`, the first of them): the others rank the nodes by their position in it
+    plus Gaussian noise of a random scale (log-uniform in ``[0.5, max(1, n / 4)]`` positions), as the
+    stage DP's random orders do around its best one. Used by fine-tuning's ``adapt_orders``."""
+    from mcm_gym.search.dp import priority_order
+
+    n = problem.n
+    base = partition_order(partition)
+    out = [base] if count > 0 else []
+    rank = np.empty(n)
+    rank[base] = np.arange(n)
+    for _ in range(count - 1):
+        scale = float(np.exp(rng.uniform(np.log(0.5), np.log(max(1.0, n / 4)))))
+        out.append(priority_order(problem, rank + scale * rng.standard_normal(n)))
+    return out
 
 
 def stage_cost(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageCost:
@@ -303,13 +341,15 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
     return StageLimits(torch.as_tensor(end_max), torch.as_tensor(rest_min))
 
 
-def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None:
+def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | None = None, count: int = 0,
+                  rng: np.random.Generator | None = None) -> StageOrders | None:
     """:func:`stage_orders` for a stages-head ``policy`` (its extra orders, fewer with a warning above
     :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET`; its stage cost only with a speed prior), None
-    for a nodes head (it needs none)."""
+    for a nodes head (it needs none). ``around`` (a valid partition): instead of its extra orders,
+    ``count`` orders near that partition's (:func:`orders_around`, drawn with ``rng``)."""
     if policy.head != "stages":
         return None
-    extra = policy.extra_orders
+    extra = policy.extra_orders if around is None else int(count)
     if extra:
         budget = oneshot.STAGE_ORDER_BUDGET
         fit = max(0, int(budget // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
@@ -318,7 +358,8 @@ def policy_orders(policy: OneShotPolicy, problem: Problem) -> StageOrders | None
                           f"extra node orders ({len(STAGE_ORDERS) + extra} orders x {policy.k_max}^2 chips x "
                           f"{problem.n} nodes is above STAGE_ORDER_BUDGET={budget:.0e})", stacklevel=3)
             extra = fit
-    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra)
+    near = None if around is None else orders_around(problem, around, extra, rng or np.random.default_rng(0))
+    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra, around=near)
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
@@ -376,7 +417,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                   *, init: OneShotPolicy | None = None, repair: RepairConfig | None = None,
                   on_update: Callable[[dict[str, Any]], None] | None = None,
                   weights: Sequence[float] | None = None,
-                  on_sample: Callable[[int, float, np.ndarray | None], None] | None = None) -> OneShotRun:
+                  on_sample: Callable[[int, float, np.ndarray | None], None] | None = None,
+                  start_partitions: Sequence[np.ndarray | None] | None = None) -> OneShotRun:
     """Train a one-shot policy on ``instances`` (see the module doc); ``init``: fine-tune that
     policy instead of a fresh one; ``weights``: relative chance of each instance to be drawn into
     an update (one per instance; checked and used only when ``instances_per_update`` is below the
@@ -384,7 +426,9 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     repaired partition or None)``: called for every sample counted against the budget; ``on_update``:
     called with every curve row (``"policy"`` in it is the policy being trained, for a caller that
     validates or checkpoints it), and once before training with a row of update 0 (the start;
-    ``mean_score`` None: nothing was sampled)."""
+    ``mean_score`` None: nothing was sampled); ``start_partitions``: per instance a valid partition
+    already found (None: none), which starts its best so far (its evaluation is not counted as a
+    sample: the caller counted it) and, with ``adapt_orders``, the orders of the first update."""
     cfg = config or OneShotTrainConfig()
     head = init.head if init is not None else cfg.policy.get("head", "nodes")
     if head == "stages" and (cfg.target == "repaired" or cfg.node_entropy is not None):
@@ -404,6 +448,25 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     best = [0.0] * len(envs)
     best_part: list[np.ndarray | None] = [None] * len(envs)
     greedy_now: list[float | None] = [None] * len(envs)
+    order_rng = np.random.default_rng([cfg.seed, 1])
+    adapt = cfg.adapt_orders if head == "stages" else 0
+
+    def adapt_orders(i: int) -> None:
+        if adapt and best_part[i] is not None:
+            orders[i] = policy_orders(policy, problems[i], around=best_part[i], count=adapt, rng=order_rng)
+
+    if start_partitions is not None:
+        if len(start_partitions) != len(envs):
+            raise ValueError(f"start_partitions: {len(envs)} entries expected (one per instance), "
+                             f"got {len(start_partitions)}")
+        for i, part in enumerate(start_partitions):
+            if part is None:
+                continue
+            part = np.asarray(part, dtype=np.int64)
+            if part.shape != (sizes[i],) or not bool(problems[i].is_valid(part)):
+                raise ValueError(f"start_partitions[{i}]: not a valid partition of instance {i}")
+            best[i], best_part[i] = float(problems[i].evaluate(part).score[0]), part
+            adapt_orders(i)
     samples, curve, t0 = 0, [], time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     pick_rng = np.random.default_rng(cfg.seed)
@@ -515,6 +578,8 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
                 if samples >= cfg.max_samples:  # no budget left for the greedy candidate
                     break
                 greedy_now[i] = score(i, dist.mode().numpy().astype(np.int64))[0]
+        for i in chosen:
+            adapt_orders(i)
         row = {"update": update, "samples": samples, "wall_time": time.perf_counter() - t0,
                "mean_score": float(rewards.mean()), "kl": float(kl.mean()), "greedy_score": list(greedy_now),
                "best_score": list(best)}
