@@ -158,6 +158,18 @@ def test_polish_result_extends_the_trace() -> None:
     assert polish_result(problem, empty, 5).extra["polish"] == {"skipped": "no valid partition to polish"}
 
 
+def test_polish_result_keeps_tie_breaking_moves() -> None:
+    """On layered-DAG 3 / ring-4 the polish of dp's first splits takes moves that only lighten the
+    runners-up (same score): the result is the polished partition, which it reports, not the start."""
+    problem = Problem(load_graph("generator://layered-dag-v0/3"), get_hardware("ring-4"))
+    res = get_searcher("dp").search(problem, budget=4, seed=0)
+    plain = polish(problem, res.partition, 30)
+    assert plain.moves >= 1 and plain.score == pytest.approx(res.score)  # ties only
+    out = polish_result(problem, res, 30)
+    assert np.array_equal(out.partition, plain.partition) and not np.array_equal(out.partition, res.partition)
+    assert out.score == pytest.approx(res.score)
+
+
 def test_cli_polish(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["partition", "--graph", "generator://layered-dag-v0/1007", "--hardware", "mesh-2x2",
                  "--method", "balanced", "--budget", "1", "--polish", "40"]) == 0

@@ -192,7 +192,8 @@ def polish_result(problem: Problem, res: SearchResult, budget: int) -> SearchRes
             times.append(now)
 
     out = polish(problem, res.partition, budget, on_evaluated=record)
-    better = out.score > res.score
+    # moves that only broke ties (same bottleneck, lighter runners-up) are kept too: they were taken
+    better = out.moves > 0 and out.score >= res.score
     part = out.partition if better else res.partition
     new = SearchResult.of(problem, f"{res.method}+polish", res.seed, part, max(out.score, res.score), trace,
                           res.wall_time + time.perf_counter() - t0, times)
