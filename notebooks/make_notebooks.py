@@ -714,7 +714,9 @@ NB04 = [
     Zero-shot is its greedy candidate plus repair; a local polish (`mcm_gym.search.polish`, or
     `mcm-gym partition --policy pretrained --polish 49`) then moves single nodes to a neighbouring chip
     while that helps, each scored move one evaluation; fine-tuning (`oneshot:checkpoint=pretrained`)
-    trains on the target, every repaired candidate counting as one evaluation. Both beside the leaderboard and
+    trains on the target, every repaired candidate counting as one evaluation, and after every update
+    re-draws 24 of its node orders around the best partition so far (as `dp` draws its random orders),
+    so it is not capped by the best split of its fixed orders. Both beside the leaderboard and
     the searches (BENCHMARKS.md says where the pre-trained policy wins and where it loses):"""),
     code("""
     import mcm_gym
