@@ -20,6 +20,7 @@ from strategies import GraphSpec, graph_specs  # noqa: E402
 from mcm_gym.core.hardware import get_hardware  # noqa: E402
 from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
+from mcm_gym.learn import oneshot_train  # noqa: E402
 from mcm_gym.learn.oneshot import (  # noqa: E402
     StageBalance,
     StageCandidates,
@@ -640,6 +641,16 @@ def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> Non
     monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
     with pytest.warns(UserWarning, match="uses 3 of its 6 extra node orders"):
         assert policy_orders(pol, pr).orders.shape[0] == 7
+    part = best_split(pr, np.arange(pr.n))[0]
+    with pytest.warns(UserWarning, match="uses 3 of its 8 extra node orders"):
+        assert policy_orders(pol, pr, around=part, count=8, rng=np.random.default_rng(0)).orders.shape[0] == 7
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 4 * 16 * pr.n)  # none fit: training keeps the fixed orders
+    calls = []
+    monkeypatch.setattr(oneshot_train, "orders_around", lambda *a, **k: calls.append(1) or [])
+    cfg = OneShotTrainConfig(max_samples=20, samples_per_graph=10, policy=STAGES, adapt_orders=8)
+    with pytest.warns(UserWarning, match="uses 0 of its"):
+        train_oneshot([(LAYERED, "ring-4")], cfg, start_partitions=[part])
+    assert not calls
 
 
 def test_the_stages_balance_aims_at_compute_time_not_sram() -> None:

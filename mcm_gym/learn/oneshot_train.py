@@ -59,7 +59,7 @@ from mcm_gym.search.polish import polish
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
            "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
-           "partition_order"]
+           "extra_order_fit", "partition_order"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -341,6 +341,12 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
     return StageLimits(torch.as_tensor(end_max), torch.as_tensor(rest_min))
 
 
+def extra_order_fit(policy: OneShotPolicy, problem: Problem) -> int:
+    """How many extra orders ``policy``'s stages head can take on ``problem`` within
+    :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes)."""
+    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
+
+
 def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | None = None, count: int = 0,
                   rng: np.random.Generator | None = None) -> StageOrders | None:
     """:func:`stage_orders` for a stages-head ``policy`` (its extra orders, fewer with a warning above
@@ -352,7 +358,7 @@ def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | 
     extra = policy.extra_orders if around is None else int(count)
     if extra:
         budget = oneshot.STAGE_ORDER_BUDGET
-        fit = max(0, int(budget // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
+        fit = extra_order_fit(policy, problem)
         if fit < extra:
             warnings.warn(f"{problem.graph.id or problem.graph.name}: the stages head uses {fit} of its {extra} "
                           f"extra node orders ({len(STAGE_ORDERS) + extra} orders x {policy.k_max}^2 chips x "
@@ -451,8 +457,10 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     order_rng = np.random.default_rng([cfg.seed, 1])
     adapt = cfg.adapt_orders if head == "stages" else 0
 
-    def adapt_orders(i: int) -> None:
-        if adapt and best_part[i] is not None:
+    fits = [extra_order_fit(policy, p) if adapt else 0 for p in problems]
+
+    def adapt_orders(i: int) -> None:  # none fit (e.g. 10,000 nodes on 64 chips): the fixed orders stay
+        if adapt and fits[i] > 0 and best_part[i] is not None:
             orders[i] = policy_orders(policy, problems[i], around=best_part[i], count=adapt, rng=order_rng)
 
     if start_partitions is not None:
