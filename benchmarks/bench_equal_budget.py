@@ -45,12 +45,16 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(exc))
     torch.set_num_threads(1)
     rows: list[dict[str, Any]] = []
+    summary: dict[str, dict[str, float]] = {}
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
         if pr.num_chips > args.max_chips:
             print(f"{inst.key}: left out, {pr.num_chips} chips > --max-chips {args.max_chips}", flush=True)
             continue
         best = (gaps(pr, 0.0) or {}).get("best_score")
+        if not best:
+            print(f"{inst.key}: left out, the leaderboard has no best known score for it", flush=True)
+            continue
         row: dict[str, Any] = {"instance": inst.key, "best_known": best}
         for m in args.methods:
             scores, secs = [], []
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 res = get_searcher(m).search(pr, args.budget, seed=s)
                 secs.append(time.perf_counter() - t0)
-                scores.append(res.score / best if best else float("nan"))
+                scores.append(res.score / best)
             row[m] = {"share": float(np.median(scores)), "shares": scores, "seconds": float(np.median(secs))}
         rows.append(row)
         print(inst.key, " ".join(f"{row[m]['share']:.3f} ({row[m]['seconds']:.1f} s)" for m in args.methods),
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                        "median_seconds": float(np.median([r[m]["seconds"] for r in rows]))} for m in args.methods}
         atomic_write_text(args.out, json.dumps({"settings": vars(args) | {"out": str(args.out)},
                                                 "summary": summary, "rows": rows}, indent=1))
+    if not rows:
+        print("no instance was run")
+        return 1
     print(f"\n{len(rows)} instances, budget {args.budget}, median of seeds {args.seeds}; share of the best known")
     for m in args.methods:
         sm = summary[m]

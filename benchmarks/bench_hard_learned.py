@@ -11,8 +11,9 @@ runs at its own budget of 100. Gaps are to the leaderboard's best known and prov
 with more chips than the policy's ``K_max`` are left out (printed). ``--polish N``: the pre-trained
 learner polishes its zero-shot partition with up to N of its evaluations before fine-tuning
 (``oneshot:checkpoint=...,polish=N``). ``--adapt-orders N``: both learners train with N orders
-adapted around their best partition so far (``adapt_orders=N``; see
-:class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig`), and ``dp`` also runs at the learner's
+adapted around their best partition so far (``adapt_orders=N``, always named in the method; see
+:class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig`; default 0: the fixed orders, as the rows
+measured before adapted orders existed), and with N > 0 ``dp`` also runs at the learner's
 budget (``dp@budget``) and at as many evaluations as it runs in ``W`` (``dp@W``, its rate measured
 on a 20-evaluation probe), so the table has it at equal evaluations and at equal wall time.
 """
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = load_oneshot(resolve_checkpoint(args.checkpoint))
     k_max = policy.k_max
     scratch = "oneshot:head=stages" if policy.head == "stages" else "oneshot"  # the checkpoint's own head
-    adapt = f",adapt_orders={args.adapt_orders}" if args.adapt_orders else ""
+    adapt = f",adapt_orders={args.adapt_orders}"  # always named: the learner's default is not 0
     scratch += adapt
     rows = []
     for inst in get_suite(args.suite).instances:

@@ -29,6 +29,7 @@ from mcm_gym.learn.oneshot_search import (  # noqa: E402
 from mcm_gym.learn.oneshot_train import (  # noqa: E402
     OneShotTrainConfig,
     greedy_candidates,
+    greedy_partitions,
     greedy_scores,
     imitate_oneshot,
     oneshot_envs,
@@ -386,3 +387,29 @@ def test_oneshot_search_adapts_its_orders_within_the_budget_and_seeded() -> None
     assert "adapt_orders" not in OneShotSearch("priors", train=False).search(pr, budget=5).extra
     with pytest.raises(ValueError, match="adapt_orders must be >= 0"):
         OneShotSearch(None, adapt_orders=-2)
+
+
+def test_fine_tuning_adapts_its_first_orders_around_the_polished_partition(monkeypatch) -> None:
+    """The first update's orders come from the zero-shot partition polished (tie-breaking moves
+    included), and later ones from the best partition so far."""
+    from mcm_gym.learn import oneshot_train
+    from mcm_gym.search.polish import polish
+
+    pr = Problem(load_graph("generator://layered-dag-v0/1007"), get_hardware("mesh-2x2"))
+    [(_, zero)] = greedy_partitions(load_oneshot(resolve_checkpoint("priors")), [(pr.graph, pr.hardware)])
+    assert zero is not None
+    done = polish(pr, zero, 10)
+    assert done.moves >= 1  # an instance where the polish moves
+    seen: list[np.ndarray] = []
+    real = oneshot_train.policy_orders
+
+    def spy(policy, problem, around=None, count=0, rng=None):
+        if around is not None:
+            seen.append(np.array(around))
+        return real(policy, problem, around=around, count=count, rng=rng)
+
+    monkeypatch.setattr(oneshot_train, "policy_orders", spy)
+    res = get_searcher("oneshot:checkpoint=priors,polish=10,adapt_orders=8").search(pr, budget=60, seed=0)
+    assert len(seen) >= 2 and np.array_equal(seen[0], done.partition)
+    assert all(float(pr.evaluate(p).score[0]) >= done.score - 1e-12 for p in seen)  # always the best so far
+    assert res.score >= done.score - 1e-12

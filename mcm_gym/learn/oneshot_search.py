@@ -269,6 +269,7 @@ class OneShotSearch(Searcher):
             self._extra["adapt_orders"] = adapt
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            start: np.ndarray | None = None
             if init is not None:
                 first = self._score(env, greedy_candidates(init, [env])[0])
                 count(first)
@@ -277,6 +278,8 @@ class OneShotSearch(Searcher):
                     self._extra["polish"] = {"skipped": why}
                 elif self.polish and first is not None:
                     done = polish(problem, first, min(self.polish, tr.left), on_evaluated=tr.add)
+                    if done.moves and done.score >= tr.best_score:  # tie-breaking moves count (Tracker keeps
+                        start = done.partition  # the first of equal scores): adapt around the polished one
                     self._extra["polish"] = {"start_score": done.start_score, "score": done.score,
                                              "evaluations": done.evaluations, "moves": done.moves,
                                              "stop": done.stop}
@@ -300,7 +303,7 @@ class OneShotSearch(Searcher):
                                      node_entropy=node_entropy, adapt_orders=adapt, seed=seed)
             run = train_oneshot([(problem.graph, problem.hardware)], cfg, init=init, repair=self.repair_config,
                                 on_sample=lambda _i, _s, part: count(part),
-                                start_partitions=[tr.best] if adapt else None)
+                                start_partitions=[start if start is not None else tr.best] if adapt else None)
             self.last_policy = run.policy
 
     def _score(self, env: MCMPartitionEnv, cand: np.ndarray) -> np.ndarray | None:

@@ -255,18 +255,20 @@ def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, 
 
 
 def partition_order(partition: np.ndarray) -> np.ndarray:
-    """The topological order a valid partition is a contiguous split of: nodes by chip, then by
-    index (node indices; under ``dataflow`` an edge never goes to a lower chip, and the stored node
-    order is topological)."""
+    """The node order a partition is a contiguous split of: nodes by chip, then by index (node
+    indices). Topological when the partition keeps ``dataflow`` (no edge goes to a lower chip, and
+    the stored node order is topological); without that constraint it need not be, and the stages
+    head splits it all the same."""
     part = np.asarray(partition, dtype=np.int64)
     return np.lexsort((np.arange(part.size), part)).astype(np.int64)
 
 
 def orders_around(problem: Problem, partition: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` topological orders (node indices) near ``partition``'s own
-    (:func:`partition_order`, the first of them): the others rank the nodes by their position in it
-    plus Gaussian noise of a random scale (log-uniform in ``[0.5, max(1, n / 4)]`` positions), as the
-    stage DP's random orders do around its best one. Used by fine-tuning's ``adapt_orders``."""
+    """``count`` node orders near ``partition``'s own (:func:`partition_order`, the first of them;
+    topological when the partition keeps ``dataflow``): the others are topological orders that rank
+    the nodes by their position in it plus Gaussian noise of a random scale (log-uniform in
+    ``[0.5, max(1, n / 4)]`` positions), as the stage DP's random orders do around its best one.
+    Used by fine-tuning's ``adapt_orders``."""
     from mcm_gym.search.dp import priority_order
 
     n = problem.n
@@ -536,7 +538,7 @@ def train_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], confi
     s_count = cfg.samples_per_graph
     if on_update is not None:  # the start, before any sample (not a curve row)
         on_update({"update": 0, "samples": 0, "wall_time": 0.0, "mean_score": None, "kl": 0.0,
-                   "greedy_score": [None] * len(envs), "best_score": [0.0] * len(envs), "policy": policy})
+                   "greedy_score": [None] * len(envs), "best_score": list(best), "policy": policy})
     while samples < cfg.max_samples and (cfg.max_wall_time is None or time.perf_counter() - t0 < cfg.max_wall_time):
         policy.set_training_mode(True)
         chosen = (list(range(len(envs))) if per_update == len(envs)
