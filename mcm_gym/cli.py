@@ -19,7 +19,7 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.zoo import DEFAULT_PRESETS
 from mcm_gym.learn.checkpoints import PRETRAINED, resolve_checkpoint
-from mcm_gym.search.base import SearchResult, check_method, format_result, get_searcher, known_searchers
+from mcm_gym.search.base import SearchResult, format_result, get_searcher, known_searchers
 
 
 def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
@@ -258,11 +258,15 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _method_spec(spec: str) -> str:
-    """argparse type of a ``--methods`` entry: a known method, optionally with ``:key=value`` options."""
+    """argparse type of ``--method`` / a ``--methods`` entry: a known method, optionally with
+    ``:key=value`` options; the searcher is built here, so a bad option value stops the command
+    before any run."""
     try:
-        check_method(spec)
+        get_searcher(spec)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    except ImportError as e:  # a learned method without its extra
+        raise argparse.ArgumentTypeError(missing_extra(e)) from None
     return spec
 
 
@@ -308,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="graph id, short name or mcm-graph/1 JSON file (default: zoo://bert-base-v1)")
     p.add_argument("--hardware", default=None,
                    help="preset (ring-8, mesh-6x6) or JSON/YAML file (default: the graph's default)")
-    p.add_argument("--method", default="random", choices=known_searchers())
+    p.add_argument("--method", default="random", type=_method_spec, metavar="METHOD",
+                   help=f"{', '.join(known_searchers())}, optionally with options as in `bench`, e.g. "
+                        "oneshot:head=stages or sa:t_start=0.1 (default random)")
     p.add_argument("--budget", type=int, default=None,
                    help="evaluated partitions (default 32; with --policy 1: zero-shot, one greedy episode + repair)")
     p.add_argument("--seed", type=int, default=0)
@@ -368,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--hardware", nargs="+", default=["ring-8"])
     b.add_argument("--methods", nargs="+", default=["random", "sa", "greedy", "dp"], type=_method_spec,
                    help=f"methods ({', '.join(known_searchers())}), each optionally with options, e.g. "
-                        "oneshot:checkpoint=pretrained, rl:checkpoint=pretrained-v2 or sa:t0=0.1")
+                        "oneshot:checkpoint=pretrained, rl:checkpoint=pretrained-v2 or sa:t_start=0.1")
     b.add_argument("--budget", type=int, default=200, help="evaluated partitions per run")
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     b.add_argument("--out", default="results/bench", help="folder for results.csv, table.md, best_score.png")

@@ -174,3 +174,15 @@ def test_a_garbage_results_row_is_named_and_no_resume_moves_the_file_aside(tmp_p
         rows = run_bench(["tiny://chain-v1"], ["ring-4"], ["balanced"], [0], 1, out_csv=csv_path, resume=False)
     assert len(rows) == 1 and len(read_rows(csv_path)) == 1
     assert (tmp_path / "results.csv.unreadable").read_text().endswith("garbage,,x\n")
+
+
+def test_partition_method_takes_options_and_checks_them_up_front(capsys) -> None:
+    """``partition --method`` accepts ``name:key=value`` as ``bench --methods`` does; a bad option
+    value stops at the argument, exit 2, naming it."""
+    assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--method", "sa:t_start=0.1",
+                 "--budget", "5"]) == 0
+    assert "sa:t_start=0.1" in capsys.readouterr().out
+    for bad, says in (("sa:nosuch=1", "bad option"), ("nosuch", "unknown method 'nosuch'")):
+        with pytest.raises(SystemExit) as exc:
+            main(["partition", "--graph", "tiny://diamond-v1", "--method", bad])
+        assert exc.value.code == 2 and says in capsys.readouterr().err

@@ -244,7 +244,7 @@ def check_method(spec: str) -> tuple[str, dict[str, Any]]:
 
 def get_searcher(name: str, **kwargs: Any) -> Searcher:
     """A searcher by name (see ``SEARCHERS``), built with ``kwargs``. ``name`` may carry options,
-    ``"sa:t0=0.1"`` (see :func:`parse_method`); the searcher's ``name`` (the method column of the
+    ``"sa:t_start=0.1"`` (see :func:`parse_method`); the searcher's ``name`` (the method column of the
     benchmark tables) is then the whole spec."""
     base, opts = check_method(name)
     cls = SEARCHERS[base]
