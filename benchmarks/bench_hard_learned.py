@@ -32,7 +32,7 @@ import torch
 from mcm_gym._io import atomic_write_text
 from mcm_gym.bench import leaderboard
 from mcm_gym.bench.suites import get_suite
-from mcm_gym.cli import evaluation_count
+from mcm_gym.cli import evaluation_count, whole_count
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot_search import load_oneshot
 from mcm_gym.search import get_searcher
@@ -45,16 +45,6 @@ def _run(method: str, problem: Any, budget: int, seed: int) -> dict[str, Any]:
             "evaluations": len(res.trace), **(res.extra or {})}
 
 
-def _order_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of orders, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 orders, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="suite://hard-v1")
@@ -63,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--polish", type=evaluation_count, default=0,
                     help="polish the zero-shot partition first (evaluations)")
-    ap.add_argument("--adapt-orders", type=_order_count, default=0,
+    ap.add_argument("--adapt-orders", type=whole_count("orders"), default=0,
                     help="orders adapted around the best partition so far, for both learners (0: fixed orders)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,15 +270,23 @@ def _method_spec(spec: str) -> str:
     return spec
 
 
-def evaluation_count(text: str) -> int:
-    """argparse type of ``--polish``: a count of evaluations, >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of evaluations, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 evaluations, got {value}")
-    return value
+def whole_count(unit: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``unit`` (e.g. ``"orders"``), >= 0."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {unit}, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0 {unit}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse type of ``--polish``: a count of evaluations, >= 0.
+evaluation_count = whole_count("evaluations")
 
 
 def _progress_bar(total: int) -> Any:
