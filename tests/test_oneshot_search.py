@@ -339,9 +339,11 @@ def test_temperature_spreads_the_samples_not_the_greedy_candidate() -> None:
 def test_sampling_without_training_needs_a_checkpoint(tmp_path: Path, capsys) -> None:
     with pytest.raises(ValueError, match="train=False needs a checkpoint"):
         OneShotSearch(train=False)
-    assert main(["bench", "--graphs", "tiny://diamond-v1", "--hardware", "ring-4", "--methods", "oneshot:train=false",
-                 "--budget", "2", "--out", str(tmp_path / "x.csv")]) == 2
-    assert "needs a checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # checked while the arguments are parsed, before any run
+        main(["bench", "--graphs", "tiny://diamond-v1", "--hardware", "ring-4", "--methods", "oneshot:train=false",
+              "--budget", "2", "--out", str(tmp_path / "x.csv")])
+    assert exc.value.code == 2 and "needs a checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_node_temperatures_spread_sharp_nodes_to_the_entropy_and_keep_the_argmax() -> None:
