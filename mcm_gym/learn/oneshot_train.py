@@ -228,8 +228,8 @@ def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, 
     cut after each position on the slowest link, over the graph's compute time on the fastest chip,
     both s; unclipped) and their :func:`stage_cost` (``cost=False``: None, for a policy without a
     speed prior): what the stages head chooses among (duplicates kept, so each row keeps its
-    meaning). ``around``: given, the extra orders are these topological orders (node indices) instead
-    of the jitters (:func:`orders_around`)."""
+    meaning). ``around``: given, the extra orders are these node orders (node indices) instead of the
+    jitters (:func:`orders_around`)."""
     from mcm_gym.search.dp import alap_order, dfs_order, level_order, priority_order
 
     made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
