@@ -45,6 +45,14 @@ def _run(method: str, problem: Any, budget: int, seed: int) -> dict[str, Any]:
             "evaluations": len(res.trace), **(res.extra or {})}
 
 
+def _run_for(method: str, problem: Any, wall: float, seed: int) -> dict[str, Any]:
+    """``method`` at as many evaluations (at least 20) as it runs in ``wall`` s, its rate measured on
+    a 20-evaluation probe."""
+    probe = _run(method, problem, 20, seed)
+    rate = probe["evaluations"] / max(probe["seconds"], 1e-9)
+    return _run(method, problem, max(20, int(rate * wall)), seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="suite://hard-v1")
@@ -73,16 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         cells: list[dict[str, Any]] = [_run(learner, pr, args.budget, args.seed)]
         cells.append(_run(scratch, pr, args.budget, args.seed))
         wall = cells[0]["seconds"]
-        probe = _run("sa", pr, 20, args.seed)
-        rate = probe["evaluations"] / max(probe["seconds"], 1e-9)
-        cells.append(_run("sa", pr, max(20, int(rate * wall)), args.seed))
+        cells.append(_run_for("sa", pr, wall, args.seed))
         cells.append(_run(f"exact:time_limit={max(wall, 1.0):.3g}", pr, 1000, args.seed))
         cells.append(_run("dp", pr, 100, args.seed))
         if args.adapt_orders:
             cells.append(_run("dp", pr, args.budget, args.seed) | {"method": f"dp@{args.budget}"})
-            probe = _run("dp", pr, 20, args.seed)
-            fit = max(20, int(probe["evaluations"] / max(probe["seconds"], 1e-9) * wall))
-            cells.append(_run("dp", pr, fit, args.seed) | {"method": "dp@W"})
+            cells.append(_run_for("dp", pr, wall, args.seed) | {"method": "dp@W"})
         for c in cells:
             gap = leaderboard.gaps(pr, c["score"])
             if gap is not None:
