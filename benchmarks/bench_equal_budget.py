@@ -6,8 +6,9 @@ the minimum over instances, and the wall time per run.
         --methods oneshot:head=stages,adapt_orders=0 oneshot:head=stages dp \
         --out benchmarks/results/oneshot/equal_budget_hard.json
 
-Instances with more chips than ``--max-chips`` (default 8, the shipped policies' ``K_max``) are left
-out (printed). Written atomically after every instance, so an interrupted run keeps what it did.
+``--min-chips`` / ``--max-chips`` keep the instances with that many chips (default: all; a checkpoint
+trained on fewer chips than an instance has runs widened, ``widen_policy``). Written atomically after
+every instance, so an interrupted run keeps what it did.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", required=True)
     ap.add_argument("--budget", type=int, default=200, help="evaluations per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--max-chips", type=int, default=8)
+    ap.add_argument("--min-chips", type=int, default=0)
+    ap.add_argument("--max-chips", type=int, default=0, help="0: no limit")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.budget < 1:
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict[str, float]] = {}
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
-        if pr.num_chips > args.max_chips:
-            print(f"{inst.key}: left out, {pr.num_chips} chips > --max-chips {args.max_chips}", flush=True)
+        if pr.num_chips < args.min_chips or (args.max_chips and pr.num_chips > args.max_chips):
+            print(f"{inst.key}: left out, {pr.num_chips} chips outside --min-chips / --max-chips", flush=True)
             continue
         best = (gaps(pr, 0.0) or {}).get("best_score")
         if not best:

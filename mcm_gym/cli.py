@@ -53,6 +53,10 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
         res = polish_result(problem, res, args.polish)
     print(format_result(problem, res))
+    if "widened_k_max" in res.extra:
+        w = res.extra["widened_k_max"]
+        print(f"policy    trained on at most {w['from']} chips, widened to {w['to']} (widen_policy; never trained "
+              f"on that many)")
     if "polish" in res.extra:
         info = res.extra["polish"]
         print(f"polish    {info['skipped']}" if "skipped" in info else

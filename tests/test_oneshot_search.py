@@ -25,6 +25,7 @@ from mcm_gym.learn.oneshot_search import (  # noqa: E402
     OneShotSearch,
     load_oneshot,
     save_oneshot,
+    widen_policy,
 )
 from mcm_gym.learn.oneshot_train import (  # noqa: E402
     OneShotTrainConfig,
@@ -32,8 +33,10 @@ from mcm_gym.learn.oneshot_train import (  # noqa: E402
     greedy_partitions,
     greedy_scores,
     imitate_oneshot,
+    obs_batch,
     oneshot_envs,
     policy_for_envs,
+    policy_orders,
     train_oneshot,
 )
 from mcm_gym.search import get_searcher  # noqa: E402
@@ -143,8 +146,9 @@ def test_oneshot_search_spends_exactly_its_budget_and_is_seeded(tmp_path: Path) 
     assert sampled.extra == {"temperature": 1.0, "node_entropy": None}  # no fine-tuning: no flattening
     assert sampler.last_policy is not None
     assert all(torch.equal(start[k], v) for k, v in sampler.last_policy.state_dict().items())
-    with pytest.raises(ValueError, match="K_max=4, the hardware has 8 chips"):
-        OneShotSearch(str(path)).search(_problem(h="ring-8"), budget=2)
+    wide = OneShotSearch(str(path)).search(_problem(h="ring-8"), budget=4, seed=0)  # more chips: widened
+    assert wide.extra["widened_k_max"] == {"from": 4, "to": 8} and len(wide.trace) == 4
+    assert "widened_k_max" not in zero.extra
 
 
 def test_oneshot_without_repair_scores_invalid_candidates_zero() -> None:
@@ -415,3 +419,51 @@ def test_fine_tuning_adapts_its_first_orders_around_the_polished_partition(monke
     assert len(seen) >= 2 and np.array_equal(seen[0], done.partition)
     assert all(float(pr.evaluate(p).score[0]) >= done.score - 1e-12 for p in seen)  # always the best so far
     assert res.score >= done.score - 1e-12
+
+
+@pytest.mark.parametrize("head", ["nodes", "stages"])
+def test_a_widened_policy_keeps_its_distribution_where_it_fits_and_runs_on_more_chips(head: str) -> None:
+    """``widen_policy``: on hardware the policy was built for, every candidate keeps its
+    log-probability (the new stage counts and chips are masked there); on more chips it samples
+    valid-sized candidates, and its new stage-count logits are the largest trained one's."""
+    torch.manual_seed(0)
+    pol = policy_for_envs(oneshot_envs([(LAYERED, "ring-4")], k_max=4),
+                          oneshot_policy_kwargs(**SMALL, head=head))
+    with torch.no_grad():  # the last layers start at zero: give them weights, or widening is trivial
+        for layer in pol.mlp_extractor.output_layers():
+            layer.weight.normal_(0.0, 0.5)
+            layer.bias.normal_(0.0, 0.5)
+    assert widen_policy(pol, 4) is pol
+    with pytest.raises(ValueError, match="below the policy's K_max=4"):
+        widen_policy(pol, 3)
+    wide = widen_policy(pol, 8)
+    assert wide.k_max == 8 and wide.head == head
+    pr = _problem(h="ring-4")
+    dists = []
+    for p, k in ((pol, 4), (wide, 8)):
+        obs, masks = obs_batch(oneshot_envs([(LAYERED, "ring-4")], k_max=k, common_padding=False))
+        with torch.no_grad():
+            dists.append(p.candidates(obs, masks, pr.n, orders=policy_orders(p, pr)))
+    cands = dists[0].sample(32, torch.Generator().manual_seed(1))
+    assert torch.equal(dists[0].mode(), dists[1].mode())
+    torch.testing.assert_close(dists[0].log_prob(cands), dists[1].log_prob(cands))
+    if head == "nodes":  # rows d, log beta, u_0 .. u_7: the four new chips' offsets are the trained ones' mean
+        u = wide.state_dict()["mlp_extractor.node_head.2.weight"]
+        torch.testing.assert_close(u[6:], u[2:6].mean(dim=0).expand(4, -1))
+    else:
+        g = wide.state_dict()["mlp_extractor.count_head.2.bias"]
+        assert torch.equal(g[4:8], g[3].expand(4)) and torch.equal(g[8:], pol.state_dict()[
+            "mlp_extractor.count_head.2.bias"][4:])
+    big = _problem(h="ring-8")
+    obs, masks = obs_batch(oneshot_envs([(LAYERED, "ring-8")], k_max=8, common_padding=False))
+    with torch.no_grad():
+        many = wide.candidates(obs, masks, big.n, orders=policy_orders(wide, big)).sample(64, torch.Generator())
+    assert int(many.max()) <= 7 and int(many.max()) >= 4  # it uses chips the narrow policy never had
+
+
+def test_partition_with_a_policy_on_more_chips_says_it_was_widened(capsys) -> None:
+    assert main(["partition", "--graph", LAYERED, "--hardware", "mesh-4x4", "--policy", "pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on at most 8 chips, widened to 16" in out and "16 chips" in out
+    assert main(["partition", "--graph", LAYERED, "--hardware", "ring-4", "--policy", "pretrained"]) == 0
+    assert "widened" not in capsys.readouterr().out

@@ -30,13 +30,14 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import OneShotHeads, OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 from mcm_gym.search.polish import polish
 
 __all__ = ["ADAPT_ORDERS", "FINETUNE_NODE_ENTROPY", "FINETUNE_STAGE_ENTROPY", "ONESHOT_FORMAT", "OneShotSearch",
-           "is_oneshot_checkpoint", "load_oneshot", "save_oneshot", "oneshot_sidecar", "stage_temperature"]
+           "is_oneshot_checkpoint", "load_oneshot", "save_oneshot", "oneshot_sidecar", "stage_temperature",
+           "widen_policy"]
 
 ONESHOT_FORMAT = "mcm-gym-oneshot/1"
 #: Per-node entropy (nats) a fine-tuning run gives the checkpoint's distributions (``node_entropy``;
@@ -136,6 +137,42 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
     return policy
 
 
+def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
+    """A copy of ``policy`` for hardware with up to ``k_max`` chips (``k_max >= policy.k_max``; the same
+    object where equal). Only the heads' last layers depend on ``K_max``; the GNN, the cut scores and
+    the critic carry over unchanged. The ``stages`` head's learned stage-count logits ``g_m`` keep
+    their values for the trained ``m``, and every new ``m`` takes the largest trained one's (so the
+    count and speed priors alone rank the new counts against it); the ``nodes`` head's per-chip
+    offsets ``u_c`` of the new chips take the trained chips' mean (a softmax ignores a common
+    shift, so the pipeline prior alone places nodes on them). Trained on at most ``policy.k_max``
+    chips, the policy has never seen more: how well it transfers is measured in BENCHMARKS.md, not
+    assumed."""
+    k0, k1 = int(policy.k_max), int(k_max)
+    if k1 < k0:
+        raise ValueError(f"widen_policy: k_max={k1} is below the policy's K_max={k0}")
+    if k1 == k0:
+        return policy
+    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k1, 4)}", mode="oneshot", k_max=k1)
+    wide = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
+                         **oneshot_policy_kwargs(**_arch(policy)))
+    state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    heads = policy.mlp_extractor
+    assert isinstance(heads, OneShotHeads)
+    name = "mlp_extractor.node_head.2" if heads.head == "nodes" else "mlp_extractor.count_head.2"
+    for part in ("weight", "bias"):
+        old = state[f"{name}.{part}"]
+        if heads.head == "nodes":  # rows: d, log beta, u_0 .. u_{k0-1}
+            new = old[2:].mean(dim=0, keepdim=True).expand(k1 - k0, *old.shape[1:])
+            state[f"{name}.{part}"] = torch.cat([old, new])
+        else:  # rows: g_1 .. g_k0, b, the order logits
+            new = old[k0 - 1: k0].expand(k1 - k0, *old.shape[1:])
+            state[f"{name}.{part}"] = torch.cat([old[:k0], new, old[k0:]])
+    wide.load_state_dict(state)
+    wide.set_training_mode(policy.training)
+    wide.cost_model = str(policy.__dict__.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
+    return wide
+
+
 def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: float, floor: float = 1.0) -> float:
     """The temperature (at least ``floor``; bisection on its log up to 1e4) at which ``policy``'s
     stages head has ``entropy`` nats per stage end on ``env``:
@@ -187,7 +224,9 @@ class OneShotSearch(Searcher):
     :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig`; default :data:`ADAPT_ORDERS`; 0: its
     fixed orders, as before 2026-12-07; ignored by the nodes head and with ``train=False``). The seed of
     :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
-    ``SearchResult.extra``: ``temperature`` (the one applied), ``node_entropy`` (None if none),
+    A checkpoint trained on fewer chips than the hardware has is widened to them
+    (:func:`widen_policy`). ``SearchResult.extra``: ``temperature`` (the one applied), ``node_entropy`` (None if none),
+    ``widened_k_max`` (``{"from", "to"}`` where the checkpoint was widened),
     ``adapt_orders`` (when a stages head trains) and, with ``polish``, what the polish did."""
 
     name = "oneshot"
@@ -245,9 +284,10 @@ class OneShotSearch(Searcher):
         torch.set_num_threads(self.torch_threads)
         seed = int(rng.integers(2**31 - 1))
         init = self._initial()
-        if init is not None and problem.num_chips > init.k_max:
-            raise ValueError(f"the policy was trained with K_max={init.k_max}, the hardware has "
-                             f"{problem.num_chips} chips")
+        widened = None
+        if init is not None and problem.num_chips > init.k_max:  # reported in extra, never silent
+            widened = {"from": init.k_max, "to": problem.num_chips}
+            init = widen_policy(init, problem.num_chips)
 
         def count(part: np.ndarray | None) -> None:
             if part is not None:
@@ -263,6 +303,8 @@ class OneShotSearch(Searcher):
         if init is not None and self.train and init.head == "stages" and self.stage_entropy is not None:
             temperature = stage_temperature(init, env, self.stage_entropy, self.temperature)
         self._extra = {"temperature": temperature, "node_entropy": node_entropy}
+        if widened is not None:
+            self._extra["widened_k_max"] = widened
         head = init.head if init is not None else self.policy_kw["head"]
         adapt = self.adapt_orders if self.train and head == "stages" else 0
         if adapt:

@@ -189,7 +189,8 @@ def policy_for_envs(envs: Sequence[MCMPartitionEnv], policy_kwargs: dict[str, An
         for key in ("observation_space", "action_space", "lr_schedule", "squash_output"):
             kw.pop(key, None)
         if init.k_max != env.k_max:
-            raise ValueError(f"the policy has K_max={init.k_max}, the instances need {env.k_max}")
+            raise ValueError(f"the policy has K_max={init.k_max}, the instances need {env.k_max} (a policy trained "
+                             f"on fewer chips runs on more once widened: oneshot_search.widen_policy)")
     else:
         kw = dict(policy_kwargs or oneshot_policy_kwargs())
     space = env.observation_space
@@ -386,10 +387,13 @@ def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) ->
 def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
                       repair: RepairConfig | None = None) -> list[tuple[Problem, np.ndarray | None]]:
     """Zero-shot: each instance's problem and the repaired greedy candidate of ``policy`` (None where
-    the repair finds no valid partition), without training."""
+    the repair finds no valid partition), without training; a policy trained on fewer chips than an
+    instance has is widened (:func:`~mcm_gym.learn.oneshot_search.widen_policy`)."""
     envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max, common_padding=False)
-    if envs[0].k_max != policy.k_max:
-        raise ValueError(f"the policy has K_max={policy.k_max}, the instances need {envs[0].k_max}")
+    if envs[0].k_max > policy.k_max:  # more chips than it was trained on: widened, as OneShotSearch does
+        from mcm_gym.learn.oneshot_search import widen_policy
+
+        policy = widen_policy(policy, envs[0].k_max)
     was_training = policy.training
     policy.set_training_mode(False)
     out = [(e.problem, e.problem.repair(cand, e.repair_config).partition)
