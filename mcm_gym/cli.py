@@ -232,23 +232,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_suite(args: argparse.Namespace) -> int:
-    """``bench --suite``: every method on every instance of the suite, with gaps to the leaderboard."""
+    """``bench --suite``: every method on every instance of the suite, with gaps to the leaderboard.
+    The table file is rewritten (atomically) after every instance, so an interrupted or failing run
+    keeps its finished rows; an instance a method cannot run is a ``failed`` row, and the exit code
+    is then 1."""
     from mcm_gym.bench.leaderboard import evaluate
 
     lines: list[str] = []
+    path = Path(args.out) / f"{args.suite.split('://')[-1]}.md"
 
     def out(line: str) -> None:
         print(line, flush=True)
         lines.append(line)
+        atomic_write_text(path, "\n".join(lines) + "\n")
 
-    for method in args.methods:
-        for seed in args.seeds:
-            evaluate(method, args.suite, budget=args.budget, seed=seed, out=out)
-            out("")
-    path = Path(args.out) / f"{args.suite.split('://')[-1]}.md"
-    atomic_write_text(path, "\n".join(lines))
+    failed: list[str] = []
+    try:
+        for method in args.methods:
+            for seed in args.seeds:
+                rows = evaluate(method, args.suite, budget=args.budget, seed=seed, out=out)
+                failed += [f"{r['method']} {r['instance']} seed {seed}: {r['failed']}" for r in rows if "failed" in r]
+                out("")
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished rows are in {path}", file=sys.stderr)
+        return 130
     print(f"wrote {path}")
-    return 0
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:

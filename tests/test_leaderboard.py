@@ -150,3 +150,42 @@ def test_gaps_follow_a_rewritten_leaderboard(board: Path, tmp_path: Path) -> Non
     copy.write_text(json.dumps(doc))
     os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))  # a later write
     assert lb.gaps(problem, 0.5, copy)["best_score"] == pytest.approx(best / 2)
+
+
+class _FailsOnSecond:
+    """A method that runs ``balanced`` on the first instance and raises ``exc`` on the second."""
+
+    name = "flaky"
+
+    def __init__(self, exc: BaseException) -> None:
+        from mcm_gym.search import get_searcher
+
+        self.exc, self.calls, self.inner = exc, 0, get_searcher("balanced")
+
+    def search(self, problem, budget, seed=0, progress=None):
+        self.calls += 1
+        if self.calls == 2:
+            raise self.exc
+        return self.inner.search(problem, budget=budget, seed=seed)
+
+
+def test_a_suite_run_reports_an_instance_it_cannot_run_and_keeps_its_rows(
+        board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+    rows = lb.evaluate(_FailsOnSecond(ValueError("needs 9 chips")), "suite://test-tiny-v1", budget=1, path=board,
+                       out=lines.append)
+    assert "score" in rows[0] and rows[1]["failed"] == "needs 9 chips" and "score" not in rows[1]
+    assert lines[-1].endswith("| failed: needs 9 chips | - | - | - | - | - |")
+    cmd = ["bench", "--suite", "suite://test-tiny-v1", "--methods", "balanced", "--budget", "1", "--out", str(tmp_path)]
+    table = tmp_path / "test-tiny-v1.md"
+    monkeypatch.setattr(lb, "get_searcher", lambda spec: _FailsOnSecond(ValueError("needs 9 chips")))
+    assert main(cmd) == 1  # the suite finished, one instance failed
+    text = table.read_text()
+    assert "| tiny://diamond-v1" in text and "failed: needs 9 chips" in text
+    assert "FAILED flaky" in capsys.readouterr().err
+    table.unlink()
+    monkeypatch.setattr(lb, "get_searcher", lambda spec: _FailsOnSecond(KeyboardInterrupt()))
+    assert main(cmd) == 130  # Ctrl-C on the second instance: the first one's row is on disk
+    text = table.read_text()
+    assert "| tiny://diamond-v1" in text and "attention" not in text
+    assert "interrupted" in capsys.readouterr().err

@@ -207,8 +207,10 @@ def evaluate(method: str | Any, suite: str, *, budget: int = 100, seed: int = 0,
              out: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
     """Run ``method`` (a :class:`~mcm_gym.search.Searcher` or a method spec such as ``"sa"`` or
     ``"oneshot:checkpoint=pretrained"``) on every instance of ``suite`` at ``budget`` evaluations; print
-    (through ``out``) and return one row per instance: score, best known, proven bound, the gaps to
-    both (fractions) and the wall time (s)."""
+    (through ``out``, one line per instance as it finishes) and return one row per instance: score,
+    best known, proven bound, the gaps to both (fractions) and the wall time (s). An instance the
+    method cannot run (it raises ``ValueError``, e.g. a checkpoint for fewer chips) gives a row with
+    ``failed`` (the reason) instead of a score, and the suite goes on."""
     searcher = get_searcher(method) if isinstance(method, str) else method
     rows = []
     if out:
@@ -217,7 +219,14 @@ def evaluate(method: str | Any, suite: str, *, budget: int = 100, seed: int = 0,
         out("|---|---:|---:|---:|---:|---:|---:|")
     for inst in get_suite(suite).instances:
         problem = inst.problem()
-        res = searcher.search(problem, budget=budget, seed=seed)
+        try:
+            res = searcher.search(problem, budget=budget, seed=seed)
+        except ValueError as exc:
+            reason = " ".join(str(exc).split())
+            rows.append({"instance": inst.key, "method": searcher.name, "failed": reason})
+            if out:
+                out(f"| {inst.key} | failed: {reason} | - | - | - | - | - |")
+            continue
         g = gaps(problem, res.score, path)
         row = {"instance": inst.key, "method": searcher.name, "score": res.score, "wall_time": res.wall_time,
                **(g or {})}
