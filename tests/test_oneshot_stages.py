@@ -673,7 +673,7 @@ def test_the_stages_balance_aims_at_compute_time_not_sram() -> None:
 
 def test_identical_orders_count_once_in_the_entropy_and_temperature_keeps_the_view() -> None:
     """A chain has one topological order, so 28 rows of it are one choice: the entropy is the same
-    with or without extra orders. The boundary logits keep their k axis a view at any temperature."""
+    with or without extra orders. The boundary logits keep their k axis of size 1 at any temperature."""
     envs = oneshot_envs([("tiny://chain-v1", "ring-4")], k_max=4)
     obs, masks = obs_batch(envs)
     n = envs[0].problem.graph.n
@@ -681,7 +681,7 @@ def test_identical_orders_count_once_in_the_entropy_and_temperature_keeps_the_vi
     for extra in (0, 24):
         pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, extra_orders=extra))
         d = pol.candidates(obs, masks, n, 1.7, orders=policy_orders(pol, envs[0].problem))
-        assert isinstance(d, StageCandidates) and d.boundary.stride()[2] == 0
+        assert isinstance(d, StageCandidates) and d.boundary.shape[2] == 1
         ents.append(float(d.entropy().detach()))
     assert ents[1] == pytest.approx(ents[0], abs=1e-5)
 
@@ -750,3 +750,65 @@ def test_adapted_orders_leave_the_fixed_orders_ceiling() -> None:
         train_oneshot([(graph, hw)], cfg, start_partitions=[np.zeros(3, dtype=np.int64)])
     with pytest.raises(ValueError, match="adapt_orders must be >= 0"):
         OneShotTrainConfig(adapt_orders=-1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 7), k=st.integers(1, 5), n_orders=st.integers(1, 3), seed=st.integers(0, 10**6),
+       factor=st.floats(0.2, 20.0), speed=st.sampled_from([0.0, 2.0, 20.0]), rest=st.booleans())
+def test_tempered_is_the_distribution_with_every_logit_divided(n: int, k: int, n_orders: int, seed: int,
+                                                              factor: float, speed: float, rest: bool) -> None:
+    """``tempered(f)`` (which reuses the speed prior's estimate) gives the same probabilities, mode and
+    entropy as the distribution built from the logits divided by ``f``; the estimate's greedy ends,
+    computed on the active rows only, are the ones computed on every row."""
+    rng = np.random.default_rng(seed)
+    orders = [np.arange(n)] + [rng.permutation(n) for _ in range(n_orders - 1)]
+    gen = torch.Generator().manual_seed(seed)
+    q, g = torch.randn(n_orders, generator=gen), torch.randn(k, generator=gen) * 2
+    bound = torch.randn(n_orders, k, max(k - 1, 0), n, generator=gen) * 2
+    cost = _random_cost(gen, n_orders, n, k, False)
+    bal = _random_balance(gen, n_orders, n, k) if rest else None
+    d = StageCandidates(q, torch.as_tensor(np.stack(orders)), g, bound, None, cost, speed, bal)
+    direct = StageCandidates(q / factor, d.orders, g / factor, bound / factor, None, cost, speed / factor,
+                             bal._replace(beta=bal.beta / factor) if bal is not None else None)
+    t = d.tempered(factor)
+    support = _support(n, k, orders)
+    torch.testing.assert_close(t.log_prob(support), direct.log_prob(support))
+    assert torch.equal(t.mode(), direct.mode()) and t.greedy_pair() == direct.greedy_pair()
+    torch.testing.assert_close(t.entropy(), direct.entropy())
+    if d.estimate is not None:
+        torch.testing.assert_close(d.estimate, direct.estimate)  # what tempered() reuses
+        oo = torch.arange(n_orders).repeat_interleave(k)
+        mm = torch.arange(1, k + 1).repeat(n_orders).clamp(max=n)
+        pick = lambda lp: lp.argmax(dim=1)  # noqa: E731
+        assert torch.equal(d._ends(oo, mm, pick, active_only=True), d._ends(oo, mm, pick))
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        d.tempered(0.0)
+
+
+def test_stage_temperature_matches_a_bisection_over_full_forward_passes() -> None:
+    """``stage_temperature`` tempers one forward pass; the answer is the one that 31 full passes of the
+    policy at each temperature give."""
+    import math
+
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+    from mcm_gym.learn.oneshot_search import stage_temperature
+
+    pol = load_oneshot(resolve_checkpoint("pretrained"))
+    for graph, hw in ((LAYERED, "ring-4"), ("zoo://distilbert-v1", "ring-8")):
+        env = oneshot_envs([(graph, hw)], k_max=pol.k_max, common_padding=False)[0]
+        obs, masks = obs_batch([env])
+        orders = policy_orders(pol, env.problem)
+
+        def per_end(t: float, obs=obs, masks=masks, n=env.problem.n, orders=orders) -> float:
+            with torch.no_grad():
+                d = pol.candidates(obs, masks, n, t, orders=orders)
+            ends = d.greedy_pair()[1] - 1
+            return float(d.entropy()) / ends if ends else float("inf")
+
+        lo, hi = 0.0, math.log(1e4)
+        if per_end(1.0) < 2.0:
+            for _ in range(30):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if per_end(math.exp(mid)) < 2.0 else (lo, mid)
+        expect = math.exp(hi) if per_end(1.0) < 2.0 else 1.0
+        assert stage_temperature(pol, env, 2.0) == pytest.approx(expect, rel=1e-6)

@@ -353,15 +353,20 @@ class StageCandidates(CandidateDist):
     ``(O,)`` choose one of ``orders`` ``(O, n)`` (topological orders, node indices), ``count_logits``
     ``(K,)`` the number of stages ``m = 1 .. K`` (entries for ``m > n`` are never drawn), and
     ``boundary_logits`` ``(O, K, K - 1, n)``: ``[o, m - 1, k - 1, p]`` is the logit of stage ``k`` of
-    ``m`` ending after position ``p`` of order ``o``, allowed when ``e_{k-1} < p <= n - 1 - (m - k)``.
+    ``m`` ending after position ``p`` of order ``o``, allowed when ``e_{k-1} < p <= n - 1 - (m - k)``
+    (the ``m`` or ``k`` axis may have size 1 where the logits do not depend on it: never an
+    ``O x K x K x n`` tensor for autograd to fill with zeros).
     Stage ``j`` goes on chip ``j``. A partition's probability sums over every order it splits."""
 
     def __init__(self, order_logits: torch.Tensor, orders: torch.Tensor, count_logits: torch.Tensor,
                  boundary_logits: torch.Tensor, limits: StageLimits | None = None, cost: StageCost | None = None,
-                 speed_prior: float = 0.0, balance: StageBalance | None = None) -> None:
+                 speed_prior: float = 0.0, balance: StageBalance | None = None,
+                 estimate: torch.Tensor | None = None) -> None:
         o, n = int(orders.shape[0]), int(orders.shape[1])
         k = int(count_logits.shape[0])
-        if order_logits.shape != (o,) or boundary_logits.shape != (o, k, max(k - 1, 0), n) or n < 1:
+        bs = tuple(boundary_logits.shape)
+        if order_logits.shape != (o,) or len(bs) != 4 or bs[0] != o or bs[3] != n or bs[1] not in (1, k) \
+                or bs[2] not in (1, max(k - 1, 0)) or n < 1:
             raise ValueError(f"stage logits do not match: {o} orders of {n} nodes, {k} stage counts, boundary "
                              f"logits {tuple(boundary_logits.shape)}")
         if limits is not None and (limits.end_max.shape != (o, k, n + 1) or limits.rest_min.shape != (o, k, k + 1)):
@@ -382,6 +387,7 @@ class StageCandidates(CandidateDist):
                              f"{tuple(balance.targets.shape)}")
         self.boundary = boundary_logits
         self.balance = balance
+        self._given = (order_logits, count_logits, cost, float(speed_prior))  # for tempered()
         self.pos = torch.arange(n)
         #: The stage DP's predicted bottleneck (s) of each (order, m)'s greedy ends ``(O, K)``; None
         #: without a speed prior, when order and m are independent (``P(o) P(m)``).
@@ -395,10 +401,15 @@ class StageCandidates(CandidateDist):
             raise ValueError(f"stage cost does not match {o} orders of {n} nodes and {k} chips: prefix "
                              f"{tuple(cost.prefix.shape)}, cut_time {tuple(cost.cut_time.shape)}")
         with torch.no_grad():
-            oo = torch.arange(o).repeat_interleave(k)
-            mm = torch.arange(1, k + 1).repeat(o)
-            est = self.bottleneck(cost, oo, mm.clamp(max=n), self._ends(oo, mm.clamp(max=n), _argmax)).reshape(o, k)
-            est = torch.nan_to_num(est, nan=torch.inf).clamp(min=1e-30)
+            if estimate is None:
+                oo = torch.arange(o).repeat_interleave(k)
+                mm = torch.arange(1, k + 1).repeat(o).clamp(max=n)
+                est = self.bottleneck(cost, oo, mm, self._ends(oo, mm, _argmax, active_only=True)).reshape(o, k)
+                est = torch.nan_to_num(est, nan=torch.inf).clamp(min=1e-30)
+            elif estimate.shape != (o, k):
+                raise ValueError(f"estimate: ({o}, {k}) expected, got {tuple(estimate.shape)}")
+            else:
+                est = estimate
             self.estimate = est
             fin = torch.isfinite(est) & ~too_many[None, :]
             ref = est[fin].min() if bool(fin.any()) else torch.ones(())
@@ -425,7 +436,8 @@ class StageCandidates(CandidateDist):
             allowed = torch.where(fits.any(dim=1, keepdim=True), fits, allowed)
         allowed = allowed | ~active[:, None]  # inactive rows: any position, ignored
         mi = (m - 1).clamp(min=0)
-        logits = self.boundary[o, mi, k - 1]
+        b = self.boundary  # a size-1 axis: the logits do not depend on m (or k) there
+        logits = b[o, mi if b.shape[1] > 1 else 0, k - 1 if b.shape[2] > 1 else 0]
         if self.balance is not None:  # an equal part of what the previous stage left
             frac = self.balance.frac[o]  # (S, n)
             done = torch.where(prev >= 0, frac.gather(1, prev.clamp(min=0)[:, None])[:, 0],
@@ -439,17 +451,39 @@ class StageCandidates(CandidateDist):
         logits = logits.masked_fill(~allowed, -1e9)
         return torch.log_softmax(logits, dim=1), active
 
-    def _ends(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
+    def _ends(self, o: torch.Tensor, m: torch.Tensor, pick: Any, active_only: bool = False) -> torch.Tensor:
         """Stage ends ``(S, K - 1)`` (positions; ``n - 1`` from stage ``m`` on) drawn by
-        ``pick(log-probabilities (S, n)) -> (S,)``."""
+        ``pick(log-probabilities (S, n)) -> (S,)``. ``active_only``: step ``k`` computes only the rows
+        with ``m > k`` (half the work over all ``m``; for a ``pick`` whose row's result does not depend
+        on the other rows, such as the argmax: a sampler's random stream would change)."""
         prev = torch.full((o.shape[0],), -1, dtype=torch.int64)
         out = torch.full((o.shape[0], max(self.k - 1, 0)), self.n - 1, dtype=torch.int64)
         for k in range(1, self.k):
+            if active_only:
+                rows = (m > k).nonzero()[:, 0]
+                if rows.numel() == 0:
+                    break
+                logp, _ = self._step(o[rows], m[rows], k, prev[rows])
+                e = pick(logp)
+                prev[rows] = e
+                out[rows, k - 1] = e
+                continue
             logp, active = self._step(o, m, k, prev)
             e = pick(logp)
             prev = torch.where(active, e, prev)
             out[:, k - 1] = torch.where(active, e, out[:, k - 1])
         return out
+
+    def tempered(self, factor: float) -> StageCandidates:
+        """This distribution with every logit divided by ``factor`` (> 0), as the policy gives it at a
+        temperature ``factor`` times this one's. The speed prior's greedy-pipeline estimate is
+        reused, not recomputed: an argmax does not move when all logits are divided by one number."""
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0, got {factor}")
+        order_logits, count_logits, cost, speed_prior = self._given
+        bal = self.balance._replace(beta=self.balance.beta / factor) if self.balance is not None else None
+        return StageCandidates(order_logits / factor, self.orders, count_logits / factor, self.boundary / factor,
+                               self.limits, cost, speed_prior / factor, bal, self.estimate)
 
     def _walk(self, o: torch.Tensor, m: torch.Tensor, pick: Any) -> torch.Tensor:
         """Chips ``(S, n)`` by node: stage ends drawn by ``pick(log-probabilities (S, n)) -> (S,)``."""
@@ -578,7 +612,8 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
                  sharpness: float, targets: torch.Tensor | None = None, loads: torch.Tensor | None = None,
                  cut_prior: float = 0.0, max_log_sharpness: float = 6.0, balance: bool = True,
                  temperature: float = 1.0) -> torch.Tensor:
-    """The stages head's boundary logits ``(O, k_max, k_max - 1, n)`` (see the module doc) from each
+    """The stages head's boundary logits ``(O, k_max, k_max - 1, n)``, with size 1 on an axis they do
+    not depend on (see :class:`StageCandidates`; the module doc) from each
     order's cumulative share through each position ``frac`` (``C``, ``(O, n)``), the per-position
     ``cut_score`` ``(O, n)`` (``s``), the scalar ``log_sharpness`` (``b``) and
     the stage ends' target shares (:func:`stage_targets`; None: ``k / m``): the balance term is
@@ -587,8 +622,8 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
     position over the graph's total compute time, both s), minus ``cut_prior * relu(m * load_p - 1)``:
     a cut that takes longer to send than an equal stage takes to compute is penalised. ``b`` is
     clamped to ``[-6, max_log_sharpness]`` (:func:`stage_beta`). ``balance=False``: no balance term
-    (``balance="rest"`` adds it per step, :class:`StageBalance`); the k axis is then a view (stride 0).
-    Every logit is divided by ``temperature``."""
+    (``balance="rest"`` adds it per step, :class:`StageBalance`); the k axis then has size 1, and the m
+    axis too without a cut prior. Every logit is divided by ``temperature``."""
     m = torch.arange(1, k_max + 1, dtype=frac.dtype).view(1, -1, 1, 1)
     k = torch.arange(1, k_max, dtype=frac.dtype).view(1, 1, -1, 1)
     target = (k / m) if targets is None else targets.to(frac.dtype).view(1, k_max, k_max - 1, 1)
@@ -598,9 +633,9 @@ def stage_logits(frac: torch.Tensor, cut_score: torch.Tensor, log_sharpness: tor
         out = out - cut_prior * torch.relu(m * loads.to(frac.dtype)[:, None, None, :] - 1.0)
     if balance:
         out = out - beta * (m * (frac[:, None, None, :] - target)) ** 2
-    # without the balance term the k axis is a view: (O, K, K - 1, n) is never stored (10,000 nodes on
-    # 64 chips: 40M floats per order); so the temperature is applied before the expand
-    return (out / temperature).expand(-1, k_max, max(k_max - 1, 0), -1)
+    # without the balance term the k axis stays size 1: (O, K, K - 1, n) is never stored, not even as
+    # a gradient (10,000 nodes on 64 chips: 40M floats per order)
+    return out / temperature
 
 class OneShotHeads(nn.Module):
     """The policy's "MLP extractor": per-node chip logits and the value latent from

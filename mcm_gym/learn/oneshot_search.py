@@ -182,12 +182,13 @@ def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: floa
     about 1.7 (2.8 with its four named orders alone: 28 distinct orders carry more entropy).
     ``floor`` where the policy is already that spread, or has one stage."""
     obs, masks = obs_batch([env])
-    orders = policy_orders(policy, env.problem)
+    with torch.no_grad():  # one forward pass: each temperature divides its logits (StageCandidates.tempered)
+        base = policy.candidates(obs, masks, env.problem.n, 1.0, orders=policy_orders(policy, env.problem))
+    assert isinstance(base, StageCandidates)
 
     def per_end(t: float) -> float:
         with torch.no_grad():
-            d = policy.candidates(obs, masks, env.problem.n, t, orders=orders)
-            assert isinstance(d, StageCandidates)
+            d = base.tempered(t)
             ends = d.greedy_pair()[1] - 1
             return float(d.entropy()) / ends if ends else float("inf")
 
