@@ -144,3 +144,29 @@ def test_ctrl_c_stops_the_cpsat_exact_search() -> None:
             proc.kill()
     assert time.perf_counter() - t0 < 30
     assert proc.returncode != 0 and "KeyboardInterrupt" in err and "RESULT" not in out, (out, err[-500:])
+
+
+def test_a_stop_that_comes_before_the_solver_starts_is_repeated() -> None:
+    """Ctrl-C while the helper thread has not yet entered the solver: a solver that ignores a stop
+    before it runs (as Z3 and CP-SAT do) still stops within a fraction of a second, not at its end."""
+    import threading
+
+    from mcm_gym.core.encoding import run_interruptible
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def call() -> str:
+        time.sleep(0.3)  # not in the solver yet when Ctrl-C comes
+        started.set()
+        stopped.wait(10.0)  # the "solver": runs until stopped, or 10 s
+        return "finished"
+
+    def stop() -> None:
+        if started.is_set():  # a stop before the call has started does nothing
+            stopped.set()
+
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal wakes the join
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_interruptible(call, stop)
+    assert time.monotonic() - t0 < 2.0 and stopped.is_set()

@@ -83,26 +83,36 @@ def formula_size(graph: Graph, hardware: Hardware, lo: np.ndarray, hi: np.ndarra
 
 
 # ------------------------------------------------------------------------------ solver calls
+#: How often (s) :func:`run_interruptible` repeats its stop while the interrupted call has not returned.
+STOP_REPEAT_S = 0.05
+
+
 def run_interruptible(call: Callable[[], T], stop: Callable[[], object]) -> T:
     """``call()`` (one blocking solver call) run so that Ctrl-C stops it: the call runs in a helper
     thread while this one waits, and a ``KeyboardInterrupt`` (or any exception) arriving here calls
-    ``stop()`` (which makes the solver return), waits for the call to return and propagates.
+    ``stop()`` (which makes the solver return; repeated every :data:`STOP_REPEAT_S` until it does,
+    since a stop that comes before the solver has started is lost), waits for the call to return and
+    propagates. A second Ctrl-C while it waits propagates at once and leaves the thread behind.
     Exceptions raised by ``call`` propagate too."""
     box: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: CPython 3.11 reports an interrupted join's thread as ended
 
     def target() -> None:
         try:
             box["value"] = call()
         except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
             box["error"] = e
+        finally:
+            done.set()
 
     th = threading.Thread(target=target, name="solver-call", daemon=True)
     th.start()
     try:
-        th.join()
+        done.wait()
     except BaseException:
         stop()
-        th.join()  # the solver stops within milliseconds; a second Ctrl-C leaves the daemon thread behind
+        while not done.wait(STOP_REPEAT_S):
+            stop()
         raise
     if "error" in box:
         raise box["error"]

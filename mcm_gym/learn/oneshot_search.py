@@ -30,8 +30,15 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotHeads, OneShotPolicy, StageCandidates, oneshot_policy_kwargs
-from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_candidates, obs_batch, policy_orders, train_oneshot
+from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot_train import (
+    OneShotTrainConfig,
+    greedy_candidates,
+    obs_batch,
+    policy_orders,
+    train_oneshot,
+    widen_policy,
+)
 from mcm_gym.search.base import Progress, Searcher, SearchResult, Tracker
 from mcm_gym.search.polish import polish
 
@@ -135,42 +142,6 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
     policy.set_training_mode(False)
     policy.cost_model = str(blob.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
     return policy
-
-
-def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
-    """A copy of ``policy`` for hardware with up to ``k_max`` chips (``k_max >= policy.k_max``; the same
-    object where equal). Only the heads' last layers depend on ``K_max``; the GNN, the cut scores and
-    the critic carry over unchanged. The ``stages`` head's learned stage-count logits ``g_m`` keep
-    their values for the trained ``m``, and every new ``m`` takes the largest trained one's (so the
-    count and speed priors alone rank the new counts against it); the ``nodes`` head's per-chip
-    offsets ``u_c`` of the new chips take the trained chips' mean (a softmax ignores a common
-    shift, so the pipeline prior alone places nodes on them). Trained on at most ``policy.k_max``
-    chips, the policy has never seen more: how well it transfers is measured in BENCHMARKS.md, not
-    assumed."""
-    k0, k1 = int(policy.k_max), int(k_max)
-    if k1 < k0:
-        raise ValueError(f"widen_policy: k_max={k1} is below the policy's K_max={k0}")
-    if k1 == k0:
-        return policy
-    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k1, 4)}", mode="oneshot", k_max=k1)
-    wide = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
-                         **oneshot_policy_kwargs(**_arch(policy)))
-    state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    heads = policy.mlp_extractor
-    assert isinstance(heads, OneShotHeads)
-    name = "mlp_extractor.node_head.2" if heads.head == "nodes" else "mlp_extractor.count_head.2"
-    for part in ("weight", "bias"):
-        old = state[f"{name}.{part}"]
-        if heads.head == "nodes":  # rows: d, log beta, u_0 .. u_{k0-1}
-            new = old[2:].mean(dim=0, keepdim=True).expand(k1 - k0, *old.shape[1:])
-            state[f"{name}.{part}"] = torch.cat([old, new])
-        else:  # rows: g_1 .. g_k0, b, the order logits
-            new = old[k0 - 1: k0].expand(k1 - k0, *old.shape[1:])
-            state[f"{name}.{part}"] = torch.cat([old[:k0], new, old[k0:]])
-    wide.load_state_dict(state)
-    wide.set_training_mode(policy.training)
-    wide.cost_model = str(policy.__dict__.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
-    return wide
 
 
 def stage_temperature(policy: OneShotPolicy, env: MCMPartitionEnv, entropy: float, floor: float = 1.0) -> float:

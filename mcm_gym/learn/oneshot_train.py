@@ -59,7 +59,7 @@ from mcm_gym.search.polish import polish
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
            "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
-           "extra_order_fit", "partition_order"]
+           "extra_order_fit", "partition_order", "widen_policy"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -185,12 +185,10 @@ def policy_for_envs(envs: Sequence[MCMPartitionEnv], policy_kwargs: dict[str, An
     ``init`` (any padding with the same ``K_max``; its architecture is kept)."""
     env = envs[0]
     if init is not None:
-        kw = init._get_constructor_parameters()
-        for key in ("observation_space", "action_space", "lr_schedule", "squash_output"):
-            kw.pop(key, None)
+        kw = _constructor_kwargs(init)
         if init.k_max != env.k_max:
             raise ValueError(f"the policy has K_max={init.k_max}, the instances need {env.k_max} (a policy trained "
-                             f"on fewer chips runs on more once widened: oneshot_search.widen_policy)")
+                             f"on fewer chips runs on more once widened: widen_policy)")
     else:
         kw = dict(policy_kwargs or oneshot_policy_kwargs())
     space = env.observation_space
@@ -371,6 +369,50 @@ def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | 
     return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra, around=near)
 
 
+def _constructor_kwargs(policy: OneShotPolicy) -> dict[str, Any]:
+    """The keyword arguments that build ``policy`` again, less its spaces and schedule."""
+    kw = policy._get_constructor_parameters()
+    for key in ("observation_space", "action_space", "lr_schedule", "squash_output"):
+        kw.pop(key, None)
+    return kw
+
+
+def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
+    """A copy of ``policy`` for hardware with up to ``k_max`` chips (``k_max >= policy.k_max``; the same
+    object where equal). Only the heads' last layers depend on ``K_max``; the GNN, the cut scores and
+    the critic carry over unchanged. The ``stages`` head's learned stage-count logits ``g_m`` keep
+    their values for the trained ``m``, and every new ``m`` takes the largest trained one's (so the
+    count and speed priors alone rank the new counts against it); the ``nodes`` head's per-chip
+    offsets ``u_c`` of the new chips take the trained chips' mean (a softmax ignores a common
+    shift, so the pipeline prior alone places nodes on them). Trained on at most ``policy.k_max``
+    chips, the policy has never seen more: how well it transfers is measured in BENCHMARKS.md, not
+    assumed."""
+    k0, k1 = int(policy.k_max), int(k_max)
+    if k1 < k0:
+        raise ValueError(f"widen_policy: k_max={k1} is below the policy's K_max={k0}")
+    if k1 == k0:
+        return policy
+    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k1, 4)}", mode="oneshot", k_max=k1)
+    with torch.random.fork_rng(devices=[]):  # its fresh weights are overwritten: leave the caller's stream be
+        wide = policy_for_envs([env], init=None, policy_kwargs=_constructor_kwargs(policy))
+    state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    heads = policy.mlp_extractor
+    assert isinstance(heads, oneshot.OneShotHeads)
+    name = "mlp_extractor.node_head.2" if heads.head == "nodes" else "mlp_extractor.count_head.2"
+    for part in ("weight", "bias"):
+        old = state[f"{name}.{part}"]
+        if heads.head == "nodes":  # rows: d, log beta, u_0 .. u_{k0-1}
+            new = old[2:].mean(dim=0, keepdim=True).expand(k1 - k0, *old.shape[1:])
+            state[f"{name}.{part}"] = torch.cat([old, new])
+        else:  # rows: g_1 .. g_k0, b, the order logits
+            new = old[k0 - 1: k0].expand(k1 - k0, *old.shape[1:])
+            state[f"{name}.{part}"] = torch.cat([old[:k0], new, old[k0:]])
+    wide.load_state_dict(state)
+    wide.set_training_mode(policy.training)
+    wide.cost_model = str(policy.__dict__.get("cost_model", ""))  # type: ignore[assignment]  # recorded, not a module
+    return wide
+
+
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
     """``policy``'s greedy candidate on every env (the ``nodes`` head: each node's most likely
     allowed chip; ``stages``: the most likely stage ends), one forward pass each (any padding;
@@ -388,11 +430,9 @@ def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | s
                       repair: RepairConfig | None = None) -> list[tuple[Problem, np.ndarray | None]]:
     """Zero-shot: each instance's problem and the repaired greedy candidate of ``policy`` (None where
     the repair finds no valid partition), without training; a policy trained on fewer chips than an
-    instance has is widened (:func:`~mcm_gym.learn.oneshot_search.widen_policy`)."""
+    instance has is widened (:func:`widen_policy`)."""
     envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max, common_padding=False)
     if envs[0].k_max > policy.k_max:  # more chips than it was trained on: widened, as OneShotSearch does
-        from mcm_gym.learn.oneshot_search import widen_policy
-
         policy = widen_policy(policy, envs[0].k_max)
     was_training = policy.training
     policy.set_training_mode(False)
