@@ -8,7 +8,7 @@ partition (``OneShotSearch(train=False)``, budget 1, the policy's load included)
 ``--budget`` evaluations (``OneShotSearch`` defaults, seed 0). Prints one JSON line: seconds, scores,
 the fine-tuning temperature and the process's peak resident memory (MB, ``ru_maxrss``). One torch
 thread. ``--before PATH`` runs the same against another checkout's package (``git archive <commit>
-mcm_gym | tar -x -C PATH``), for a before/after ratio on one machine.
+mcm_gym graphs | tar -x -C PATH``), for a before/after ratio on one machine.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.before:
         sys.path.insert(0, os.path.abspath(args.before))
+        os.chdir(args.before)  # its bundled graphs
     import torch
 
     import mcm_gym

@@ -60,7 +60,8 @@ def test_ctrl_c_during_training_saves_a_resumable_checkpoint(tmp_path: Path) -> 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY_CFG.format(steps=1_000_000))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "import sys; from mcm_gym.cli import main; sys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from mcm_gym.cli import main; sys.exit(main(sys.argv[1:]))",  # a background job inherits SIG_IGN
            "train", str(cfg), "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -165,8 +165,12 @@ def test_a_stop_that_comes_before_the_solver_starts_is_repeated() -> None:
         if started.is_set():  # a stop before the call has started does nothing
             stopped.set()
 
-    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal wakes the join
-    t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_interruptible(call, stop)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIG_IGN
+    try:
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal wakes the wait
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_interruptible(call, stop)
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert time.monotonic() - t0 < 2.0 and stopped.is_set()
