@@ -74,11 +74,16 @@ def test_ctrl_c_during_training_saves_a_resumable_checkpoint(tmp_path: Path) -> 
         except (FileNotFoundError, ValueError, KeyError):
             return False
 
-    while time.monotonic() < deadline and not stepped():
-        time.sleep(0.2)
-    assert log.exists(), "training never started"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        while time.monotonic() < deadline and not stepped():
+            time.sleep(0.2)
+        assert log.exists(), "training never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:  # a child that did not stop would train its million steps on after the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     saved = out / "interrupted.zip"
     assert saved.exists() and "Resume with" in err and f"--resume {saved}" in err and "Traceback" not in err
