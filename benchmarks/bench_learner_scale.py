@@ -2,7 +2,7 @@
 
     python benchmarks/bench_learner_scale.py --nodes 2000 --hardware mesh-8x8 --budget 20
 
-A layered DAG of ``--nodes`` nodes (``layered_dag(seed 7, width <= 8)``) on ``--hardware``; the shipped
+A layered DAG of ``--nodes`` nodes (``layered_dag(seed 7, width <= 8)``; or ``--graph``) on ``--hardware``; the shipped
 ``pretrained`` policy (widened to the hardware's chips where it has more than 8): one zero-shot
 partition (``OneShotSearch(train=False)``, budget 1, the policy's load included), then fine-tuning at
 ``--budget`` evaluations (``OneShotSearch`` defaults, seed 0). Prints one JSON line: seconds, scores,
@@ -29,6 +29,7 @@ import warnings  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=2000)
+    ap.add_argument("--graph", default=None, help="a graph id instead of the layered DAG (e.g. zoo://bert-base-v1)")
     ap.add_argument("--hardware", default="mesh-8x8")
     ap.add_argument("--budget", type=int, default=20, help="fine-tuning evaluations")
     ap.add_argument("--before", default=None, metavar="PATH", help="measure the package under PATH instead")
@@ -41,12 +42,15 @@ def main() -> None:
     import mcm_gym
     from mcm_gym.core.hardware import get_hardware
     from mcm_gym.core.problem import Problem
+    from mcm_gym.instances.catalog import load_graph
     from mcm_gym.instances.generators import layered_dag
     from mcm_gym.learn.oneshot_search import OneShotSearch
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # the order-budget warning on 64 chips, expected here
-    pr = Problem(layered_dag(7, min_nodes=args.nodes, max_nodes=args.nodes, max_width=8), get_hardware(args.hardware))
+    graph = load_graph(args.graph) if args.graph else layered_dag(7, min_nodes=args.nodes, max_nodes=args.nodes,
+                                                                   max_width=8)
+    pr = Problem(graph, get_hardware(args.hardware))
     t = time.perf_counter()
     zero = OneShotSearch("pretrained", train=False).search(pr, budget=1, seed=0)
     t_zero = time.perf_counter() - t

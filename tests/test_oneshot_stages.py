@@ -651,6 +651,13 @@ def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> Non
     with pytest.warns(UserWarning, match="uses 0 of its"):
         train_oneshot([(LAYERED, "ring-4")], cfg, start_partitions=[part])
     assert not calls
+    with pytest.warns(UserWarning, match="uses 0 of its"):  # the search method reports what it used, and why
+        res = OneShotSearch(None, head="stages", hidden=16, layers=1, adapt_orders=8).search(pr, budget=20)
+    assert res.extra["adapt_orders"] == 0 and "0 of 8" in res.extra["adapt_orders_cut"]
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
+    with pytest.warns(UserWarning, match="uses 3 of its 8"):
+        res = OneShotSearch(None, head="stages", hidden=16, layers=1, adapt_orders=8).search(pr, budget=20)
+    assert res.extra["adapt_orders"] == 3 and "3 of 8" in res.extra["adapt_orders_cut"]
 
 
 def test_the_stages_balance_aims_at_compute_time_not_sram() -> None:

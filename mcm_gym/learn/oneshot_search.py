@@ -33,6 +33,7 @@ from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
     OneShotTrainConfig,
+    extra_order_fit,
     greedy_candidates,
     obs_batch,
     policy_orders,
@@ -199,7 +200,8 @@ class OneShotSearch(Searcher):
     A checkpoint trained on fewer chips than the hardware has is widened to them
     (:func:`widen_policy`). ``SearchResult.extra``: ``temperature`` (the one applied), ``node_entropy`` (None if none),
     ``widened_k_max`` (``{"from", "to"}`` where the checkpoint was widened),
-    ``adapt_orders`` (when a stages head trains) and, with ``polish``, what the polish did."""
+    ``adapt_orders`` (when a stages head trains: how many it adapts, fewer where the order budget cuts them,
+    and then ``adapt_orders_cut``, why) and, with ``polish``, what the polish did."""
 
     name = "oneshot"
 
@@ -279,8 +281,12 @@ class OneShotSearch(Searcher):
             self._extra["widened_k_max"] = widened
         head = init.head if init is not None else self.policy_kw["head"]
         adapt = self.adapt_orders if self.train and head == "stages" else 0
-        if adapt:
-            self._extra["adapt_orders"] = adapt
+        if adapt:  # the orders that fit the budget are the ones used (none: the fixed orders stay)
+            fit = extra_order_fit(init.k_max if init is not None else problem.num_chips, problem)
+            self._extra["adapt_orders"] = min(adapt, fit)
+            if fit < adapt:
+                self._extra["adapt_orders_cut"] = (f"{min(adapt, fit)} of {adapt}: {problem.n} nodes on "
+                                                   f"{problem.num_chips} chips fit no more under STAGE_ORDER_BUDGET")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             start: np.ndarray | None = None

@@ -342,10 +342,11 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
     return StageLimits(torch.as_tensor(end_max), torch.as_tensor(rest_min))
 
 
-def extra_order_fit(policy: OneShotPolicy, problem: Problem) -> int:
-    """How many extra orders ``policy``'s stages head can take on ``problem`` within
-    :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes)."""
-    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (policy.k_max ** 2 * problem.n)) - len(STAGE_ORDERS))
+def extra_order_fit(policy: OneShotPolicy | int, problem: Problem) -> int:
+    """How many extra orders ``policy``'s stages head (or one with that ``K_max``) can take on
+    ``problem`` within :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes)."""
+    k = policy if isinstance(policy, int) else policy.k_max
+    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (k ** 2 * problem.n)) - len(STAGE_ORDERS))
 
 
 def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | None = None, count: int = 0,
