@@ -300,9 +300,7 @@ class OneShotSearch(Searcher):
                     done = polish(problem, first, min(self.polish, tr.left), on_evaluated=tr.add)
                     if done.moves and done.score >= tr.best_score:  # tie-breaking moves count (Tracker keeps
                         start = done.partition  # the first of equal scores): adapt around the polished one
-                    self._extra["polish"] = {"start_score": done.start_score, "score": done.score,
-                                             "evaluations": done.evaluations, "moves": done.moves,
-                                             "stop": done.stop}
+                    self._extra["polish"] = done.summary()
             if tr.left <= 0:
                 self.last_policy = init
                 return

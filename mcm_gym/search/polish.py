@@ -20,6 +20,7 @@ import operator
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,12 @@ class PolishResult:
     evaluations: int
     moves: int
     stop: str
+
+    def summary(self) -> dict[str, Any]:
+        """What a result's ``extra["polish"]`` says: ``start_score``, ``score``, ``evaluations``,
+        ``moves``, ``stop``."""
+        return {"start_score": self.start_score, "score": self.score, "evaluations": self.evaluations,
+                "moves": self.moves, "stop": self.stop}
 
 
 def leximax_key(ev: Evaluation) -> np.ndarray:
@@ -197,8 +204,7 @@ def polish_result(problem: Problem, res: SearchResult, budget: int) -> SearchRes
     part = out.partition if better else res.partition
     new = SearchResult.of(problem, f"{res.method}+polish", res.seed, part, max(out.score, res.score), trace,
                           res.wall_time + time.perf_counter() - t0, times)
-    new.extra = {**res.extra, "polish": {"start_score": out.start_score, "evaluations": out.evaluations,
-                                         "moves": out.moves, "stop": out.stop}}
+    new.extra = {**res.extra, "polish": out.summary()}
     if better and "proven_lower_bound" in new.extra:  # a proof (exact): the gap of the new bottleneck
         lb = float(new.extra["proven_lower_bound"])  # s
         new.extra["gap"] = new.bottleneck / lb - 1.0 if new.bottleneck > lb > 0 else 0.0
