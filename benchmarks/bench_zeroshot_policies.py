@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
-        policies = {spec: _policy(spec, pr.graph, pr.hardware, cache) for spec in args.policies}
         if pr.num_chips < args.min_chips:
             continue
+        policies = {spec: _policy(spec, pr.graph, pr.hardware, cache) for spec in args.policies}
         row: dict[str, Any] = {"graph": inst.graph, "hardware": inst.hardware, "chips": pr.num_chips}
         wide = [spec for spec, pol in policies.items() if pol.k_max < pr.num_chips]
         if wide:  # greedy_partitions widens them (widen_policy)

@@ -467,3 +467,30 @@ def test_partition_with_a_policy_on_more_chips_says_it_was_widened(capsys) -> No
     assert "trained on at most 8 chips, widened to 16" in out and "16 chips" in out
     assert main(["partition", "--graph", LAYERED, "--hardware", "ring-4", "--policy", "pretrained"]) == 0
     assert "widened" not in capsys.readouterr().out
+
+
+def test_zero_shot_in_a_batch_gives_what_each_instance_gives_alone(monkeypatch) -> None:
+    """``greedy_partitions`` widens per instance: a 16-chip instance in the batch does not change the
+    8-chip policy's orders or answer on a 4-chip one (the order budget shrinks with K_max^2)."""
+    from mcm_gym.learn import oneshot, oneshot_train
+
+    pol = load_oneshot(resolve_checkpoint("priors"))
+    small = ("generator://layered-dag-v0/1002", "ring-4")
+    n = load_graph(small[0]).n
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 28 * 64 * n)  # all 28 orders at K_max 8, 7 at 16
+    seen: list[tuple[int, int]] = []
+    real = oneshot_train.policy_orders
+
+    def spy(policy, problem, *a, **k):
+        got = real(policy, problem, *a, **k)
+        seen.append((problem.num_chips, int(got.orders.shape[0])))
+        return got
+
+    monkeypatch.setattr(oneshot_train, "policy_orders", spy)
+    both = greedy_partitions(pol, [small, (LAYERED, "mesh-4x4")])
+    assert seen[0] == (4, 28)
+    [(_, alone)] = greedy_partitions(pol, [small])
+    assert alone is not None and np.array_equal(both[0][1], alone)
+    pr, big = both[1]
+    assert big is not None and pr.num_chips == 16 and bool(pr.is_valid(big))
+    assert pol.k_max == 8  # the caller's policy is not widened in place

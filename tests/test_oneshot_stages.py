@@ -790,6 +790,12 @@ def test_tempered_is_the_distribution_with_every_logit_divided(n: int, k: int, n
         assert torch.equal(d._ends(oo, mm, pick, active_only=True), d._ends(oo, mm, pick))
     with pytest.raises(ValueError, match="factor must be > 0"):
         d.tempered(0.0)
+    if k >= 2:  # logits that do not depend on m or k: size 1 there is the same distribution as expanded
+        small = bound[:, :1, :1]
+        compact = StageCandidates(q, d.orders, g, small, None, cost, speed, bal)
+        full = StageCandidates(q, d.orders, g, small.expand(-1, k, k - 1, -1), None, cost, speed, bal)
+        torch.testing.assert_close(compact.log_prob(support), full.log_prob(support))
+        assert torch.equal(compact.mode(), full.mode())
 
 
 def test_stage_temperature_matches_a_bisection_over_full_forward_passes() -> None:

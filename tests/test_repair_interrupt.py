@@ -155,8 +155,9 @@ def test_a_stop_that_comes_before_the_solver_starts_is_repeated() -> None:
 
     started, stopped = threading.Event(), threading.Event()
 
-    def call() -> str:
-        time.sleep(0.3)  # not in the solver yet when Ctrl-C comes
+    def call() -> str:  # Ctrl-C comes 50 ms after the helper thread starts, before it enters the solver
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal wakes the wait
+        time.sleep(0.3)
         started.set()
         stopped.wait(10.0)  # the "solver": runs until stopped, or 10 s
         return "finished"
@@ -167,7 +168,6 @@ def test_a_stop_that_comes_before_the_solver_starts_is_repeated() -> None:
 
     old = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIG_IGN
     try:
-        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal wakes the wait
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             run_interruptible(call, stop)

@@ -222,7 +222,7 @@ def evaluate(method: str | Any, suite: str, *, budget: int = 100, seed: int = 0,
         try:
             res = searcher.search(problem, budget=budget, seed=seed)
         except ValueError as exc:
-            reason = " ".join(str(exc).split())
+            reason = " ".join(str(exc).split()).replace("|", "\\|")  # one markdown table cell
             rows.append({"instance": inst.key, "method": searcher.name, "failed": reason})
             if out:
                 out(f"| {inst.key} | failed: {reason} | - | - | - | - | - |")

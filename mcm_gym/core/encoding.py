@@ -106,13 +106,14 @@ def run_interruptible(call: Callable[[], T], stop: Callable[[], object]) -> T:
             done.set()
 
     th = threading.Thread(target=target, name="solver-call", daemon=True)
-    th.start()
     try:
+        th.start()
         done.wait()
     except BaseException:
-        stop()
-        while not done.wait(STOP_REPEAT_S):
+        if th.ident is not None:  # started: stop it and wait (a thread that never started never sets done)
             stop()
+            while not done.wait(STOP_REPEAT_S):
+                stop()
         raise
     if "error" in box:
         raise box["error"]

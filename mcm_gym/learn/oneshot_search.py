@@ -282,11 +282,12 @@ class OneShotSearch(Searcher):
         head = init.head if init is not None else self.policy_kw["head"]
         adapt = self.adapt_orders if self.train and head == "stages" else 0
         if adapt:  # the orders that fit the budget are the ones used (none: the fixed orders stay)
-            fit = extra_order_fit(init.k_max if init is not None else problem.num_chips, problem)
+            k = init.k_max if init is not None else problem.num_chips
+            fit = extra_order_fit(k, problem)
             self._extra["adapt_orders"] = min(adapt, fit)
             if fit < adapt:
-                self._extra["adapt_orders_cut"] = (f"{min(adapt, fit)} of {adapt}: {problem.n} nodes on "
-                                                   f"{problem.num_chips} chips fit no more under STAGE_ORDER_BUDGET")
+                self._extra["adapt_orders_cut"] = (f"{min(adapt, fit)} of {adapt}: {problem.n} nodes with "
+                                                   f"K_max {k} fit no more under STAGE_ORDER_BUDGET")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             start: np.ndarray | None = None

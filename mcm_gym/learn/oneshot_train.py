@@ -384,8 +384,8 @@ def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
     the critic carry over unchanged. The ``stages`` head's learned stage-count logits ``g_m`` keep
     their values for the trained ``m``, and every new ``m`` takes the largest trained one's (so the
     count and speed priors alone rank the new counts against it); the ``nodes`` head's per-chip
-    offsets ``u_c`` of the new chips take the trained chips' mean (a softmax ignores a common
-    shift, so the pipeline prior alone places nodes on them). Trained on at most ``policy.k_max``
+    offsets ``u_c`` of the new chips take the trained chips' mean offset (the pipeline prior places
+    nodes on them). Trained on at most ``policy.k_max``
     chips, the policy has never seen more: how well it transfers is measured in BENCHMARKS.md, not
     assumed."""
     k0, k1 = int(policy.k_max), int(k_max)
@@ -432,13 +432,16 @@ def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | s
     """Zero-shot: each instance's problem and the repaired greedy candidate of ``policy`` (None where
     the repair finds no valid partition), without training; a policy trained on fewer chips than an
     instance has is widened (:func:`widen_policy`)."""
-    envs = oneshot_envs(instances, repair=repair, k_max=policy.k_max, common_padding=False)
-    if envs[0].k_max > policy.k_max:  # more chips than it was trained on: widened, as OneShotSearch does
-        policy = widen_policy(policy, envs[0].k_max)
     was_training = policy.training
     policy.set_training_mode(False)
-    out = [(e.problem, e.problem.repair(cand, e.repair_config).partition)
-           for e, cand in zip(envs, greedy_candidates(policy, envs), strict=True)]
+    wide: dict[int, OneShotPolicy] = {policy.k_max: policy}
+    out = []
+    for inst in instances:  # each on its own chips, so a batch gives what each instance gives alone
+        [e] = oneshot_envs([inst], repair=repair, k_max=policy.k_max, common_padding=False)
+        if e.k_max not in wide:  # more chips than it was trained on: widened, as OneShotSearch does
+            wide[e.k_max] = widen_policy(policy, e.k_max)
+        [cand] = greedy_candidates(wide[e.k_max], [e])
+        out.append((e.problem, e.problem.repair(cand, e.repair_config).partition))
     policy.set_training_mode(was_training)
     return out
 

@@ -180,8 +180,9 @@ def polish(problem: Problem, start: np.ndarray, budget: int,
 def polish_result(problem: Problem, res: SearchResult, budget: int) -> SearchResult:
     """``res`` (any method's result on ``problem``) with its partition polished by at most ``budget``
     more evaluations: method ``"<method>+polish"``, the evaluations, trace and wall time (s) extended,
-    and ``extra["polish"]`` saying what the polish did (``start_score``, ``evaluations``, ``moves``,
-    ``stop``). A result without a valid partition is returned as it is, with ``extra["polish"]``
+    and ``extra["polish"]`` saying what the polish did (:meth:`PolishResult.summary`: ``start_score``,
+    ``score`` (the polish's own; the result keeps the better of it and ``res.score``), ``evaluations``,
+    ``moves``, ``stop``). A result without a valid partition is returned as it is, with ``extra["polish"]``
     saying why nothing was polished."""
     if res.partition is None or not problem.is_valid(res.partition):
         return replace(res, extra={**res.extra, "polish": {"skipped": "no valid partition to polish"}})
