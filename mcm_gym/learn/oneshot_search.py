@@ -33,6 +33,7 @@ from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
     OneShotTrainConfig,
+    blank_policy,
     extra_order_fit,
     greedy_candidates,
     obs_batch,
@@ -133,9 +134,7 @@ def load_oneshot(path: str | os.PathLike[str]) -> OneShotPolicy:
     try:  # a malformed blob (missing keys, wrong shapes) fails here in several ways
         k_max = int(blob["k_max"])
         arch = {**_LEGACY_ARCH, **{k: blob["policy"][k] for k in _ARCH_KEYS if k in blob["policy"]}}
-        env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
-        policy = OneShotPolicy(env.observation_space, env.action_space, lambda _: 1e-3,  # type: ignore[arg-type]
-                               **oneshot_policy_kwargs(**arch))
+        policy = blank_policy(k_max, oneshot_policy_kwargs(**arch), 1e-3)
         policy.load_state_dict(blob["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{p}: malformed one-shot checkpoint ({type(exc).__name__}: "

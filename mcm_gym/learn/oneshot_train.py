@@ -59,7 +59,7 @@ from mcm_gym.search.polish import polish
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
            "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
            "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
-           "extra_order_fit", "partition_order", "widen_policy"]
+           "extra_order_fit", "partition_order", "widen_policy", "blank_policy"]
 
 TARGETS = ("candidate", "repaired")
 
@@ -268,17 +268,10 @@ def orders_around(problem: Problem, partition: np.ndarray, count: int, rng: np.r
     the nodes by their position in it plus Gaussian noise of a random scale (log-uniform in
     ``[0.5, max(1, n / 4)]`` positions), as the stage DP's random orders do around its best one.
     Used by fine-tuning's ``adapt_orders``."""
-    from mcm_gym.search.dp import priority_order
+    from mcm_gym.search.dp import jittered_order
 
-    n = problem.n
     base = partition_order(partition)
-    out = [base] if count > 0 else []
-    rank = np.empty(n)
-    rank[base] = np.arange(n)
-    for _ in range(count - 1):
-        scale = float(np.exp(rng.uniform(np.log(0.5), np.log(max(1.0, n / 4)))))
-        out.append(priority_order(problem, rank + scale * rng.standard_normal(n)))
-    return out
+    return ([base] if count > 0 else []) + [jittered_order(problem, base, rng) for _ in range(count - 1)]
 
 
 def stage_cost(problem: Problem, orders: Sequence[np.ndarray], k_max: int | None = None) -> StageCost:
@@ -370,6 +363,13 @@ def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | 
     return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra, around=near)
 
 
+def blank_policy(k_max: int, policy_kwargs: dict[str, Any], learning_rate: float = 3e-3) -> OneShotPolicy:
+    """A fresh :class:`OneShotPolicy` for ``k_max`` chips, built on a tiny placeholder instance (its
+    weights do not depend on the padding), to load weights into."""
+    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k_max, 4)}", mode="oneshot", k_max=k_max)
+    return policy_for_envs([env], policy_kwargs, learning_rate)
+
+
 def _constructor_kwargs(policy: OneShotPolicy) -> dict[str, Any]:
     """The keyword arguments that build ``policy`` again, less its spaces and schedule."""
     kw = policy._get_constructor_parameters()
@@ -393,9 +393,8 @@ def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
         raise ValueError(f"widen_policy: k_max={k1} is below the policy's K_max={k0}")
     if k1 == k0:
         return policy
-    env = MCMPartitionEnv("tiny://diamond-v1", f"ring-{min(k1, 4)}", mode="oneshot", k_max=k1)
     with torch.random.fork_rng(devices=[]):  # its fresh weights are overwritten: leave the caller's stream be
-        wide = policy_for_envs([env], init=None, policy_kwargs=_constructor_kwargs(policy))
+        wide = blank_policy(k1, _constructor_kwargs(policy))
     state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
     heads = policy.mlp_extractor
     assert isinstance(heads, oneshot.OneShotHeads)

@@ -36,7 +36,7 @@ from mcm_gym.search.base import Searcher, Tracker
 from mcm_gym.search.heuristics import split_by_work
 
 __all__ = ["DPSearch", "StageSplitter", "best_split", "dfs_order", "level_order", "alap_order",
-           "priority_order"]
+           "priority_order", "jittered_order"]
 
 
 # ---------------------------------------------------------------------------- orders
@@ -44,6 +44,16 @@ def priority_order(problem: Problem, key: np.ndarray) -> np.ndarray:
     """The topological order that always takes the ready node with the smallest ``key`` (ties by
     index); shape ``(n,)``, node indices."""
     return problem.graph.priority_order(key)
+
+
+def jittered_order(problem: Problem, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A topological order near ``order`` (node indices): nodes ranked by their position in it plus
+    Gaussian noise of a random scale, log-uniform in ``[0.5, max(1, n / 4)]`` positions."""
+    n = problem.n
+    rank = np.empty(n)
+    rank[order] = np.arange(n)
+    scale = float(np.exp(rng.uniform(np.log(0.5), np.log(max(1.0, n / 4)))))
+    return priority_order(problem, rank + scale * rng.standard_normal(n))
 
 
 def dfs_order(problem: Problem) -> np.ndarray:
@@ -376,10 +386,7 @@ class DPSearch(Searcher):
         yield level_order(problem)
         yield alap_order(problem)
         while True:
-            rank = np.empty(n)
-            rank[best_order[0]] = np.arange(n)
-            scale = float(np.exp(rng.uniform(np.log(0.5), np.log(max(1.0, n / 4)))))
-            yield priority_order(problem, rank + scale * rng.standard_normal(n))
+            yield jittered_order(problem, best_order[0], rng)
 
     def _run(self, problem: Problem, tr: Tracker, rng: np.random.Generator) -> None:
         splitter = StageSplitter(problem)
