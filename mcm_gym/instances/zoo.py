@@ -152,13 +152,18 @@ def _load_callable(spec: str) -> Any:
             raise GraphError(f"model spec {spec!r}: cannot import {target}")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:  # a syntax or import error in the user's file
+            sys.modules.pop(mod_name, None)
+            raise GraphError(f"model spec {spec!r}: importing {target} raised {type(exc).__name__}: {exc}") \
+                from exc
     else:
         try:
             module = importlib.import_module(target)
-        except ImportError as exc:
-            raise GraphError(f"model spec {spec!r}: cannot import module {target!r} ({exc})") \
-                from exc
+        except Exception as exc:
+            raise GraphError(f"model spec {spec!r}: cannot import module {target!r} "
+                             f"({type(exc).__name__}: {exc})") from exc
     fn = getattr(module, func, None)
     if not callable(fn):
         raise GraphError(f"model spec {spec!r}: {target} has no function {func!r}")
@@ -189,7 +194,11 @@ def import_model(spec: str | os.PathLike[str], out: str | os.PathLike[str] | Non
                       metadata=g.metadata, shared=g.shared)
     elif ":" in s:
         fn = _load_callable(s)
-        made = fn()
+        try:
+            made = fn()
+        except Exception as exc:  # the user's builder: say where, not a traceback from inside it
+            raise GraphError(f"model spec {s!r}: calling {s.rpartition(':')[2]}() raised "
+                             f"{type(exc).__name__}: {exc}") from exc
         if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], tuple)):
             raise GraphError(f"model spec {s!r} must return (model, example_inputs) with "
                              f"example_inputs a tuple, got {type(made).__name__}")

@@ -234,6 +234,51 @@ def _export(torch: Any, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any
             f"torch.export could not trace {_model_label(model)}: {_first_line(exc)}") from exc
 
 
+#: Prefix of the parameter names inside :func:`_tensor_outputs`' wrapper; stripped again.
+_WRAPPED = "wrapped_model"
+
+
+def _keep_tensors(value: Any, torch: Any, dropped: list[str], where: str) -> Any:
+    """The tensors of a (nested) model output: tuples, lists and dicts (``ModelOutput`` included)
+    are kept as tuples of their tensor parts; anything else (e.g. a KV cache object) is left out
+    and its path and type appended to ``dropped``."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if value is None:
+        return None
+    if isinstance(value, dict):  # transformers' ModelOutput is an OrderedDict
+        items = [(f"{where}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        dropped.append(f"{where}: {type(value).__name__}")
+        return None
+    kept = tuple(_keep_tensors(v, torch, dropped, w) for w, v in items)
+    return tuple(v for v in kept if v is not None)
+
+
+def _tensor_outputs(torch: Any, model: Any) -> Any:
+    """``model`` behind a module whose forward returns only the tensors of its outputs
+    (:func:`_keep_tensors`); ``.dropped`` lists what the last call left out."""
+
+    dropped: list[str] = []  # a closure, not a module attribute: export may undo attribute writes
+
+    class TensorOutputs(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            setattr(self, _WRAPPED, model)
+
+        @property
+        def dropped(self) -> list[str]:
+            return dropped
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            dropped.clear()
+            return _keep_tensors(getattr(self, _WRAPPED)(*args, **kwargs), torch, dropped, "output")
+
+    return TensorOutputs()
+
+
 def _cast_inputs(value: Any, torch: Any, torch_dtype: Any) -> Any:
     """Floating tensors in a (nested) input structure cast to ``torch_dtype``; others unchanged."""
     if isinstance(value, torch.Tensor):
@@ -360,7 +405,24 @@ def from_torch(
     flop_counter_flops, count_mode = _reference_flops(torch, model, example_inputs, kwargs,
                                                       extra_formulas, fake)
 
-    exported = _export(torch, model, example_inputs, kwargs)
+    dropped_outputs: list[str] = []
+    dropped_reason = ""
+    try:
+        exported = _export(torch, model, example_inputs, kwargs)
+    except TraceError as first:
+        # e.g. a transformers decoder that returns a KV cache torch.export has no pytree for: trace
+        # the tensors of its outputs instead, and report what was left out
+        wrapper = _tensor_outputs(torch, model)
+        try:
+            exported = _export(torch, wrapper, example_inputs, kwargs)
+        except TraceError:
+            raise first from first.__cause__
+        dropped_outputs = list(wrapper.dropped)
+        if not dropped_outputs:  # not an output problem: the wrapper did not change anything
+            raise first from first.__cause__
+        dropped_reason = str(first.args[0])
+        warnings.warn(f"{_model_label(model)}: traced without these outputs, which torch.export cannot "
+                      f"return: {', '.join(wrapper.dropped)}", stacklevel=2)
     gm = exported.graph_module
     graph = gm.graph
     specs = exported.graph_signature.input_specs
@@ -390,10 +452,10 @@ def from_torch(
             user_inputs.add(node.name)
         elif kind == InputKind.PARAMETER:
             value = state[target]
-            param_of[node.name] = (target, value)
+            param_of[node.name] = (str(target).removeprefix(_WRAPPED + ".") if dropped_outputs else target, value)
         elif kind in (InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
             value = state[target] if target in state else consts[target]
-            buffer_bytes_by_name[str(target)] = nbytes(value)
+            buffer_bytes_by_name[str(target).removeprefix(_WRAPPED + ".")] = nbytes(value)
         else:
             raise ValueError(f"unsupported exported input kind {kind} for {node.name!r}")
         flat_args.append(value)
@@ -559,6 +621,8 @@ def from_torch(
             "buffers": dict(sorted(buffer_bytes_by_name.items())),
             "folded_getitems": folded_getitems,
             "edge_bytes_rule": "sum of distinct tensors flowing src->dst",
+            **({"dropped_outputs": dropped_outputs, "dropped_outputs_reason": dropped_reason}
+               if dropped_outputs else {}),
         },
     }
     if metadata:
