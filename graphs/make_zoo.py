@@ -67,6 +67,8 @@ class ZooModel:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Content version of the id (``zoo://<name>-v<version>``): bumped when the file's content changes.
     version: int = 1
+    #: Coarsen above this many nodes; None: never (graphs kept at thousands of nodes on purpose).
+    max_nodes: int | None = MAX_NODES
 
 
 # ----------------------------------------------------------------------------- torch.nn models
@@ -209,6 +211,68 @@ def _build_mixer() -> tuple[Any, tuple[Any, ...], str, dict[str, Any]]:
             "graphs/make_zoo.py:MlpMixer (torch.nn; Mixer-B/16 of Tolstikhin et al. 2021)", cfg)
 
 
+def _unet_classes() -> Any:
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                             nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+    class UNet(nn.Module):
+        """U-Net (Ronneberger et al., 2015) with padded convolutions: 4 down and 4 up levels,
+        skip connections from each down level to its up level across the whole network."""
+
+        def __init__(self, channels: int = 64, levels: int = 4, classes: int = 2) -> None:
+            super().__init__()
+            widths = [channels * 2 ** i for i in range(levels + 1)]
+            self.down = nn.ModuleList([block(3, widths[0])] + [block(widths[i], widths[i + 1])
+                                                                 for i in range(levels)])
+            self.upconv = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+                                         for i in reversed(range(levels))])
+            self.up = nn.ModuleList([block(2 * widths[i], widths[i]) for i in reversed(range(levels))])
+            self.pool = nn.MaxPool2d(2)
+            self.head = nn.Conv2d(widths[0], classes, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            skips = []
+            for i, d in enumerate(self.down):
+                x = d(x if i == 0 else self.pool(x))
+                skips.append(x)
+            for upconv, up, skip in zip(self.upconv, self.up, reversed(skips[:-1]), strict=True):
+                x = up(torch.cat([skip, upconv(x)], dim=1))
+            return self.head(x)
+
+    return UNet
+
+
+def _build_unet() -> tuple[Any, tuple[Any, ...], str, dict[str, Any]]:
+    import torch
+
+    cfg = {"channels": 64, "levels": 4, "classes": 2, "image": 256}
+    model = _unet_classes()(channels=cfg["channels"], levels=cfg["levels"], classes=cfg["classes"])
+    return (model, (torch.randn(1, 3, cfg["image"], cfg["image"]),),
+            "graphs/make_zoo.py:UNet (torch.nn; Ronneberger et al. 2015, padded convolutions)", cfg)
+
+
+WHISPER_FRAMES, WHISPER_TOKENS = 3000, 32
+
+
+def _build_whisper() -> tuple[Any, tuple[Any, ...], str, None]:
+    import torch
+    import transformers
+
+    over = {"d_model": 384, "encoder_layers": 4, "decoder_layers": 4, "encoder_attention_heads": 6,
+            "decoder_attention_heads": 6, "encoder_ffn_dim": 1536, "decoder_ffn_dim": 1536, **_NO_CACHE}
+    config = transformers.WhisperConfig(**over)
+    model = transformers.WhisperModel(config)
+    feats = torch.randn(1, config.num_mel_bins, WHISPER_FRAMES)  # 30 s of log-mel frames
+    args = ", ".join(f"{k}={v!r}" for k, v in over.items())
+    # positional: input_features, attention_mask, decoder_input_ids
+    return (model, (feats, None, _tokens(config.vocab_size, WHISPER_TOKENS)),
+            f"transformers.WhisperModel(WhisperConfig({args})) (whisper-tiny)", None)
+
+
 GNMT_SEQ = 64
 
 
@@ -228,6 +292,10 @@ _BERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_head
                "intermediate_size": 4096}
 _EFFNET_B0 = {"width_coefficient": 1.0, "depth_coefficient": 1.0, "image_size": 224,
               "hidden_dim": 1280, "dropout_rate": 0.2, "num_labels": 1000}
+_ALBERT_BASE = {"embedding_size": 128, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                "intermediate_size": 3072}
+_BART_BASE = {"d_model": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 12,
+              "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, **_NO_CACHE}
 _RING_SMALL, _RING_LARGE = ("ring-4", "ring-8"), ("ring-8", "ring-16")
 _MESH = ("mesh-2x2", "mesh-4x4")
 
@@ -266,6 +334,22 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("mlp-mixer-b16", _build_mixer, "mlp", "train", _MESH),
     ZooModel("gnmt", _build_gnmt, "rnn", "train", _RING_LARGE, dtype="int8",
              note="embeddings and classifier 66.2 MB each at bf16: int8", version=2),
+    # held out, of families no train graph has (suite://unseen-v1): cross-layer parameter sharing,
+    # encoder-decoders, a convolutional front end, a deep thin stack kept at thousands of nodes,
+    # and long skip connections
+    ZooModel("albert-base", _hf("AlbertModel", "AlbertConfig", "tokens", **_ALBERT_BASE),
+             "shared-weights", "heldout", _RING_SMALL, note="AlbertConfig() defaults are xxlarge; base's given; "
+             "one encoder layer's weights shared by all 12"),
+    ZooModel("bart-base", _hf("BartModel", "BartConfig", "tokens", **_BART_BASE),
+             "encoder-decoder", "heldout", _RING_SMALL, dtype="int8",
+             note="token embedding 77.2 MB at bf16: int8; decoder inputs are the shifted encoder tokens"),
+    ZooModel("whisper-tiny", _build_whisper, "speech-encoder-decoder", "heldout", _RING_SMALL,
+             note="two convolutions over 3,000 log-mel frames, then a 4-layer encoder and decoder"),
+    ZooModel("mobilebert", _hf("MobileBertModel", "MobileBertConfig", "tokens"),
+             "deep-thin", "heldout", _RING_SMALL, max_nodes=None,
+             note="MobileBertConfig() defaults = mobilebert-uncased: 24 thin layers of 4 feed-forward "
+                  "blocks each; not coarsened"),
+    ZooModel("unet", _build_unet, "cnn-skip", "heldout", _MESH),
 )
 
 
@@ -302,6 +386,7 @@ def build_one(entry: ZooModel) -> Any:
         "split": entry.split,
         "dtype": entry.dtype,
         "batch": 1,
+        "max_nodes": entry.max_nodes,
         **({"config": cfg} if cfg is not None else {}),
         **({"dtype_note": "weights and activations stored as int8 (1 byte per element); FLOPs "
                           "counted on the float model"} if int8 else {}),
@@ -317,8 +402,8 @@ def build_one(entry: ZooModel) -> Any:
     if totals["weight_bytes"] != totals["param_bytes"]:
         raise SystemExit(f"{entry.name}: weight_bytes {totals['weight_bytes']} != "
                          f"param_bytes {totals['param_bytes']}")
-    if g.n > MAX_NODES:
-        g = coarsen(g, MAX_NODES, graph_id=g.id).graph
+    if entry.max_nodes is not None and g.n > entry.max_nodes:
+        g = coarsen(g, entry.max_nodes, graph_id=g.id).graph
     for preset in entry.presets:
         ok, why = feasible_on(g, preset)
         if ok:

@@ -6,6 +6,9 @@
   v1 named ``zoo://gnmt-v1``, which v2 replaced;
 * ``suite://heldout-v1``: the held-out split (its zoo graphs and generator seeds 1000-1009) on ring-4,
   ring-8 and mesh-2x2, where the graph fits;
+* ``suite://unseen-v1``: held-out zoo graphs whose families no train graph has (cross-layer weight
+  sharing, encoder-decoders, a convolutional speech front end, a deep thin stack at 1,288 nodes, a
+  U-Net's long skips) on ring-4, ring-8 and mesh-2x2, where they fit;
 * ``suite://hard-v1``: 16 instances where the known methods fall short, found by
   ``benchmarks/find_hard.py`` (generator seeds 5000-5059, apart from both splits, on hring-4, hring-8,
   mesh-2x2, ring-4 with activation memory, ring-4 with triangle and neighbour-only), the three with the
@@ -127,7 +130,12 @@ def _zoo() -> tuple[Instance, ...]:
 
 
 def _heldout() -> tuple[Instance, ...]:
-    graphs = [f"zoo://{n}-v1" for n in _HELDOUT_ZOO] + [f"generator://layered-dag-v0/{s}" for s in range(1000, 1010)]
+    return _where_fits([f"zoo://{n}-v1" for n in _HELDOUT_ZOO]
+                       + [f"generator://layered-dag-v0/{s}" for s in range(1000, 1010)])
+
+
+def _where_fits(graphs: list[str]) -> tuple[Instance, ...]:
+    """Each graph on ring-4, ring-8 and mesh-2x2, where its weights fit."""
     out = []
     for g in graphs:
         for hw in ("ring-4", "ring-8", "mesh-2x2"):
@@ -140,6 +148,9 @@ def _heldout() -> tuple[Instance, ...]:
     return tuple(out)
 
 
+#: Held-out zoo graphs of families no train graph has (``suite://unseen-v1``).
+_UNSEEN_ZOO = ["albert-base", "bart-base", "whisper-tiny", "mobilebert", "unet"]
+
 _BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
     "suite://paper-v1": ("BERT-base on the paper-like ring-8: default switches, and with triangle on",
                          lambda: (Instance.of("zoo://bert-base-v1", "ring-8"),
@@ -147,6 +158,9 @@ _BUILDERS: dict[str, tuple[str, Callable[[], tuple[Instance, ...]]]] = {
     "suite://zoo-v2": ("every zoo graph on its default preset, on ring-8 and on mesh-4x4 (v2: zoo://gnmt-v2)", _zoo),
     "suite://heldout-v1": ("the held-out split (4 zoo graphs, generator seeds 1000-1009) on ring-4, ring-8 and "
                            "mesh-2x2 where it fits", _heldout),
+    "suite://unseen-v1": ("held-out zoo graphs of families no train graph has (ALBERT-base's shared layer, "
+                          "BART-base, Whisper-tiny, MobileBERT at 1,288 nodes, a U-Net) on ring-4, ring-8 and "
+                          "mesh-2x2 where they fit", lambda: _where_fits([f"zoo://{n}-v1" for n in _UNSEEN_ZOO])),
     "suite://hard-v1": ("where the stage DP falls more than 5% short of the proven optimum, or the exact search "
                         "proves nothing in minutes (HARD_REASONS says which and by how much)",
                         lambda: tuple(Instance.of(g, h) for g, h, _ in _HARD)),
