@@ -25,6 +25,7 @@ from mcm_gym.learn.oneshot import (  # noqa: E402
     StageBalance,
     StageCandidates,
     StageCost,
+    StageLimits,
     oneshot_policy_kwargs,
     stage_logits,
     stage_targets,
@@ -346,6 +347,14 @@ def test_memory_limits_keep_every_valid_split_and_draw_only_fitting_ones(spec: G
     assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-5)
     fits = pr.violation_counts(support.numpy())["memory"] == 0
     assert bool((lp[torch.as_tensor(fits)] > -1e8).all())  # nothing that fits is masked
+    if bool((so.limits.rest_min[:, :min(n, k), 0] == 0).any()):  # some (order, m) fits: only such are drawn
+        assert d.unfit is None or not bool((d.joint[d.unfit] > -1e8).any())
+        sped = StageCandidates(d.order * 0 + torch.randn(o, generator=gen), so.orders, torch.randn(k, generator=gen),
+                               d.boundary, so.limits, so.cost, speed_prior=3.0)
+        assert float(sped.log_prob(support).exp().sum()) == pytest.approx(1.0, abs=1e-5)
+        for dist in (d, sped):
+            draws = np.concatenate([dist.sample(32, gen).numpy(), dist.mode().numpy()[None]])
+            assert (pr.violation_counts(draws)["memory"] == 0).all()
     for oi in range(o):  # draws along one order at a time (a draw can split other orders too)
         only = torch.full((o,), -1e9)
         only[oi] = 0.0
@@ -353,6 +362,41 @@ def test_memory_limits_keep_every_valid_split_and_draw_only_fitting_ones(spec: G
         for cand in one.sample(32, gen).numpy():
             if int(so.limits.rest_min[oi, int(cand.max()), 0]) == 0:  # some split of this order and m fits
                 assert pr.violation_counts(cand[None])["memory"][0] == 0
+
+
+@pytest.mark.parametrize("speed_prior", [0.0, 2.0])
+def test_an_order_whose_chips_cannot_hold_it_is_not_chosen_while_another_fits(speed_prior: float) -> None:
+    n, k = 4, 2
+    orders = torch.as_tensor(np.array([[0, 1, 2, 3], [0, 2, 1, 3]]))
+    end_max = torch.full((2, k, n + 1), n - 1, dtype=torch.int64)  # any stage fits its chip ...
+    rest_min = torch.full((2, k, k + 1), n + 1, dtype=torch.int64)  # ... but one chip never holds it all,
+    rest_min[:, :, k] = n
+    rest_min[:, 1, 1] = 1
+    rest_min[1, 1, 0] = 0  # and two chips hold only order 1
+    cost = StageCost(torch.zeros(2, n + 1, k), torch.zeros(2, k, n), False)
+
+    def dist(rmin: torch.Tensor) -> StageCandidates:
+        return StageCandidates(torch.tensor([10.0, 0.0]), orders, torch.zeros(k), torch.zeros(2, k, k - 1, n),
+                               StageLimits(end_max, rmin), cost, speed_prior)
+
+    d = dist(rest_min)
+    assert d.greedy_pair() == (1, 2) and float(d.joint[0, 1]) < -1e8  # the order logit prefers order 0
+    assert float(d.log_prob(_support(n, k, list(orders.numpy()))).exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    none_fit = rest_min.clone()
+    none_fit[1, 1, 0] = 1
+    assert dist(none_fit).unfit is None and dist(none_fit).greedy_pair()[0] == 0  # then the repair decides
+
+
+def test_the_priors_pick_an_order_that_fits_bart_on_four_chips() -> None:
+    """BART-base (int8, 139 MB) on ring-4 fills 74% of the SRAM; along some orders no split fits. The
+    zero-shot candidate needs no repair (it needed one, and scored 0.743 of the optimum, when the head
+    could pick such an order)."""
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+
+    policy = load_oneshot(resolve_checkpoint("priors"))
+    [e] = oneshot_envs([("zoo://bart-base-v1", "ring-4")], k_max=policy.k_max)
+    [cand] = greedy_candidates(policy, [e])
+    assert e.problem.is_valid(cand[None])[0]
 
 
 def test_stage_limits_match_brute_force_on_tight_chips() -> None:

@@ -376,10 +376,19 @@ class StageCandidates(CandidateDist):
         self.orders = orders.to(torch.int64)
         self.limits = limits
         too_many = torch.arange(1, k + 1) > n
+        #: ``(O, K)`` pairs (order, m) whose m chips cannot hold the order's graph (an SRAM overflow in
+        #: every split), left out unless every pair is such; None: none left out
+        self.unfit: torch.Tensor | None = None
         if limits is not None:  # m whose chips cannot hold the graph along any order, unless every m is such
-            unfit = (limits.rest_min[:, :, 0] > 0).all(dim=0)
+            pair_unfit = limits.rest_min[:, :, 0] > 0
+            unfit = pair_unfit.all(dim=0)
             if not bool((unfit | too_many).all()):
                 too_many = too_many | unfit
+                if bool((pair_unfit & ~too_many[None, :]).any()):
+                    self.unfit = pair_unfit & ~too_many[None, :]
+        #: whether (order, m) is drawn jointly from :attr:`joint` (a speed prior, or unfit pairs left
+        #: out), else order and m independently
+        self.paired = self.unfit is not None
         if balance is not None and (balance.frac.shape != (o, n) or balance.beta.shape != (k,)
                                     or balance.targets.shape != (k, max(k - 1, 0))):
             raise ValueError(f"stage balance does not match {o} orders of {n} nodes and {k} chips: frac "
@@ -396,7 +405,13 @@ class StageCandidates(CandidateDist):
             self.order = torch.log_softmax(order_logits, dim=0)
             self.count = torch.log_softmax(count_logits.masked_fill(too_many, -1e9), dim=0)
             self.joint = self.order[:, None] + self.count[None, :]
+            if self.unfit is not None:
+                joint = self.joint.masked_fill(self.unfit, -1e9)
+                self.joint = torch.log_softmax(joint.reshape(-1), dim=0).reshape(o, k)
+                self.order = torch.logsumexp(self.joint, dim=1)
+                self.count = torch.logsumexp(self.joint, dim=0)
             return
+        self.paired = True
         if cost.prefix.shape != (o, n + 1, k) or cost.cut_time.shape != (o, k, n):
             raise ValueError(f"stage cost does not match {o} orders of {n} nodes and {k} chips: prefix "
                              f"{tuple(cost.prefix.shape)}, cut_time {tuple(cost.cut_time.shape)}")
@@ -416,6 +431,8 @@ class StageCandidates(CandidateDist):
             slow = torch.where(fin, torch.log(est / ref), torch.full_like(est, 1e3))
         joint = order_logits[:, None] + count_logits.masked_fill(too_many, -1e9)[None, :] - speed_prior * slow
         joint = joint.masked_fill(too_many[None, :], -1e9)
+        if self.unfit is not None:
+            joint = joint.masked_fill(self.unfit, -1e9)
         self.joint = torch.log_softmax(joint.reshape(-1), dim=0).reshape(o, k)
         self.order = torch.logsumexp(self.joint, dim=1)
         self.count = torch.logsumexp(self.joint, dim=0)
@@ -510,14 +527,14 @@ class StageCandidates(CandidateDist):
 
     def greedy_pair(self) -> tuple[int, int]:
         """The most likely order (index) and number of stages ``m``."""
-        if self.estimate is None:
+        if not self.paired:
             return int(self.order.argmax()), int(self.count.argmax()) + 1
         flat = int(self.joint.reshape(-1).argmax())
         return flat // self.k, flat % self.k + 1
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
-            if self.estimate is None:
+            if not self.paired:
                 o = torch.multinomial(self.order.exp(), count, replacement=True, generator=generator)
                 m = torch.multinomial(self.count.exp(), count, replacement=True, generator=generator) + 1
             else:
@@ -556,13 +573,13 @@ class StageCandidates(CandidateDist):
             return self._walk(torch.tensor([oi]), torch.tensor([mi]), _argmax)[0]
 
     def entropy(self) -> torch.Tensor:
-        """The order's and the number of stages' entropies (their joint one with a speed prior; identical
+        """The order's and the number of stages' entropies (their joint one when drawn jointly; identical
         orders count once) plus each stage end's along the greedy path (a proxy: the exact entropy sums
         over every path)."""
         # identical rows (a chain has one topological order; jitters can repeat) are one choice
         _, same = torch.unique(self.orders, dim=0, return_inverse=True)
         groups = int(same.max()) + 1
-        if self.estimate is None:
+        if not self.paired:
             po = torch.zeros(groups, dtype=self.order.dtype).index_add(0, same, self.order.exp())
             ent = -(po * torch.log(po.clamp(min=1e-30))).sum() - (self.count.exp() * self.count).sum()
         else:
