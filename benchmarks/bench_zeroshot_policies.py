@@ -5,7 +5,8 @@ share of each instance's best known score (the leaderboard).
         untrained untrained:cut_prior=0:max_log_sharpness=6 --out benchmarks/results/oneshot/zeroshot_policies.json
 
 A policy is a checkpoint (a shipped name or a ``.pt`` path), optionally with ``:key=value`` overrides of
-its priors (``pretrained-v4:speed_prior=20``; keys in ``OVERRIDES``), or ``untrained[:key=value...]``: a
+its priors (``pretrained-v4:speed_prior=20``; keys in ``OVERRIDES``) and ``:split=dp`` (its greedy order split
+by the stage DP, ``greedy_candidates``), or ``untrained[:key=value...]``: a
 fresh stages-head policy (torch seed 0; its last layers are zero, so it is its prior) with those
 ``oneshot_policy_kwargs`` (numbers, or words such as ``balance=global``). Prints one line per instance
 and the mean / min per policy, and writes them as JSON (atomically); an instance with more chips than
@@ -57,9 +58,15 @@ def _value(text: str) -> float | str:
         return text  # e.g. balance=global
 
 
+def _split(spec: str) -> str:
+    """The ``split=head|dp`` item of a policy spec (greedy_candidates); ``head`` when absent."""
+    items = dict(item.split("=", 1) for item in spec.split(":")[1:])
+    return items.get("split", "head")
+
+
 def _policy(spec: str, graph: Any, hardware: Any, cache: dict[str, OneShotPolicy]) -> OneShotPolicy:
     name, *items = spec.split(":")
-    kw: dict[str, Any] = {k: _value(v) for k, v in (item.split("=", 1) for item in items)}
+    kw: dict[str, Any] = {k: _value(v) for k, v in (item.split("=", 1) for item in items) if k != "split"}
     if name != "untrained":
         if spec not in cache:
             pol = load_oneshot(resolve_checkpoint(name))
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         best = board.get("best_score")
         row["best_known"], row["bound"] = best, board.get("bound_score")
         for spec in args.policies:
-            [(prob, part)] = greedy_partitions(policies[spec], [(pr.graph, pr.hardware)])
+            [(prob, part)] = greedy_partitions(policies[spec], [(pr.graph, pr.hardware)], split=_split(spec))
             score = float(prob.evaluate(part).score[0]) if part is not None else 0.0
             row[spec] = score / best if best else None
             row[f"{spec} score"] = score

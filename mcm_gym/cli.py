@@ -22,17 +22,20 @@ from mcm_gym.learn.checkpoints import PRETRAINED, resolve_checkpoint
 from mcm_gym.search.base import SearchResult, format_result, get_searcher, known_searchers
 
 
-def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int) -> SearchResult:
+def policy_search(problem: Problem, checkpoint: str, budget: int, seed: int, split: str = "head") -> SearchResult:
     """Inference with a trained policy, no training: a one-shot policy (``.pt``,
-    :class:`mcm_gym.learn.oneshot_search.OneShotSearch` with ``train=False``) gives its greedy candidate,
-    then samples; a MaskablePPO one (:class:`mcm_gym.learn.evaluation.PolicySearch`) one deterministic
-    episode, then sampled ones. Each repaired partition is one evaluation."""
+    :class:`mcm_gym.learn.oneshot_search.OneShotSearch` with ``train=False``) gives its greedy candidate
+    (``split="dp"``: its order split by the stage DP, stages head only), then samples; a MaskablePPO one
+    (:class:`mcm_gym.learn.evaluation.PolicySearch`) one deterministic episode, then sampled ones. Each
+    repaired partition is one evaluation."""
     from mcm_gym.learn.oneshot_search import OneShotSearch, is_oneshot_checkpoint
 
     if is_oneshot_checkpoint(checkpoint):
-        res = OneShotSearch(checkpoint, train=False).search(problem, budget=budget, seed=seed)
-        res.method = f"policy:{Path(checkpoint).stem}"
+        res = OneShotSearch(checkpoint, train=False, split=split).search(problem, budget=budget, seed=seed)
+        res.method = f"policy:{Path(checkpoint).stem}" + (f":split={split}" if split != "head" else "")
         return res
+    if split != "head":
+        raise ValueError(f"--split {split} applies to one-shot stages checkpoints (.pt), not {checkpoint}")
     from mcm_gym.learn.evaluation import policy_search as run_policy
 
     return run_policy(problem, checkpoint, budget, seed)
@@ -44,8 +47,10 @@ def _cmd_partition(args: argparse.Namespace) -> int:
     problem = Problem(graph, hw)
     if args.policy:  # zero-shot by default: one greedy episode plus repair
         budget = 1 if args.budget is None else args.budget
-        res = policy_search(problem, resolve_checkpoint(args.policy), budget, args.seed)
+        res = policy_search(problem, resolve_checkpoint(args.policy), budget, args.seed, args.split)
     else:
+        if args.split != "head":
+            raise ValueError("--split applies to --policy (a one-shot stages checkpoint)")
         budget = 32 if args.budget is None else args.budget
         res = get_searcher(args.method).search(problem, budget=budget, seed=args.seed)
     if args.polish:
@@ -349,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "checkpoint (.pt), a MaskablePPO one (.zip) or "
                                     f"{', '.join(PRETRAINED)} (shipped); --budget candidates (default 1: "
                                     "zero-shot), the first greedy, then samples")
+    p.add_argument("--split", choices=("head", "dp"), default="head",
+                   help="with --policy (stages head): how its greedy candidate ends its stages: head (its own "
+                        "ends, default) or dp (its order split by the stage DP; still one candidate)")
     p.set_defaults(func=_cmd_partition)
     t = sub.add_parser("train", help="pre-train a MaskablePPO + GNN policy from a YAML config (mcm-gym[rl])")
     t.add_argument("config", help="YAML training config (sections instances, env, ppo, policy, bc, eval; see "

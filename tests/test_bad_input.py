@@ -43,6 +43,7 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "letter.jsonl").write_text(json.dumps({**rec, "partition": ["a"] + [0] * 5}) + "\n")
     (tmp_path / "other.jsonl").write_text(json.dumps({**rec, "graph_id": "tiny://diamond-v1"}) + "\n")
     (tmp_path / "trunc.jsonl").write_text(json.dumps(rec)[:40] + "\n")
+    (tmp_path / "raises.py").write_text("def make():\n    raise RuntimeError('no weights here')\n")
     return tmp_path
 
 
@@ -64,6 +65,9 @@ def files(tmp_path: Path) -> Path:
      "{d}/negbw.yaml: link 0->1: bandwidth must be > 0"),
     (["partition", "--graph", "tiny://chain-v1", "--hardware", "ring-100000"], 2, "ring needs 1..256 chips"),
     (["partition", "--graph", "tiny://chain-v1", "--hardware", "mesh-20x20"], 2, "at most 256 chips"),
+    (["partition", "--graph", "tiny://chain-v1", "--hardware", "ring-4", "--split", "dp"], 2,
+     "--split applies to --policy"),
+    (["graphs", "import", "{d}/raises.py:make"], 2, "calling make() raised RuntimeError: no weights here"),
     (["validate", "{d}/adir"], 2, "{d}/adir is a directory"),
     (["validate", "{d}/empty.jsonl"], 2, "{d}/empty.jsonl: no result records"),
     (["validate", "{d}/header.csv"], 2, "{d}/header.csv: no result records"),

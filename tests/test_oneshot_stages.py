@@ -131,6 +131,47 @@ def test_best_split_in_the_support_is_the_stage_dp_of_the_order(seed: int, hw: s
     assert brute == pytest.approx(dp, rel=1e-9)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 400), hw=st.sampled_from(["ring-4", "ring-8", "hring-4"]))
+def test_split_dp_splits_the_greedy_order_with_the_stage_dp_and_beats_the_heads_ends_on_rings(seed: int,
+                                                                                             hw: str) -> None:
+    """``split="dp"`` is the stage DP's split of the head's most likely order; on rings, where the DP is
+    exact, it scores at least the head's own ends whenever those are valid."""
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+    from mcm_gym.search.dp import StageSplitter
+
+    policy = load_oneshot(resolve_checkpoint("pretrained"))
+    [e] = oneshot_envs([(f"generator://layered-dag-v0/{seed}", hw)], k_max=policy.k_max, common_padding=False)
+    pr = e.problem
+    [head], [dp] = greedy_candidates(policy, [e]), greedy_candidates(policy, [e], "dp")
+    obs, masks = obs_batch([e])
+    orders = policy_orders(policy, pr)
+    with torch.no_grad():
+        o = policy.candidates(obs, masks, pr.n, orders=orders).greedy_pair()[0]
+    want, _ = StageSplitter(pr).split(orders.orders[o].numpy())
+    assert np.array_equal(dp, want if want is not None else head)
+    if pr.is_valid(head[None])[0]:
+        assert float(pr.evaluate(dp[None]).score[0]) >= float(pr.evaluate(head[None]).score[0]) - 1e-12
+
+
+def test_split_dp_is_checked_and_reaches_bert_base_optimum_in_one_candidate(tmp_path: Path) -> None:
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+
+    pr = Problem(load_graph("zoo://bert-base-v1"), get_hardware("ring-8"))
+    head = OneShotSearch(resolve_checkpoint("pretrained"), train=False).search(pr, budget=1, seed=0)
+    dp = OneShotSearch(resolve_checkpoint("pretrained"), train=False, split="dp").search(pr, budget=1, seed=0)
+    assert dp.evaluations == 1 and dp.score > head.score
+    assert dp.score == pytest.approx(0.8321867, abs=1e-6)  # the proven optimum (CP-SAT)
+    with pytest.raises(ValueError, match="split must be one of"):
+        OneShotSearch(resolve_checkpoint("pretrained"), split="exact")
+    with pytest.raises(ValueError, match="give a checkpoint"):
+        OneShotSearch(split="dp", head="stages")
+    nodes = train_oneshot([("tiny://chain-v1", "ring-4")], OneShotTrainConfig(max_samples=8, samples_per_graph=8,
+                                                                               seed=0)).policy
+    with pytest.raises(ValueError, match="stages-head policy"):
+        greedy_candidates(nodes, oneshot_envs([("tiny://chain-v1", "ring-4")], k_max=nodes.k_max), "dp")
+
+
 def test_untrained_stages_head_splits_into_equal_shares_on_every_chip() -> None:
     """Without the speed prior the untrained policy splits the graph's own order (the first) on every chip."""
     envs = oneshot_envs([("zoo://bert-base-v1", "ring-8")], k_max=8)

@@ -32,6 +32,7 @@ from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
+    SPLITS,
     OneShotTrainConfig,
     blank_policy,
     extra_order_fit,
@@ -194,7 +195,9 @@ class OneShotSearch(Searcher):
     stages head: after every update its extra orders are this many orders around the best partition
     so far, the first update's around the zero-shot or polished one;
     :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig`; default :data:`ADAPT_ORDERS`; 0: its
-    fixed orders, as before 2026-12-07; ignored by the nodes head and with ``train=False``). The seed of
+    fixed orders, as before 2026-12-07; ignored by the nodes head and with ``train=False``), ``split``
+    (with a stages-head checkpoint: ``"dp"`` splits its greedy order with the stage DP,
+    :func:`~mcm_gym.learn.oneshot_train.greedy_candidates`; default ``"head"``: its own ends). The seed of
     :meth:`search` seeds torch's sampling (forked: the caller's stream is untouched).
     A checkpoint trained on fewer chips than the hardware has is widened to them
     (:func:`widen_policy`). ``SearchResult.extra``: ``temperature`` (the one applied), ``node_entropy`` (None if none),
@@ -211,8 +214,13 @@ class OneShotSearch(Searcher):
                  node_entropy: float | None = FINETUNE_NODE_ENTROPY, torch_threads: int = 1,
                  repair: RepairConfig | None = None, head: str = "nodes",
                  stage_entropy: float | None = FINETUNE_STAGE_ENTROPY, polish: int = 0,
-                 adapt_orders: int = ADAPT_ORDERS) -> None:
+                 adapt_orders: int = ADAPT_ORDERS, split: str = "head") -> None:
         super().__init__(repair)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split != "head" and checkpoint is None:
+            raise ValueError("split applies to a checkpoint's greedy candidate; give a checkpoint")
+        self.split = split
         if polish < 0:
             raise ValueError(f"polish must be >= 0 evaluations, got {polish}")
         if polish and checkpoint is None:
@@ -291,7 +299,7 @@ class OneShotSearch(Searcher):
             torch.manual_seed(seed)
             start: np.ndarray | None = None
             if init is not None:
-                first = self._score(env, greedy_candidates(init, [env])[0])
+                first = self._score(env, greedy_candidates(init, [env], self.split)[0])
                 count(first)
                 if self.polish and (first is None or tr.left <= 0):
                     why = "no valid greedy partition to polish" if first is None else "no budget left to polish"

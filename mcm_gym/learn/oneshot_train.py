@@ -50,6 +50,7 @@ from mcm_gym.learn.oneshot import (
     CandidateDist,
     NodeCandidates,
     OneShotPolicy,
+    StageCandidates,
     StageCost,
     StageLimits,
     oneshot_policy_kwargs,
@@ -57,7 +58,7 @@ from mcm_gym.learn.oneshot import (
 from mcm_gym.search.polish import polish
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
-           "greedy_partitions", "greedy_candidates", "imitate_oneshot", "obs_batch", "node_temperatures",
+           "greedy_partitions", "greedy_candidates", "SPLITS", "imitate_oneshot", "obs_batch", "node_temperatures",
            "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
            "extra_order_fit", "partition_order", "widen_policy", "blank_policy"]
 
@@ -413,24 +414,45 @@ def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
     return wide
 
 
-def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv]) -> list[np.ndarray]:
+#: How a greedy candidate of the stages head is split (:func:`greedy_candidates`).
+SPLITS = ("head", "dp")
+
+
+def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv], split: str = "head") -> list[np.ndarray]:
     """``policy``'s greedy candidate on every env (the ``nodes`` head: each node's most likely
-    allowed chip; ``stages``: the most likely stage ends), one forward pass each (any padding;
-    ``policy.k_max`` must equal the envs')."""
+    allowed chip; ``stages``: the most likely order, number of stages and stage ends), one forward
+    pass each (any padding; ``policy.k_max`` must equal the envs'). ``split="dp"`` (stages head
+    only): the policy's most likely order, split by the stage DP
+    (:class:`~mcm_gym.search.dp.StageSplitter`: the number of stages and the ends with the least
+    bottleneck under its cost model, exact on rings and chains) instead of the head's ends; where
+    no split of that order fits the chips' SRAM, the head's own candidate (the repair then decides).
+    Either way one candidate, no evaluation of the simulator."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "dp" and policy.head != "stages":
+        raise ValueError("split='dp' needs a stages-head policy (the nodes head has no node order)")
+    from mcm_gym.search.dp import StageSplitter
+
     out = []
     with torch.no_grad():
         for e in envs:
             obs, masks = obs_batch([e])
-            dist = policy.candidates(obs, masks, e.problem.graph.n, orders=policy_orders(policy, e.problem))
-            out.append(dist.mode().numpy().astype(np.int64))
+            orders = policy_orders(policy, e.problem)
+            dist = policy.candidates(obs, masks, e.problem.graph.n, orders=orders)
+            part = None
+            if split == "dp":
+                assert isinstance(dist, StageCandidates) and orders is not None
+                part, _ = StageSplitter(e.problem).split(orders.orders[dist.greedy_pair()[0]].numpy())
+            out.append(part if part is not None else dist.mode().numpy().astype(np.int64))
     return out
 
 
 def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
-                      repair: RepairConfig | None = None) -> list[tuple[Problem, np.ndarray | None]]:
+                      repair: RepairConfig | None = None,
+                      split: str = "head") -> list[tuple[Problem, np.ndarray | None]]:
     """Zero-shot: each instance's problem and the repaired greedy candidate of ``policy`` (None where
-    the repair finds no valid partition), without training; a policy trained on fewer chips than an
-    instance has is widened (:func:`widen_policy`)."""
+    the repair finds no valid partition; ``split``: see :func:`greedy_candidates`), without training;
+    a policy trained on fewer chips than an instance has is widened (:func:`widen_policy`)."""
     was_training = policy.training
     policy.set_training_mode(False)
     wide: dict[int, OneShotPolicy] = {policy.k_max: policy}
@@ -439,20 +461,20 @@ def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | s
         [e] = oneshot_envs([inst], repair=repair, k_max=policy.k_max, common_padding=False)
         if e.k_max not in wide:  # more chips than it was trained on: widened, as OneShotSearch does
             wide[e.k_max] = widen_policy(policy, e.k_max)
-        [cand] = greedy_candidates(wide[e.k_max], [e])
+        [cand] = greedy_candidates(wide[e.k_max], [e], split)
         out.append((e.problem, e.problem.repair(cand, e.repair_config).partition))
     policy.set_training_mode(was_training)
     return out
 
 
 def greedy_scores(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
-                  repair: RepairConfig | None = None, polish_budget: int = 0) -> list[float]:
-    """Zero-shot: the repaired score of ``policy``'s greedy candidate (each node's most likely chip)
-    on every instance, without training (0 where the repair finds no valid partition);
+                  repair: RepairConfig | None = None, polish_budget: int = 0, split: str = "head") -> list[float]:
+    """Zero-shot: the repaired score of ``policy``'s greedy candidate (:func:`greedy_candidates`,
+    with ``split``) on every instance, without training (0 where the repair finds no valid partition);
     ``polish_budget``: that partition polished with up to this many evaluations first (0: not)."""
     return [0.0 if part is None else polish(pr, part, polish_budget).score if polish_budget
             else float(pr.evaluate(part).score[0])
-            for pr, part in greedy_partitions(policy, instances, repair)]
+            for pr, part in greedy_partitions(policy, instances, repair, split)]
 
 
 def node_temperatures(logits: torch.Tensor, entropy: float) -> torch.Tensor:
