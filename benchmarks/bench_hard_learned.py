@@ -10,7 +10,8 @@ repaired candidates takes ``W`` seconds; the one-shot learner from scratch (the 
 runs at its own budget of 100. Gaps are to the leaderboard's best known and proven bound. A policy
 trained on fewer chips than an instance has runs widened (``widen_policy``). ``--polish N``: the pre-trained
 learner polishes its zero-shot partition with up to N of its evaluations before fine-tuning
-(``oneshot:checkpoint=...,polish=N``). ``--adapt-orders N``: both learners train with N orders
+(``oneshot:checkpoint=...,polish=N``); ``--split dp``: its zero-shot candidate is its greedy order
+split by the stage DP (``split=dp``). ``--adapt-orders N``: both learners train with N orders
 adapted around their best partition so far (``adapt_orders=N``, always named in the method; see
 :class:`~mcm_gym.learn.oneshot_train.OneShotTrainConfig`; default 0: the fixed orders, as the rows
 measured before adapted orders existed), and with N > 0 ``dp`` also runs at the learner's
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="polish the zero-shot partition first (evaluations)")
     ap.add_argument("--adapt-orders", type=whole_count("orders"), default=0,
                     help="orders adapted around the best partition so far, for both learners (0: fixed orders)")
+    ap.add_argument("--split", choices=("head", "dp"), default="head",
+                    help="the pre-trained learner's zero-shot candidate: the head's ends or its order split by "
+                         "the stage DP (oneshot:...,split=dp)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for inst in get_suite(args.suite).instances:
         pr = inst.problem()
-        learner = f"oneshot:checkpoint={args.checkpoint}" + (f",polish={args.polish}" if args.polish else "") + adapt
+        learner = (f"oneshot:checkpoint={args.checkpoint}" + (f",polish={args.polish}" if args.polish else "")
+                   + (f",split={args.split}" if args.split != "head" else "") + adapt)
         cells: list[dict[str, Any]] = [_run(learner, pr, args.budget, args.seed)]
         cells.append(_run(scratch, pr, args.budget, args.seed))
         wall = cells[0]["seconds"]
