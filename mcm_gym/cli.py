@@ -58,6 +58,8 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
         res = polish_result(problem, res, args.polish)
     print(format_result(problem, res))
+    if "split_fallback" in res.extra:
+        print(f"split     {res.extra['split_fallback']}")
     if "widened_k_max" in res.extra:
         w = res.extra["widened_k_max"]
         print(f"policy    trained on at most {w['from']} chips, widened to {w['to']} (widen_policy; never trained "

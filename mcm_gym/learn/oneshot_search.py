@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
 from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
+    SPLIT_FALLBACK,
     SPLITS,
     OneShotTrainConfig,
     blank_policy,
@@ -299,7 +301,17 @@ class OneShotSearch(Searcher):
             torch.manual_seed(seed)
             start: np.ndarray | None = None
             if init is not None:
-                first = self._score(env, greedy_candidates(init, [env], self.split)[0])
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    [cand] = greedy_candidates(init, [env], self.split)
+                if self.split != "head":
+                    self._extra["split"] = self.split
+                    if any(str(w.message) == SPLIT_FALLBACK for w in caught):
+                        self._extra["split_fallback"] = SPLIT_FALLBACK
+                for w in caught:
+                    if str(w.message) != SPLIT_FALLBACK:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                first = self._score(env, cand)
                 count(first)
                 if self.polish and (first is None or tr.left <= 0):
                     why = "no valid greedy partition to polish" if first is None else "no budget left to polish"

@@ -416,6 +416,8 @@ def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
 
 #: How a greedy candidate of the stages head is split (:func:`greedy_candidates`).
 SPLITS = ("head", "dp")
+#: The warning of :func:`greedy_candidates` when ``split="dp"`` falls back to the head's candidate.
+SPLIT_FALLBACK = "split='dp': no split of the policy's order fits the chips' SRAM; the head's own candidate is used"
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv], split: str = "head") -> list[np.ndarray]:
@@ -443,6 +445,8 @@ def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv], sp
             if split == "dp":
                 assert isinstance(dist, StageCandidates) and orders is not None
                 part, _ = StageSplitter(e.problem).split(orders.orders[dist.greedy_pair()[0]].numpy())
+                if part is None:
+                    warnings.warn(SPLIT_FALLBACK, stacklevel=2)
             out.append(part if part is not None else dist.mode().numpy().astype(np.int64))
     return out
 
