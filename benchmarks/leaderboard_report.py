@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--leaderboard", default=None, help="leaderboard file (default: the shipped one)")
     ap.add_argument("--suites", nargs="+", default=["suite://paper-v1", "suite://zoo-v2", "suite://heldout-v1",
-                                                   "suite://hard-v1"])
+                                                   "suite://unseen-v1", "suite://hard-v1"])
     args = ap.parse_args(argv)
     entries = lb.load(args.leaderboard)
     for sid in args.suites:
