@@ -36,15 +36,17 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
 
 #: Names of the checkpoints shipped in mcm_gym/learn/shipped: ``pretrained`` is the current one (the
 #: one-shot policy with the stages head, pre-trained by RL with a KL pull towards its priors on seven
-#: hardware profiles, a ``.pt``; see :mod:`mcm_gym.learn.oneshot_search`), older ones keep their
-#: versioned names (``pretrained-v6``: the same trained on ring-4, ring-8 and mesh-2x2 only, the
+#: hardware profiles for 90 minutes, a ``.pt``; see :mod:`mcm_gym.learn.oneshot_search`), older ones keep
+#: their versioned names (``pretrained-v7``: the same recipe for 20 minutes, the ``pretrained`` until
+#: 2026-12-08; ``pretrained-v6``: trained on ring-4, ring-8 and mesh-2x2 only, the
 #: ``pretrained`` of 2026-12-07 evening; ``pretrained-v5``:
 #: the stages head with the speed prior and rest balance on SRAM-or-time shares, four orders, the
 #: ``pretrained`` of before 2026-12-07 evening; ``pretrained-v4``: without those priors;
 #: ``pretrained-v3``: the per-node head; ``pretrained-v2``: the sequential MaskablePPO + GNN policy,
 #: trained under cost model v1). ``priors`` is not trained at all: the stages head's priors alone
 #: (``agents/make_priors.py``), the best zero-shot on the held-out suite.
-PRETRAINED = {"pretrained": "pretrained-v7.pt", "pretrained-v7": "pretrained-v7.pt",
+PRETRAINED = {"pretrained": "pretrained-v8.pt", "pretrained-v8": "pretrained-v8.pt",
+              "pretrained-v7": "pretrained-v7.pt",
               "pretrained-v6": "pretrained-v6.pt",
               "pretrained-v5": "pretrained-v5.pt",
               "pretrained-v4": "pretrained-v4.pt", "pretrained-v3": "pretrained-v3.pt",
