@@ -399,7 +399,7 @@ class StageCandidates(CandidateDist):
         self._given = (order_logits, count_logits, cost, float(speed_prior))  # for tempered()
         self.pos = torch.arange(n)
         #: The stage DP's predicted bottleneck (s) of each (order, m)'s greedy ends ``(O, K)``; None
-        #: without a speed prior, when order and m are independent (``P(o) P(m)``).
+        #: without a speed prior (order and m then independent, ``P(o) P(m)``, unless unfit pairs are left out).
         self.estimate: torch.Tensor | None = None
         if cost is None or speed_prior <= 0:
             self.order = torch.log_softmax(order_logits, dim=0)
