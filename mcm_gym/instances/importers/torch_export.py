@@ -423,6 +423,10 @@ def from_torch(
         dropped_reason = str(first.args[0])
         warnings.warn(f"{_model_label(model)}: traced without these outputs, which torch.export cannot "
                       f"return: {', '.join(wrapper.dropped)}", stacklevel=2)
+
+    def unwrap(target: Any) -> str:  # a name as in the user's model, not the wrapper's
+        return str(target).removeprefix(_WRAPPED + ".") if dropped_outputs else str(target)
+
     gm = exported.graph_module
     graph = gm.graph
     specs = exported.graph_signature.input_specs
@@ -452,10 +456,10 @@ def from_torch(
             user_inputs.add(node.name)
         elif kind == InputKind.PARAMETER:
             value = state[target]
-            param_of[node.name] = (str(target).removeprefix(_WRAPPED + ".") if dropped_outputs else target, value)
+            param_of[node.name] = (unwrap(target), value)
         elif kind in (InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ):
             value = state[target] if target in state else consts[target]
-            buffer_bytes_by_name[str(target).removeprefix(_WRAPPED + ".")] = nbytes(value)
+            buffer_bytes_by_name[unwrap(target)] = nbytes(value)
         else:
             raise ValueError(f"unsupported exported input kind {kind} for {node.name!r}")
         flat_args.append(value)
