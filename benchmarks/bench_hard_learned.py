@@ -36,6 +36,7 @@ from mcm_gym.bench.suites import get_suite
 from mcm_gym.cli import evaluation_count, whole_count
 from mcm_gym.learn.checkpoints import resolve_checkpoint
 from mcm_gym.learn.oneshot_search import load_oneshot
+from mcm_gym.learn.oneshot_train import SPLITS
 from mcm_gym.search import get_searcher
 
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="polish the zero-shot partition first (evaluations)")
     ap.add_argument("--adapt-orders", type=whole_count("orders"), default=0,
                     help="orders adapted around the best partition so far, for both learners (0: fixed orders)")
-    ap.add_argument("--split", choices=("head", "dp"), default="head",
+    ap.add_argument("--split", choices=SPLITS, default="head",
                     help="the pre-trained learner's zero-shot candidate: the head's ends or its order split by "
                          "the stage DP (oneshot:...,split=dp)")
     ap.add_argument("--out", type=Path, required=True)

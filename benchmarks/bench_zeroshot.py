@@ -24,6 +24,7 @@ from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import Problem
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.learn.oneshot_search import OneShotSearch
+from mcm_gym.learn.oneshot_train import SPLITS
 from mcm_gym.search.polish import polish_result
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--polish", type=evaluation_count, default=0, help="also polish with up to N evaluations (0: none)")
-    ap.add_argument("--split", choices=("head", "dp"), default="head", help="how the greedy candidate ends its stages")
+    ap.add_argument("--split", choices=SPLITS, default="head", help="how the greedy candidate ends its stages")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     problem = Problem(load_graph(args.graph), get_hardware(args.hardware))

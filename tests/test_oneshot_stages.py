@@ -171,6 +171,9 @@ def test_split_dp_is_checked_and_reaches_bert_base_optimum_in_one_candidate(tmp_
     with pytest.MonkeyPatch.context() as mp:  # no split of the order fits: said, and the head's candidate used
         mp.setattr(StageSplitter, "split", lambda self, order: (None, float("inf")))
         back = OneShotSearch(resolve_checkpoint("pretrained"), train=False, split="dp").search(pr, budget=1, seed=0)
+        policy = load_oneshot(resolve_checkpoint("pretrained"))
+        with pytest.warns(UserWarning, match="no split of the policy's order satisfies the constraints"):
+            greedy_candidates(policy, oneshot_envs([(pr.graph, pr.hardware)], k_max=policy.k_max), "dp")
     assert back.extra["split_fallback"].startswith("split='dp': no split") and back.score == head.score
     assert "split_fallback" not in dp.extra and dp.extra["split"] == "dp"
     nodes = train_oneshot([("tiny://chain-v1", "ring-4")], OneShotTrainConfig(max_samples=8, samples_per_graph=8,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,9 @@ from mcm_gym.learn.oneshot_train import (
     OneShotTrainConfig,
     blank_policy,
     extra_order_fit,
-    greedy_candidates,
     obs_batch,
     policy_orders,
+    split_candidates,
     train_oneshot,
     widen_policy,
 )
@@ -301,16 +300,11 @@ class OneShotSearch(Searcher):
             torch.manual_seed(seed)
             start: np.ndarray | None = None
             if init is not None:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    [cand] = greedy_candidates(init, [env], self.split)
+                [cand], [fell_back] = split_candidates(init, [env], self.split)
                 if self.split != "head":
                     self._extra["split"] = self.split
-                    if any(str(w.message) == SPLIT_FALLBACK for w in caught):
+                    if fell_back:  # reported in the result, not warned
                         self._extra["split_fallback"] = SPLIT_FALLBACK
-                for w in caught:
-                    if str(w.message) != SPLIT_FALLBACK:
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 first = self._score(env, cand)
                 count(first)
                 if self.polish and (first is None or tr.left <= 0):

@@ -58,7 +58,8 @@ from mcm_gym.learn.oneshot import (
 from mcm_gym.search.polish import polish
 
 __all__ = ["OneShotTrainConfig", "OneShotRun", "train_oneshot", "oneshot_envs", "policy_for_envs", "greedy_scores",
-           "greedy_partitions", "greedy_candidates", "SPLITS", "imitate_oneshot", "obs_batch", "node_temperatures",
+           "greedy_partitions", "greedy_candidates", "split_candidates", "SPLITS", "SPLIT_FALLBACK", "imitate_oneshot",
+           "obs_batch", "node_temperatures",
            "stage_orders", "policy_orders", "stage_limits", "stage_cost", "StageOrders", "orders_around",
            "extra_order_fit", "partition_order", "widen_policy", "blank_policy"]
 
@@ -417,25 +418,37 @@ def widen_policy(policy: OneShotPolicy, k_max: int) -> OneShotPolicy:
 #: How a greedy candidate of the stages head is split (:func:`greedy_candidates`).
 SPLITS = ("head", "dp")
 #: The warning of :func:`greedy_candidates` when ``split="dp"`` falls back to the head's candidate.
-SPLIT_FALLBACK = "split='dp': no split of the policy's order fits the chips' SRAM; the head's own candidate is used"
+SPLIT_FALLBACK = ("split='dp': no split of the policy's order satisfies the constraints; the head's own candidate "
+                  "is used")
 
 
 def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv], split: str = "head") -> list[np.ndarray]:
     """``policy``'s greedy candidate on every env (the ``nodes`` head: each node's most likely
     allowed chip; ``stages``: the most likely order, number of stages and stage ends), one forward
     pass each (any padding; ``policy.k_max`` must equal the envs'). ``split="dp"`` (stages head
-    only): the policy's most likely order, split by the stage DP
+    only): the order of the head's greedy (order, m) pair, split by the stage DP
     (:class:`~mcm_gym.search.dp.StageSplitter`: the number of stages and the ends with the least
     bottleneck under its cost model, exact on rings and chains) instead of the head's ends; where
-    no split of that order fits the chips' SRAM, the head's own candidate (the repair then decides).
-    Either way one candidate, no evaluation of the simulator."""
+    no split of that order satisfies the constraints, the head's own candidate (the repair then
+    decides), with a warning (:data:`SPLIT_FALLBACK`). Either way one candidate, no evaluation of
+    the simulator."""
+    cands, fell_back = split_candidates(policy, envs, split)
+    for _ in range(sum(fell_back)):
+        warnings.warn(SPLIT_FALLBACK, stacklevel=2)
+    return cands
+
+
+def split_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv],
+                     split: str = "head") -> tuple[list[np.ndarray], list[bool]]:
+    """:func:`greedy_candidates` without the warning: the candidates and, per env, whether
+    ``split="dp"`` fell back to the head's own candidate (for callers that report it themselves)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "dp" and policy.head != "stages":
         raise ValueError("split='dp' needs a stages-head policy (the nodes head has no node order)")
     from mcm_gym.search.dp import StageSplitter
 
-    out = []
+    out, fell_back = [], []
     with torch.no_grad():
         for e in envs:
             obs, masks = obs_batch([e])
@@ -445,10 +458,9 @@ def greedy_candidates(policy: OneShotPolicy, envs: Sequence[MCMPartitionEnv], sp
             if split == "dp":
                 assert isinstance(dist, StageCandidates) and orders is not None
                 part, _ = StageSplitter(e.problem).split(orders.orders[dist.greedy_pair()[0]].numpy())
-                if part is None:
-                    warnings.warn(SPLIT_FALLBACK, stacklevel=2)
+            fell_back.append(split == "dp" and part is None)
             out.append(part if part is not None else dist.mode().numpy().astype(np.int64))
-    return out
+    return out, fell_back
 
 
 def greedy_partitions(policy: OneShotPolicy, instances: Sequence[tuple[Graph | str, Hardware | str]],
