@@ -213,3 +213,11 @@ def test_unknown_id() -> None:
         load_graph("tiny://nope-v9")
     with pytest.raises(GraphError, match="unknown graph"):
         load_graph("generator://layered-dag-v0/x")
+
+
+def test_error_summary_keeps_the_type_and_first_non_empty_line() -> None:
+    from mcm_gym.core.graph import error_summary
+
+    assert error_summary(RuntimeError("\n  bad shape  \nTraceback (most recent call last):\n ...")) \
+        == "RuntimeError: bad shape"
+    assert error_summary(KeyError()) == "KeyError"

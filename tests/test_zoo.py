@@ -319,6 +319,50 @@ def test_from_torch_leaves_out_outputs_export_cannot_return_and_says_so() -> Non
     assert sorted(t.name for t in g.shared) == ["emb.bias", "emb.weight"]  # no wrapper prefix
 
 
+def test_from_torch_wrapped_buffer_names_lose_the_wrapper_prefix() -> None:
+    torch = pytest.importorskip("torch")
+    from mcm_gym.instances.importers import from_torch
+
+    class Cache:
+        def __init__(self, t: Any) -> None:
+            self.t = t
+
+    class WithBuffer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+            self.register_buffer("scale", torch.ones(8))
+
+        def forward(self, x: Any) -> Any:
+            h = self.lin(x) * self.scale
+            return h, Cache(h)
+
+    with pytest.warns(UserWarning, match="traced without"):
+        g = from_torch(WithBuffer(), (torch.randn(2, 8),), dtype="float32")
+    assert list(g.metadata["import_report"]["buffers"]) == ["scale"]
+    assert g.metadata["import_report"]["buffers"]["scale"] == 8 * 4
+
+
+def test_from_torch_raises_the_first_error_when_no_output_tensor_is_left() -> None:
+    torch = pytest.importorskip("torch")
+    from mcm_gym.instances.importers import TraceError, from_torch
+
+    class Cache:
+        def __init__(self, t: Any) -> None:
+            self.t = t
+
+    class OnlyCache(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+
+        def forward(self, x: Any) -> Any:
+            return Cache(self.lin(x))  # nothing torch.export can return
+
+    with pytest.raises(TraceError, match=r"torch.export could not trace OnlyCache"):
+        from_torch(OnlyCache(), (torch.randn(2, 8),), dtype="float32")
+
+
 # ----------------------------------------------------------------------------- ONNX importer
 def _toy_onnx(path: Path) -> Path:
     onnx = pytest.importorskip("onnx")

@@ -26,11 +26,18 @@ from mcm_gym._io import atomic_write_text
 
 FORMAT = "mcm-graph/1"
 
-__all__ = ["FORMAT", "Graph", "GraphError", "Node", "Edge", "SharedTensor"]
+__all__ = ["FORMAT", "Graph", "GraphError", "Node", "Edge", "SharedTensor", "error_summary"]
 
 
 class GraphError(ValueError):
     """A graph is malformed: a cycle, a dangling edge, a bad size, a duplicate name, a bad file."""
+
+
+def error_summary(exc: BaseException) -> str:
+    """``"TypeName: first non-empty line of the message"``: a third-party exception (a user's model
+    builder, torch.export) in one line, for a :class:`GraphError` that names the file."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 @dataclass(frozen=True)

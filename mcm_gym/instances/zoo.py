@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mcm_gym.core.graph import Graph, GraphError
+from mcm_gym.core.graph import Graph, GraphError, error_summary
 from mcm_gym.instances.catalog import list_graphs, load_graph
 
 __all__ = ["HELDOUT_SEEDS", "SPLITS", "TRAIN_SEEDS", "graph_split", "graph_table",
@@ -156,14 +156,14 @@ def _load_callable(spec: str) -> Any:
             loader_spec.loader.exec_module(module)
         except Exception as exc:  # a syntax or import error in the user's file
             sys.modules.pop(mod_name, None)
-            raise GraphError(f"model spec {spec!r}: importing {target} raised {type(exc).__name__}: {exc}") \
+            raise GraphError(f"model spec {spec!r}: importing {target} raised {error_summary(exc)}") \
                 from exc
     else:
         try:
             module = importlib.import_module(target)
         except Exception as exc:
             raise GraphError(f"model spec {spec!r}: cannot import module {target!r} "
-                             f"({type(exc).__name__}: {exc})") from exc
+                             f"({error_summary(exc)})") from exc
     fn = getattr(module, func, None)
     if not callable(fn):
         raise GraphError(f"model spec {spec!r}: {target} has no function {func!r}")
@@ -198,7 +198,7 @@ def import_model(spec: str | os.PathLike[str], out: str | os.PathLike[str] | Non
             made = fn()
         except Exception as exc:  # the user's builder: say where, not a traceback from inside it
             raise GraphError(f"model spec {s!r}: calling {s.rpartition(':')[2]}() raised "
-                             f"{type(exc).__name__}: {exc}") from exc
+                             f"{error_summary(exc)}") from exc
         if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], tuple)):
             raise GraphError(f"model spec {s!r} must return (model, example_inputs) with "
                              f"example_inputs a tuple, got {type(made).__name__}")

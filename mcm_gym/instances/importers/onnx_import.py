@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mcm_gym.core.graph import Edge, Graph, GraphError, Node
+from mcm_gym.core.graph import Edge, Graph, GraphError, Node, error_summary
 
 __all__ = ["from_onnx"]
 
@@ -57,11 +57,6 @@ def _import_onnx() -> Any:
     except ImportError as exc:
         raise ImportError(_ONNX_MISSING) from exc
     return onnx
-
-
-def _first_line(exc: BaseException) -> str:
-    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _float_types(onnx: Any) -> set[int]:
@@ -121,18 +116,18 @@ def from_onnx(path: str | os.PathLike[str], *, dtype_bytes: int | None = None,
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError and friends
-        raise GraphError(f"{path}: not a valid ONNX model ({_first_line(exc)})") from None
+        raise GraphError(f"{path}: not a valid ONNX model ({error_summary(exc)})") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise GraphError(f"{path}: not a valid ONNX model (no graph nodes)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError
-        raise GraphError(f"{path}: ONNX checker rejected the model ({_first_line(exc)})") from None
+        raise GraphError(f"{path}: ONNX checker rejected the model ({error_summary(exc)})") from None
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
                                                   data_prop=True)
     except Exception as exc:  # noqa: BLE001
-        raise GraphError(f"{path}: ONNX shape inference failed ({_first_line(exc)})") from None
+        raise GraphError(f"{path}: ONNX shape inference failed ({error_summary(exc)})") from None
 
     g = model.graph
     floats = _float_types(onnx)

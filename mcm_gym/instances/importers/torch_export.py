@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from mcm_gym.core.graph import GraphError
+from mcm_gym.core.graph import GraphError, error_summary
 
 __all__ = ["FORMAT", "TraceError", "from_torch", "DATA_MOVEMENT_OPS"]
 
@@ -179,12 +179,6 @@ def _model_label(model: Any) -> str:
     return type(model).__name__
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
-
-
 def _fake_mode(torch: Any) -> Any:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -218,7 +212,7 @@ def _reference_flops(torch: Any, model: Any, args: tuple[Any, ...], kwargs: dict
             model(*args, **kwargs)
     except Exception as exc:
         raise ValueError(f"{_model_label(model)} failed to run on the example inputs: "
-                         f"{_first_line(exc)}") from exc
+                         f"{error_summary(exc)}") from exc
     return int(counter.get_total_flops()), "real"
 
 
@@ -231,7 +225,7 @@ def _export(torch: Any, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any
             return torch.export.export(model, args, kwargs or None, strict=False)
     except Exception as exc:
         raise TraceError(
-            f"torch.export could not trace {_model_label(model)}: {_first_line(exc)}") from exc
+            f"torch.export could not trace {_model_label(model)}: {error_summary(exc)}") from exc
 
 
 #: Prefix of the parameter names inside :func:`_tensor_outputs`' wrapper; stripped again.
@@ -257,11 +251,20 @@ def _keep_tensors(value: Any, torch: Any, dropped: list[str], where: str) -> Any
     return tuple(v for v in kept if v is not None)
 
 
+def _count_tensors(value: Any, torch: Any) -> int:
+    """How many tensors a nested tuple (as :func:`_keep_tensors` returns) holds."""
+    if isinstance(value, torch.Tensor):
+        return 1
+    return sum(_count_tensors(v, torch) for v in value) if isinstance(value, tuple) else 0
+
+
 def _tensor_outputs(torch: Any, model: Any) -> Any:
     """``model`` behind a module whose forward returns only the tensors of its outputs
-    (:func:`_keep_tensors`); ``.dropped`` lists what the last call left out."""
+    (:func:`_keep_tensors`); ``.dropped`` lists what the last call left out, ``.kept`` counts the
+    tensors it returned."""
 
     dropped: list[str] = []  # a closure, not a module attribute: export may undo attribute writes
+    kept: list[int] = [0]  # how many tensors the last call returned
 
     class TensorOutputs(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -272,9 +275,15 @@ def _tensor_outputs(torch: Any, model: Any) -> Any:
         def dropped(self) -> list[str]:
             return dropped
 
+        @property
+        def kept(self) -> int:
+            return kept[0]
+
         def forward(self, *args: Any, **kwargs: Any) -> Any:
             dropped.clear()
-            return _keep_tensors(getattr(self, _WRAPPED)(*args, **kwargs), torch, dropped, "output")
+            out = _keep_tensors(getattr(self, _WRAPPED)(*args, **kwargs), torch, dropped, "output")
+            kept[0] = _count_tensors(out, torch)
+            return out
 
     return TensorOutputs()
 
@@ -418,7 +427,8 @@ def from_torch(
         except TraceError:
             raise first from first.__cause__
         dropped_outputs = list(wrapper.dropped)
-        if not dropped_outputs:  # not an output problem: the wrapper did not change anything
+        # not an output problem (the wrapper changed nothing), or nothing of the output is left
+        if not dropped_outputs or wrapper.kept == 0:
             raise first from first.__cause__
         dropped_reason = str(first.args[0])
         warnings.warn(f"{_model_label(model)}: traced without these outputs, which torch.export cannot "
