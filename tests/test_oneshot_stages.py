@@ -4,13 +4,15 @@ errors where it does not apply."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("sb3_contrib")
@@ -133,14 +135,16 @@ def test_best_split_in_the_support_is_the_stage_dp_of_the_order(seed: int, hw: s
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 400), hw=st.sampled_from(["ring-4", "ring-8", "hring-4"]))
+@example(seed=23, hw="ring-4").via("9 nodes: brute force")
+@example(seed=30, hw="hring-4").via("12 nodes: brute force")
 def test_split_dp_splits_the_greedy_order_with_the_stage_dp_and_beats_the_heads_ends_on_rings(seed: int,
                                                                                              hw: str) -> None:
     """``split="dp"`` is the stage DP's split of the head's most likely order; on rings, where the DP is
-    exact, it scores at least the head's own ends whenever those are valid."""
-    from mcm_gym.learn.checkpoints import resolve_checkpoint
+    exact, it scores at least the head's own ends whenever those are valid, and on small graphs as much
+    as the best valid split of that order found by brute force."""
     from mcm_gym.search.dp import StageSplitter
 
-    policy = load_oneshot(resolve_checkpoint("pretrained"))
+    policy = _pretrained()
     [e] = oneshot_envs([(f"generator://layered-dag-v0/{seed}", hw)], k_max=policy.k_max, common_padding=False)
     pr = e.problem
     [head], [dp] = greedy_candidates(policy, [e]), greedy_candidates(policy, [e], "dp")
@@ -150,8 +154,23 @@ def test_split_dp_splits_the_greedy_order_with_the_stage_dp_and_beats_the_heads_
         o = policy.candidates(obs, masks, pr.n, orders=orders).greedy_pair()[0]
     want, _ = StageSplitter(pr).split(orders.orders[o].numpy())
     assert np.array_equal(dp, want if want is not None else head)
+    score = float(pr.evaluate(dp[None]).score[0])
     if pr.is_valid(head[None])[0]:
-        assert float(pr.evaluate(dp[None]).score[0]) >= float(pr.evaluate(head[None]).score[0]) - 1e-12
+        assert score >= float(pr.evaluate(head[None]).score[0]) - 1e-12
+    if pr.n <= 12:
+        in_order = np.stack(_splits(pr.n, pr.num_chips))
+        parts = np.empty_like(in_order)
+        parts[:, orders.orders[o].numpy()] = in_order
+        ok = pr.is_valid(parts)
+        if ok.any():
+            assert score == pytest.approx(float(pr.evaluate(parts[ok]).score.max()), rel=1e-9)
+
+
+@functools.lru_cache(maxsize=1)
+def _pretrained() -> Any:
+    from mcm_gym.learn.checkpoints import resolve_checkpoint
+
+    return load_oneshot(resolve_checkpoint("pretrained"))
 
 
 def test_split_dp_is_checked_and_reaches_bert_base_optimum_in_one_candidate(tmp_path: Path) -> None:

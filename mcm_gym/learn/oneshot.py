@@ -70,7 +70,9 @@ that preference (``q_o``, ``g_m``) and the ends. ``T`` is a feature, not differe
 On chips of one SRAM size the ends whose
 stage would overflow its chip, or would leave more than the later chips can hold, are masked
 (:class:`StageLimits`; every split that fits keeps its probability mass, and every candidate drawn
-fits where some split of the drawn order and ``m`` does), which also spares the repair. The last
+fits where some split of the drawn order and ``m`` does), which also spares the repair; so is every
+(order, m) pair none of whose splits fits (the pair is drawn jointly then, speed prior or not),
+unless no pair fits. The last
 layers start at zero, so the untrained policy's greedy candidate splits an order into stages of
 equal share (moved off cuts too slow to send): the graph's own order into ``K`` stages without a
 speed prior, the (order, m) with the fastest predicted pipeline with one. Node ``order[p]`` goes on chip
@@ -356,7 +358,9 @@ class StageCandidates(CandidateDist):
     ``m`` ending after position ``p`` of order ``o``, allowed when ``e_{k-1} < p <= n - 1 - (m - k)``
     (the ``m`` or ``k`` axis may have size 1 where the logits do not depend on it: never an
     ``O x K x K x n`` tensor for autograd to fill with zeros).
-    Stage ``j`` goes on chip ``j``. A partition's probability sums over every order it splits."""
+    Stage ``j`` goes on chip ``j``. A partition's probability sums over every order it splits.
+    With ``limits`` (chips of one SRAM size), every (order, m) pair whose ``m`` chips cannot hold the
+    graph in any split of that order is left out (:attr:`unfit`), unless no pair fits."""
 
     def __init__(self, order_logits: torch.Tensor, orders: torch.Tensor, count_logits: torch.Tensor,
                  boundary_logits: torch.Tensor, limits: StageLimits | None = None, cost: StageCost | None = None,
