@@ -16,8 +16,15 @@ import torch
 
 from mcm_gym.cli import evaluation_count
 from mcm_gym.core.hardware import HardwareError, get_hardware
-from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS
+from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS, STAGE_ORDERS, STAGE_ORDERS_ALL, check_orders
 from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
+
+
+def _orders(text: str) -> tuple[str, ...]:
+    try:
+        return STAGE_ORDERS_ALL if text == "all" else check_orders(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--balance", choices=["global", "rest"], default="rest",
                     help="stages head: stage k of m aims at share k/m, or at an equal part of what is left")
     ap.add_argument("--extra-orders", type=int, default=STAGE_EXTRA_ORDERS,
-                    help="stages head: perturbed node orders added to its four")
+                    help="stages head: perturbed node orders added to its named ones")
+    ap.add_argument("--orders", type=_orders, default=STAGE_ORDERS,
+                    help=f"stages head: its named node orders, comma-separated, from {','.join(STAGE_ORDERS_ALL)} "
+                         f"(default {','.join(STAGE_ORDERS)}; 'all': every one)")
     ap.add_argument("--val-zoo", nargs="*", default=[],
                     help="zoo graphs of the train split held out of training and validated on")
     ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")
@@ -69,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "stage_sharpness": args.stage_sharpness, "count_prior": args.count_prior,
                                  "cut_prior": args.cut_prior, "max_log_sharpness": args.max_log_sharpness,
                                  "speed_prior": args.speed_prior, "balance": args.balance,
-                                 "extra_orders": args.extra_orders},
+                                 "extra_orders": args.extra_orders, "orders": list(args.orders)},
                          rl={"samples_per_graph": 32, "learning_rate": args.learning_rate, "epochs": 4,
                              "instances_per_update": 16, "ent_coef": args.ent_coef,
                              "kl_coef": args.kl_coef, "polish": args.polish})

@@ -538,7 +538,7 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
     assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
     blob = th.load(tmp_path / "new.pt", weights_only=True)
-    for key in ("prior", "cut_prior", "max_log_sharpness", "speed_prior", "balance", "extra_orders"):
+    for key in ("prior", "cut_prior", "max_log_sharpness", "speed_prior", "balance", "extra_orders", "orders"):
         del blob["policy"][key]
     th.save(blob, tmp_path / "old.pt")
     old = load_oneshot(tmp_path / "old.pt")
@@ -549,6 +549,7 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     assert (v4.speed_prior, v4.balance, v4.extra_orders, old.extra_orders) == (0.0, "global", 0, 0)
     assert back.speed_prior == pol.speed_prior > 0 and back.balance == pol.balance == "rest"
     assert back.extra_orders == pol.extra_orders > 0
+    assert old.orders == back.orders == pol.orders == ("graph", "dfs", "asap", "alap")
     v5 = load_oneshot(checkpoints.resolve_checkpoint("pretrained-v5"))
     assert v5.extra_orders == 0 and v5.speed_prior > 0 and v5.prior == "pipeline"
 
@@ -572,19 +573,34 @@ def test_extra_orders_are_seeded_topological_jitters_of_the_four(spec: GraphSpec
         assert np.all(pos[src] < pos[dst])
 
 
-def test_an_extra_order_shares_its_base_orders_learned_logit() -> None:
-    """Without a speed prior, order ``i`` is drawn with the softmax of the learned logit of order ``i % 4``."""
+@pytest.mark.parametrize("named", [("graph", "dfs", "asap", "alap"),
+                                   ("live", "graph", "rdfs", "asap_time", "critical")])
+def test_an_extra_order_shares_its_base_orders_learned_logit(named: tuple[str, ...], tmp_path: Path) -> None:
+    """Without a speed prior, order ``i`` is drawn with the softmax of the learned logit of order
+    ``i % R`` (``R`` named orders, in the order given, then their jitters); a checkpoint keeps them."""
+    from mcm_gym.search.dp import NAMED_ORDERS
+
     envs = oneshot_envs([(LAYERED, "ring-4")], k_max=4)
-    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, speed_prior=0.0, extra_orders=5))
-    q = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, speed_prior=0.0, extra_orders=5, orders=named))
+    r = len(named)
+    assert pol.mlp_extractor.count_head[-1].out_features == 4 + 1 + r
+    q = torch.linspace(-2.0, 3.0, r) ** 2
     with torch.no_grad():
-        pol.mlp_extractor.count_head[-1].bias[5:9] = q
+        pol.mlp_extractor.count_head[-1].bias[5:5 + r] = q
     orders = policy_orders(pol, envs[0].problem)
-    assert orders is not None and orders.orders.shape[0] == 9
+    assert orders is not None and orders.orders.shape[0] == r + 5
+    for i, name in enumerate(named):
+        assert np.array_equal(orders.orders[i].numpy(), NAMED_ORDERS[name](envs[0].problem))
     obs, masks = obs_batch(envs)
     d = pol.candidates(obs, masks, envs[0].problem.graph.n, orders=orders)
     assert isinstance(d, StageCandidates)
-    assert torch.allclose(d.order, torch.log_softmax(q[torch.arange(9) % 4], dim=0), atol=1e-6)
+    assert torch.allclose(d.order, torch.log_softmax(q[torch.arange(r + 5) % r], dim=0), atol=1e-6)
+    back = load_oneshot(save_oneshot(pol, tmp_path / "p.pt"))
+    assert back.orders == named
+    with pytest.raises(ValueError, match="orders must be distinct names"):
+        oneshot_policy_kwargs(**STAGES, orders=("dfs", "bfs"))
+    with pytest.raises(ValueError, match="orders must be distinct names"):
+        oneshot_policy_kwargs(**STAGES, orders=("dfs", "dfs"))
 
 
 # ---------------------------------------------------------------- the speed prior over (order, m)

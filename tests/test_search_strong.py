@@ -12,13 +12,24 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from strategies import GraphSpec, graph_specs
 
 import mcm_gym
 from mcm_gym.core.graph import Edge, Graph, Node
 from mcm_gym.core.hardware import ConstraintSwitches, Hardware, uniform
 from mcm_gym.core.problem import InfeasibleError, Problem
 from mcm_gym.search.cpsat import available as cpsat_available
-from mcm_gym.search.dp import DPSearch, StageSplitter, best_split, dfs_order, level_order
+from mcm_gym.search.dp import (
+    NAMED_ORDERS,
+    DPSearch,
+    StageSplitter,
+    best_split,
+    dfs_order,
+    level_order,
+    live_order,
+    rdfs_order,
+)
 from mcm_gym.search.exact import ExactSearch
 from mcm_gym.search.heuristics import BalancedSplit, RandomSearch
 
@@ -374,3 +385,59 @@ def test_bisection_split_equals_the_matrix_dp() -> None:
             assert problem.is_valid(b) or not problem.is_valid(a)
             assert bb == pytest.approx(ba, rel=1e-9, abs=1e-15), (ba, bb)
     assert compared >= 60
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=graph_specs(max_nodes=12))
+def test_every_named_order_is_a_deterministic_topological_order(spec: GraphSpec) -> None:
+    problem = Problem(spec.graph(), mcm_gym.get_hardware("ring-4"))
+    g = problem.graph
+    for name, make in NAMED_ORDERS.items():
+        order = make(problem)
+        pos = np.empty(g.n, dtype=np.int64)
+        pos[order] = np.arange(g.n)
+        assert sorted(order.tolist()) == list(range(g.n)), name
+        assert np.all(pos[g.edge_src] < pos[g.edge_dst]), name
+        assert np.array_equal(order, make(problem)), name
+
+
+def _live_reference(problem: Problem) -> list[int]:
+    """live_order the slow way: rescan every ready node's gain at each step."""
+    g = problem.graph
+    indeg = [len(p) for p in g.preds]
+    left = [len(s) for s in g.succs]
+    ready, out = [v for v in range(g.n) if indeg[v] == 0], []
+    while ready:
+        def gain(v: int) -> float:
+            freed = sum(float(g.out_bytes[u]) for u in set(g.preds[v]) if left[u] == 1)
+            return freed - (float(g.out_bytes[v]) if g.succs[v] else 0.0)
+        v = max(ready, key=lambda v: (gain(v), -v))
+        ready.remove(v)
+        out.append(v)
+        for u in set(g.preds[v]):
+            left[u] -= 1
+        for w in g.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(spec=graph_specs(max_nodes=12, max_size=6))
+def test_live_order_matches_a_full_rescan(spec: GraphSpec) -> None:
+    """The heap with lazy updates picks what rescanning every ready node's gain picks."""
+    problem = Problem(spec.graph(), mcm_gym.get_hardware("ring-4"))
+    assert live_order(problem).tolist() == _live_reference(problem)
+
+
+def test_rdfs_keeps_a_producer_next_to_its_last_consumer() -> None:
+    """Two branches a -> b -> d and a -> c -> d: dfs runs a branch to its end first (a b c d or a c b d
+    either way), rdfs from the sink d takes c's chain last-first, so b, the first branch, comes right
+    after a and c right before d; a side input x of d sits right before d."""
+    g = Graph([Node(x, flops=1) for x in "abcdx"],
+              [Edge("a", "b"), Edge("a", "c"), Edge("b", "d"), Edge("c", "d"), Edge("x", "d")])
+    problem = Problem(g, uniform(2, peak_flops=1, sram_bytes=10, link_bandwidth=1))
+    names = [g.names[v] for v in rdfs_order(problem)]
+    assert names[-1] == "d" and names[-2] == "x"
+    assert names.index("a") < names.index("b") < names.index("c")

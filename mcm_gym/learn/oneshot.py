@@ -34,13 +34,14 @@ target), sharpens or widens the distribution (``beta_v``) and may overrule the p
 (``u_v``). ``prior="none"``: the logits are ``u_v`` alone (a plain per-node softmax over chips).
 
 ``head="stages"`` (the package's own trainer only, not SB3) samples where the pipeline stages end
-instead of a chip per node: first a node order ``o`` (one of :data:`STAGE_ORDERS`: the graph's own,
-depth-first, ASAP, ALAP, or one of ``extra_orders`` seeded jitters of them, :data:`STAGE_EXTRA_ORDERS`,
-order ``o`` sharing the learned logit of named order ``o mod 4``), then the number of stages ``m``
+instead of a chip per node: first a node order ``o`` (one of its ``R`` named ``orders``, by default
+:data:`STAGE_ORDERS`: the graph's own, depth-first, ASAP, ALAP; :data:`STAGE_ORDERS_ALL` adds four more,
+or one of ``extra_orders`` seeded jitters of them, :data:`STAGE_EXTRA_ORDERS`,
+order ``o`` sharing the learned logit of named order ``o mod R``), then the number of stages ``m``
 (chips ``0 .. m-1`` in the hardware's pipeline order, ``m <= K``), then stage ends
 ``e_1 < ... < e_{m-1}``, positions in that order::
 
-    P(o) ~ exp(q_{o mod 4}),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
+    P(o) ~ exp(q_{o mod R}),   P(m) ~ exp(g_m - count_prior (K - m))  (K: the real chips; m <= K),
     P(e_k = p | e_{k-1}, m, o) ~ exp(-beta (m C_p - k) ** 2 - cut_prior relu(m L_p - 1) + s_p)
 
 for ``e_{k-1} < p`` (leaving a node for every later stage), with ``C_p`` the prior's cumulative share
@@ -100,7 +101,8 @@ from mcm_gym.learn.extractor import NodeEncoder, pool_nodes
 
 __all__ = ["OneShotExtractor", "OneShotHeads", "OneShotPolicy", "oneshot_policy_kwargs", "PRIORS", "HEADS",
            "ONESHOT_PPO", "pipeline_logits", "CandidateDist", "NodeCandidates", "StageCandidates",
-           "StageLimits", "StageCost", "StageBalance", "BALANCES"]
+           "StageLimits", "StageCost", "StageBalance", "BALANCES", "STAGE_ORDERS", "STAGE_ORDERS_ALL",
+           "check_orders"]
 
 #: Parameterisations of the per-node logits (see the module doc).
 PRIORS = ("pipeline", "work", "none")
@@ -146,9 +148,13 @@ NODE_SHARPNESS = 0.5
 #: The node orders the stages head chooses among, in this order (``mcm_gym.learn.oneshot_train.stage_orders``
 #: computes them): the graph's own, depth-first, ASAP level, ALAP level (the stage DP's first four).
 STAGE_ORDERS = ("graph", "dfs", "asap", "alap")
-#: Default number of perturbed orders the stages head adds to :data:`STAGE_ORDERS` (``extra_orders``):
-#: extra order ``j`` is named order ``j % 4`` with its ranks jittered by Gaussian noise of
-#: :data:`ORDER_JITTER` ``[(j // 4) % 2]`` times ``n`` (seed ``j``; the stage DP's random orders do
+#: Every named order the stages head can be built with (``orders``; functions in
+#: :data:`mcm_gym.search.dp.NAMED_ORDERS`): :data:`STAGE_ORDERS`, then reverse depth-first, fewest
+#: live bytes, critical path first and earliest start time.
+STAGE_ORDERS_ALL = STAGE_ORDERS + ("rdfs", "live", "critical", "asap_time")
+#: Default number of perturbed orders the stages head adds to its ``R`` named orders (``extra_orders``):
+#: extra order ``j`` is named order ``j % R`` with its ranks jittered by Gaussian noise of
+#: :data:`ORDER_JITTER` ``[(j // R) % 2]`` times ``n`` (seed ``j``; the stage DP's random orders do
 #: the same around its best one), and shares that order's learned logit.
 STAGE_EXTRA_ORDERS = 24
 #: Relative noise scales of the perturbed orders (see :data:`STAGE_EXTRA_ORDERS`).
@@ -171,6 +177,16 @@ _WEIGHT = NODE_FEATURES.index("weight")
 _EXISTS = CHIP_FEATURES.index("exists")
 _SRAM = CHIP_FEATURES.index("sram")
 _PEAK = CHIP_FEATURES.index("peak")
+
+
+def check_orders(orders: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
+    """``orders`` as a tuple of distinct names from :data:`STAGE_ORDERS_ALL` (a string: comma-separated),
+    or a ValueError naming the unknown ones."""
+    names = tuple(x.strip() for x in orders.split(",")) if isinstance(orders, str) else tuple(orders)
+    bad = [x for x in names if x not in STAGE_ORDERS_ALL]
+    if not names or bad or len(set(names)) != len(names):
+        raise ValueError(f"orders must be distinct names from {STAGE_ORDERS_ALL}, got {names!r}")
+    return names
 
 
 def _shape(space: spaces.Dict, key: str) -> tuple[int, ...]:
@@ -672,8 +688,10 @@ class OneShotHeads(nn.Module):
                  prior: str | None = None, sharpness: float = 1.0, head: str = "nodes",
                  stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
                  cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
-                 speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE) -> None:
+                 speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
+                 orders: tuple[str, ...] = STAGE_ORDERS) -> None:
         super().__init__()
+        orders = check_orders(orders)
         prior = default_prior(head) if prior is None else prior
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -693,7 +711,7 @@ class OneShotHeads(nn.Module):
         self.n_nodes, self.k_max, self.prior, self.sharpness = extractor.n_nodes, k_max, prior, float(sharpness)
         self.head, self.stage_sharpness, self.count_prior = head, float(stage_sharpness), float(count_prior)
         self.cut_prior, self.max_log_sharpness = float(cut_prior), float(max_log_sharpness)
-        self.speed_prior, self.balance = float(speed_prior), balance
+        self.speed_prior, self.balance, self.orders = float(speed_prior), balance, orders
         hd = extractor.hidden
         if head == "nodes":
             self.node_head = nn.Sequential(nn.Linear(3 * hd, head_hidden), nn.ReLU(),
@@ -702,7 +720,7 @@ class OneShotHeads(nn.Module):
             # s per position of an order from [h_v, pooled, cut there, C there]
             self.cut_head = nn.Sequential(nn.Linear(3 * hd + 2, head_hidden), nn.ReLU(), nn.Linear(head_hidden, 1))
             self.count_head = nn.Sequential(nn.Linear(2 * hd, head_hidden), nn.ReLU(),
-                                            nn.Linear(head_hidden, k_max + 1 + len(STAGE_ORDERS)))
+                                            nn.Linear(head_hidden, k_max + 1 + len(orders)))
         self.critic = nn.Sequential(nn.Linear(2 * hd, vf_hidden), nn.ReLU())
         self.latent_dim_pi = self.n_nodes * k_max
         self.latent_dim_vf = vf_hidden
@@ -742,8 +760,8 @@ class OneShotHeads(nn.Module):
                    limits: StageLimits | None = None, loads: torch.Tensor | None = None,
                    cost: StageCost | None = None) -> StageCandidates:
         """The ``stages`` head's distribution for one instance (``features`` of a batch of one, ``n``
-        real nodes) over ``orders`` ``(O, n)`` (node indices: :data:`STAGE_ORDERS` in that list's
-        meaning, then perturbed ones, row ``i`` sharing the learned logit of row ``i % 4``) with
+        real nodes) over ``orders`` ``(O, n)`` (node indices: the head's named :attr:`orders`, then
+        perturbed ones, row ``i`` sharing the learned logit of row ``i % len(self.orders)``) with
         ``order_cuts`` ``(O, n)`` (the ``cut`` feature along each order, by position), the chips'
         ``peaks`` ``(k_max,)`` (their stage ends' targets, :func:`stage_targets`;
         None: identical chips), ``limits``, what SRAM allows (:class:`StageLimits`; None: no memory
@@ -760,7 +778,7 @@ class OneShotHeads(nn.Module):
         ho = h[0, :n][orders]  # (O, n, H)
         ctx = pooled[0].expand(o, n, -1)
         cut = self.cut_head(torch.cat([ho, ctx, order_cuts[..., None].to(h.dtype), frac[..., None]], dim=2))[..., 0]
-        g = self.count_head(pooled)[0]  # (k_max + 1 + len(STAGE_ORDERS),)
+        g = self.count_head(pooled)[0]  # (k_max + 1 + len(self.orders),)
         m = torch.arange(1, self.k_max + 1, dtype=g.dtype)
         kr = float(k[0, 0].detach())
         count = (g[: self.k_max] - self.count_prior * (kr - m).clamp(min=0.0)).masked_fill(m > kr + 0.5, -1e9)
@@ -770,7 +788,7 @@ class OneShotHeads(nn.Module):
                              self.cut_prior, self.max_log_sharpness, balance=not rest, temperature=temperature)
         balance = StageBalance(frac, stage_beta(g[self.k_max], n, self.k_max, self.stage_sharpness,
                                                 self.max_log_sharpness) / temperature, targets) if rest else None
-        order_logits = g[self.k_max + 1 + torch.arange(o) % len(STAGE_ORDERS)]  # a perturbed order shares its base's
+        order_logits = g[self.k_max + 1 + torch.arange(o) % len(self.orders)]  # a perturbed order shares its base's
         return StageCandidates(order_logits / temperature, orders, count / temperature, bound, limits,
                                cost, self.speed_prior / temperature, balance)
 
@@ -800,8 +818,9 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     logit drop per chip left empty), ``cut_prior`` (its logit drop per unit of a cut's excess transfer
     time), ``max_log_sharpness`` (the clamp on its learned ``b``), ``speed_prior`` (its logit drop per
     unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), ``balance`` (one of
-    :data:`BALANCES`: where its stage ends aim), ``extra_orders`` (how many perturbed orders it adds to
-    :data:`STAGE_ORDERS`, see :data:`STAGE_EXTRA_ORDERS`), and SB3's ``ortho_init``,
+    :data:`BALANCES`: where its stage ends aim), ``orders`` (its named orders, from
+    :data:`STAGE_ORDERS_ALL`; default :data:`STAGE_ORDERS`), ``extra_orders`` (how many perturbed orders it
+    adds to them, see :data:`STAGE_EXTRA_ORDERS`), and SB3's ``ortho_init``,
     ``optimizer_class``, ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
     """
@@ -811,7 +830,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                  vf_hidden: int = 64, head: str = "nodes", stage_sharpness: float = 50.0,
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                  max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
-                 balance: str = STAGE_BALANCE, extra_orders: int = STAGE_EXTRA_ORDERS, **kwargs: Any) -> None:
+                 balance: str = STAGE_BALANCE, extra_orders: int = STAGE_EXTRA_ORDERS,
+                 orders: tuple[str, ...] | list[str] = STAGE_ORDERS, **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -829,6 +849,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         if int(extra_orders) < 0:
             raise ValueError(f"extra_orders must be >= 0, got {extra_orders}")
         self.extra_orders = int(extra_orders)
+        self.orders = check_orders(orders)
         kwargs.setdefault("features_extractor_class", OneShotExtractor)
         kwargs.pop("net_arch", None)
         kwargs.pop("activation_fn", None)
@@ -841,7 +862,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
         self.mlp_extractor = OneShotHeads(  # type: ignore[assignment]  # SB3 duck-types it
             ext, self.k_max, self.head_hidden, self.vf_hidden, self.prior, self.sharpness, self.head,
             self.stage_sharpness, self.count_prior, self.cut_prior, self.max_log_sharpness, self.speed_prior,
-            self.balance)
+            self.balance, self.orders)
 
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
@@ -865,7 +886,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                     vf_hidden=self.vf_hidden, head=self.head, stage_sharpness=self.stage_sharpness,
                     count_prior=self.count_prior, cut_prior=self.cut_prior,
                     max_log_sharpness=self.max_log_sharpness, speed_prior=self.speed_prior, balance=self.balance,
-                    extra_orders=self.extra_orders)
+                    extra_orders=self.extra_orders, orders=self.orders)
         data.pop("net_arch", None)
         data.pop("activation_fn", None)
         return data
@@ -919,13 +940,14 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                           max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
                           speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
-                          extra_orders: int = STAGE_EXTRA_ORDERS, **extra: Any) -> dict[str, Any]:
+                          extra_orders: int = STAGE_EXTRA_ORDERS, orders: tuple[str, ...] | list[str] = STAGE_ORDERS,
+                          **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     None: :func:`default_prior` of the head; ``sharpness``), the output ``head`` (``stages``: the
     package's trainer only; ``stage_sharpness``,
     ``count_prior``, ``cut_prior``, ``max_log_sharpness``, ``speed_prior``, ``balance``,
-    ``extra_orders``) and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
+    ``extra_orders``, ``orders``) and head widths; ``extra`` goes to the policy as is (e.g. ``ortho_init``,
     ``optimizer_kwargs``)."""
     prior = default_prior(head) if prior is None else prior
     if prior not in PRIORS:
@@ -940,5 +962,6 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
             "prior": prior, "sharpness": float(sharpness), "head_hidden": head_hidden, "vf_hidden": vf_hidden,
             "head": head, "stage_sharpness": float(stage_sharpness), "count_prior": float(count_prior),
             "cut_prior": float(cut_prior), "max_log_sharpness": float(max_log_sharpness),
-            "speed_prior": float(speed_prior), "balance": str(balance), "extra_orders": int(extra_orders), **extra}
+            "speed_prior": float(speed_prior), "balance": str(balance), "extra_orders": int(extra_orders),
+            "orders": check_orders(orders), **extra}
 

@@ -34,7 +34,7 @@ from mcm_gym.core.hardware import get_hardware
 from mcm_gym.core.problem import InfeasibleError, Problem
 from mcm_gym.instances.catalog import load_graph
 from mcm_gym.instances.zoo import TRAIN_SEEDS, split_ids
-from mcm_gym.learn.oneshot import OneShotPolicy, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import STAGE_ORDERS, OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import save_oneshot
 from mcm_gym.learn.oneshot_train import OneShotTrainConfig, greedy_scores, imitate_oneshot, train_oneshot
 
@@ -106,17 +106,17 @@ def training_instances(cfg: PretrainConfig) -> tuple[list[tuple[str, str]], list
     return zoo, gen
 
 
-def _teacher(instances: Sequence[tuple[str, str]], all_orders: bool = False
+def _teacher(instances: Sequence[tuple[str, str]], all_orders: bool = False, named: Sequence[str] = STAGE_ORDERS
              ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
     """The stage DP's best split of each graph's own order (``all_orders``: the best-scoring split of
-    the stages head's orders), for the instances where one is valid."""
+    the stages head's ``named`` orders), for the instances where one is valid."""
     from mcm_gym.learn.oneshot_train import stage_orders
     from mcm_gym.search.dp import best_split
 
     keep, parts = [], []
     for g, h in instances:
         pr = Problem(load_graph(g), get_hardware(h))
-        orders = stage_orders(pr, cost=False)[0].numpy() if all_orders else [np.arange(pr.graph.n)]
+        orders = stage_orders(pr, cost=False, named=named)[0].numpy() if all_orders else [np.arange(pr.graph.n)]
         found = [p for p in (best_split(pr, o)[0] for o in orders) if p is not None]
         if found:
             keep.append((g, h))
@@ -165,7 +165,7 @@ def pretrain_oneshot(cfg: PretrainConfig, out: str | Path,
     if cfg.bc_epochs > 0:
         t0 = time.perf_counter()
         stages = cfg.policy.get("head", "nodes") == "stages"
-        keep, parts = _teacher(instances, all_orders=stages)
+        keep, parts = _teacher(instances, all_orders=stages, named=oneshot_policy_kwargs(**cfg.policy)["orders"])
         losses: list[float] = []
         init = imitate_oneshot(keep, parts, epochs=cfg.bc_epochs, learning_rate=cfg.bc_learning_rate,
                                policy_kwargs=oneshot_policy_kwargs(**cfg.policy), seed=cfg.seed,

@@ -30,7 +30,7 @@ from mcm_gym.core.problem import Problem
 from mcm_gym.core.repair import RepairConfig
 from mcm_gym.env.observation import NODE_FEATURES
 from mcm_gym.env.partition_env import MCMPartitionEnv
-from mcm_gym.learn.oneshot import OneShotPolicy, StageCandidates, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import STAGE_ORDERS, OneShotPolicy, StageCandidates, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_train import (
     SPLIT_FALLBACK,
     SPLITS,
@@ -70,10 +70,10 @@ ADAPT_ORDERS = 24
 
 _ARCH_KEYS = ("hidden", "layers", "attention", "heads", "prior", "sharpness", "head_hidden", "vf_hidden", "head",
               "stage_sharpness", "count_prior", "cut_prior", "max_log_sharpness", "speed_prior",
-              "balance", "extra_orders")
+              "balance", "extra_orders", "orders")
 #: What a checkpoint written before a key existed was trained with (without ``head``: a nodes-head one).
 _LEGACY_ARCH = {"prior": "pipeline", "cut_prior": 0.0, "max_log_sharpness": 6.0, "speed_prior": 0.0,
-                "balance": "global", "extra_orders": 0}
+                "balance": "global", "extra_orders": 0, "orders": list(STAGE_ORDERS)}
 
 
 def _arch(policy: OneShotPolicy) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def _arch(policy: OneShotPolicy) -> dict[str, Any]:
             "vf_hidden": int(policy.vf_hidden), "head": policy.head, "stage_sharpness": float(policy.stage_sharpness),
             "count_prior": float(policy.count_prior), "cut_prior": float(policy.cut_prior),
             "max_log_sharpness": float(policy.max_log_sharpness), "speed_prior": float(policy.speed_prior),
-            "balance": str(policy.balance), "extra_orders": int(policy.extra_orders)}
+            "balance": str(policy.balance), "extra_orders": int(policy.extra_orders), "orders": list(policy.orders)}
 
 
 def save_oneshot(policy: OneShotPolicy, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:

@@ -221,8 +221,9 @@ class StageOrders(NamedTuple):
 
 
 def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, extra_orders: int = 0,
-                 around: Sequence[np.ndarray] | None = None) -> StageOrders:
-    """The node orders of :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS` for ``problem``, then
+                 around: Sequence[np.ndarray] | None = None, named: Sequence[str] = STAGE_ORDERS) -> StageOrders:
+    """The ``named`` node orders (:data:`~mcm_gym.search.dp.NAMED_ORDERS`; default
+    :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS`) for ``problem``, then
     ``extra_orders`` perturbed ones (:data:`~mcm_gym.learn.oneshot.STAGE_EXTRA_ORDERS`; deterministic),
     ``(O, n)`` (node indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
     :func:`stage_limits` for ``k_max`` chips, cut loads (the transfer time of the bytes crossing a
@@ -231,19 +232,18 @@ def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, 
     speed prior): what the stages head chooses among (duplicates kept, so each row keeps its
     meaning). ``around``: given, the extra orders are these node orders (node indices) instead of the
     jitters (:func:`orders_around`)."""
-    from mcm_gym.search.dp import alap_order, dfs_order, level_order, priority_order
+    from mcm_gym.search.dp import NAMED_ORDERS, priority_order
 
-    made = {"graph": np.arange(problem.n, dtype=np.int64), "dfs": dfs_order(problem), "asap": level_order(problem),
-            "alap": alap_order(problem)}
-    orders = [made[name] for name in STAGE_ORDERS]
+    named = oneshot.check_orders(tuple(named))
+    orders = [NAMED_ORDERS[name](problem) for name in named]
     n = problem.n
     if around is not None:
         orders.extend(np.asarray(o, dtype=np.int64) for o in around)
     for j in range(0 if around is not None else int(extra_orders)):
         rank = np.empty(n)
-        rank[orders[j % len(STAGE_ORDERS)]] = np.arange(n)
+        rank[orders[j % len(named)]] = np.arange(n)
         noise = np.random.default_rng(j).standard_normal(n)
-        scale = ORDER_JITTER[(j // len(STAGE_ORDERS)) % len(ORDER_JITTER)]
+        scale = ORDER_JITTER[(j // len(named)) % len(ORDER_JITTER)]
         orders.append(priority_order(problem, rank + scale * n * noise))
     hw = problem.hardware
     bw = hw.link_bandwidth.min() if hw.num_links else np.inf  # bytes/s
@@ -339,9 +339,11 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
 
 def extra_order_fit(policy: OneShotPolicy | int, problem: Problem) -> int:
     """How many extra orders ``policy``'s stages head (or one with that ``K_max``) can take on
-    ``problem`` within :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes)."""
+    ``problem`` within :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes;
+    with a ``K_max`` alone, for the default named orders)."""
     k = policy if isinstance(policy, int) else policy.k_max
-    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (k ** 2 * problem.n)) - len(STAGE_ORDERS))
+    named = STAGE_ORDERS if isinstance(policy, int) else policy.orders
+    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (k ** 2 * problem.n)) - len(named))
 
 
 def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | None = None, count: int = 0,
@@ -358,11 +360,12 @@ def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | 
         fit = extra_order_fit(policy, problem)
         if fit < extra:
             warnings.warn(f"{problem.graph.id or problem.graph.name}: the stages head uses {fit} of its {extra} "
-                          f"extra node orders ({len(STAGE_ORDERS) + extra} orders x {policy.k_max}^2 chips x "
+                          f"extra node orders ({len(policy.orders) + extra} orders x {policy.k_max}^2 chips x "
                           f"{problem.n} nodes is above STAGE_ORDER_BUDGET={budget:.0e})", stacklevel=3)
             extra = fit
     near = None if around is None else orders_around(problem, around, extra, rng or np.random.default_rng(0))
-    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra, around=near)
+    return stage_orders(problem, policy.k_max, cost=policy.speed_prior > 0, extra_orders=extra, around=near,
+                        named=policy.orders)
 
 
 def blank_policy(k_max: int, policy_kwargs: dict[str, Any], learning_rate: float = 3e-3) -> OneShotPolicy:
@@ -716,7 +719,7 @@ def imitate_oneshot(instances: Sequence[tuple[Graph | str, Hardware | str]], par
             fits = ((by_pos[:, 1:] - by_pos[:, :-1]) >= 0).all(dim=1)
             if not bool(fits.any()):
                 raise ValueError(f"{e.problem.graph.id}: the stages head clones splits of a node order "
-                                 f"({', '.join(STAGE_ORDERS)} and their jitters); the teacher's chips go "
+                                 f"({', '.join(pol.orders)} and their jitters); the teacher's chips go "
                                  f"down along each")
             first = int(fits.nonzero()[0, 0])
             row = by_pos[first]

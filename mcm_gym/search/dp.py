@@ -26,7 +26,8 @@ per step and memory linear in ``n``, gives the same split to a relative 1e-12.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import heapq
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,7 +37,8 @@ from mcm_gym.search.base import Searcher, Tracker
 from mcm_gym.search.heuristics import split_by_work
 
 __all__ = ["DPSearch", "StageSplitter", "best_split", "dfs_order", "level_order", "alap_order",
-           "priority_order", "jittered_order"]
+           "priority_order", "jittered_order", "rdfs_order", "live_order", "critical_order", "asap_time_order",
+           "NAMED_ORDERS"]
 
 
 # ---------------------------------------------------------------------------- orders
@@ -90,6 +92,99 @@ def alap_order(problem: Problem) -> np.ndarray:
             height[v] = max(height[v], height[w] + 1)
     latest = int(g.depth.max()) - height
     return np.lexsort((np.arange(g.n), latest)).astype(np.int64)
+
+
+def rdfs_order(problem: Problem) -> np.ndarray:
+    """Reverse depth-first: :func:`dfs_order` of the reversed graph (from the sinks, the most recently
+    readied producer first), reversed. Keeps each node next to the consumer it feeds last, where
+    :func:`dfs_order` keeps it next to its producer."""
+    g = problem.graph
+    left = np.array([len(s) for s in g.succs], dtype=np.int64)  # consumers not yet placed
+    stack = [v for v in range(g.n) if left[v] == 0]
+    out: list[int] = []
+    while stack:
+        v = stack.pop()
+        out.append(v)
+        ready = []
+        for u in g.preds[v]:
+            left[u] -= 1
+            if left[u] == 0:
+                ready.append(u)
+        stack.extend(sorted(ready))
+    return np.array(out[::-1], dtype=np.int64)
+
+
+def _time_levels(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """``(top, bottom)`` per node (s): the longest path of fastest node times from a source up to the
+    node (excluded), and from the node (included) to a sink."""
+    g = problem.graph
+    t = problem.cost.node_time.min(axis=1)
+    top, bottom = np.zeros(g.n), t.copy()
+    for v in range(g.n):  # node indices are a topological order
+        for u in g.preds[v]:
+            top[v] = max(top[v], top[u] + t[u])
+    for v in range(g.n - 1, -1, -1):
+        for w in g.succs[v]:
+            bottom[v] = max(bottom[v], t[v] + bottom[w])
+    return top, bottom
+
+
+def asap_time_order(problem: Problem) -> np.ndarray:
+    """Nodes by earliest start time (the longest path of fastest node times from a source, s), as
+    a list scheduler with unlimited chips starts them; :func:`level_order` counts nodes instead."""
+    return priority_order(problem, _time_levels(problem)[0])
+
+
+def critical_order(problem: Problem) -> np.ndarray:
+    """The ready node on the longest path (fastest node times, s, through it from a source to a sink)
+    first: critical chains stay together."""
+    top, bottom = _time_levels(problem)
+    return priority_order(problem, -(top + bottom))
+
+
+def live_order(problem: Problem) -> np.ndarray:
+    """Fewest live bytes: the ready node whose run frees the most bytes (inputs it is the last
+    consumer of, minus its own output if anything consumes it) first, ties by index; a cut of the
+    order then carries few bytes. A heap with lazy updates, ``O((n + E) log n)``."""
+    g = problem.graph
+    out_b = g.out_bytes
+    indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
+    left = np.array([len(s) for s in g.succs], dtype=np.int64)  # consumers not yet run
+
+    def gain(v: int) -> float:
+        freed = sum(float(out_b[u]) for u in set(g.preds[v]) if left[u] == 1)
+        return freed - (float(out_b[v]) if g.succs[v] else 0.0)
+
+    heap = [(-gain(v), v) for v in range(g.n) if indeg[v] == 0]
+    heapq.heapify(heap)
+    done = np.zeros(g.n, dtype=bool)
+    out: list[int] = []
+    while heap:
+        neg, v = heapq.heappop(heap)
+        if done[v] or -neg != gain(v):  # stale entry: a newer one is in the heap
+            continue
+        done[v] = True
+        out.append(v)
+        for u in set(g.preds[v]):
+            left[u] -= 1
+            if left[u] == 1:  # its last consumer now frees it: that consumer's gain rose
+                for w in g.succs[u]:
+                    if not done[w] and indeg[w] == 0:
+                        heapq.heappush(heap, (-gain(w), w))
+        for w in g.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                heapq.heappush(heap, (-gain(w), w))
+    return np.array(out, dtype=np.int64)
+
+
+#: Heuristic topological orders by name (each ``problem -> (n,)`` node indices): the stages head
+#: (:data:`mcm_gym.learn.oneshot.STAGE_ORDERS`) and :class:`DPSearch` start from these.
+NAMED_ORDERS: dict[str, Callable[[Problem], np.ndarray]] = {
+    "graph": lambda problem: np.arange(problem.n, dtype=np.int64),
+    "dfs": dfs_order, "asap": level_order, "alap": alap_order,
+    "rdfs": rdfs_order, "live": live_order, "critical": critical_order, "asap_time": asap_time_order,
+}
 
 
 # ---------------------------------------------------------------------------- the DP
