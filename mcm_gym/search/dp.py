@@ -17,7 +17,11 @@ after position ``j`` is crossed by every tensor produced before it and consumed 
 ``c -> c+1``. On a ring or chain this is exactly what the simulator computes (a forward route
 ``a -> b`` crosses links ``a..b-1``), so the DP is exact for its order there. On a mesh the XY
 routes do not follow the pipeline, and the cut model is only an approximation: :class:`DPSearch`
-therefore always scores its partitions with the real simulator.
+therefore always scores its partitions with the real simulator. There (any topology but ring and
+chain), an order with at most :attr:`StageSplitter.enumerate_max_splits` splits (2,000: e.g. 24
+nodes on 4 chips) is split exactly instead, by scoring every split with the simulator in one batch
+(:meth:`StageSplitter.split_enumerate`, a few ms); a 10-node DAG on mesh-2x2 whose best split the
+cut model misses by 22% is the case that asked for it.
 
 Complexity: ``O(K n^2)`` per order (numpy over the split point), a few ms for BERT-base on ring-8;
 above 2,000 nodes a bisection on the bottleneck (:meth:`StageSplitter.split_bisect`), ``O(K n log n)``
@@ -27,6 +31,8 @@ per step and memory linear in ``n``, gives the same split to a relative 1e-12.
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -38,7 +44,7 @@ from mcm_gym.search.heuristics import split_by_work
 
 __all__ = ["DPSearch", "StageSplitter", "best_split", "dfs_order", "level_order", "alap_order",
            "priority_order", "jittered_order", "rdfs_order", "live_order", "critical_order", "asap_time_order",
-           "NAMED_ORDERS"]
+           "NAMED_ORDERS", "split_count"]
 
 
 # ---------------------------------------------------------------------------- orders
@@ -216,6 +222,9 @@ class StageSplitter:
         #: Above this many nodes :meth:`split` bisects on the bottleneck instead of building
         #: ``(n+1) x (n+1)`` matrices (8 bytes per entry, several per chip).
         self.matrix_max_nodes = 2000
+        #: Where the cut model is approximate (not :attr:`exact`), orders with at most this many
+        #: splits into ``m <= K`` stages are split by scoring every split (0: never).
+        self.enumerate_max_splits = 2000
         self._lo_mem: dict[tuple[bytes, float], np.ndarray] = {}
 
     def stage_starts_by_memory(self, order: np.ndarray, cap: float) -> np.ndarray:
@@ -393,11 +402,33 @@ class StageSplitter:
         np.add.at(diff, (r[:, 1] + 1, r[:, 3] + 1), 1)
         return diff.cumsum(axis=0).cumsum(axis=1)[: n + 1, : n + 1] > 0
 
+    def split_enumerate(self, order: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """Best split of the topological ``order`` by scoring all :func:`split_count` splits with
+        the simulator (valid ones only): exact on any topology, for few splits. Ties go to fewer
+        stages, then to earlier ends. Returns ``(partition, bottleneck in s)`` or ``(None, inf)``."""
+        n = len(order)
+        by_pos = []
+        for m in range(1, min(self.k, n) + 1):
+            starts = np.array(list(itertools.combinations(range(1, n), m - 1)),
+                              dtype=np.int64).reshape(math.comb(n - 1, m - 1), m - 1)
+            by_pos.append((np.arange(n)[None, :, None] >= starts[:, None, :]).sum(axis=2))
+        chips = np.concatenate(by_pos)
+        parts = np.empty_like(chips)
+        parts[:, order] = chips
+        ok = self.problem.is_valid(parts)
+        if not ok.any():
+            return None, float("inf")
+        bottleneck = np.where(ok, self.problem.evaluate(parts).bottleneck, np.inf)
+        best = int(np.argmin(bottleneck))
+        return parts[best].astype(np.int64), float(bottleneck[best])
+
     def split(self, order: Sequence[int] | np.ndarray) -> tuple[np.ndarray | None, float]:
         """Best split of ``order`` (node indices, topological): ``(partition (n,), predicted
         bottleneck in s)``, or ``(None, inf)`` when no split satisfies the constraints. Above
         :attr:`matrix_max_nodes` nodes (and without ``neighbor_only`` / ``triangle``), by bisection
-        on the bottleneck (:meth:`split_bisect`), in ``O(K n log n)`` time and memory linear in ``n``."""
+        on the bottleneck (:meth:`split_bisect`), in ``O(K n log n)`` time and memory linear in ``n``;
+        off rings and chains with at most :attr:`enumerate_max_splits` splits, by scoring them all
+        (:meth:`split_enumerate`; the bottleneck is then the simulator's)."""
         order = np.asarray(order, dtype=np.int64)
         n = self.problem.n
         if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
@@ -406,6 +437,8 @@ class StageSplitter:
         pos[order] = np.arange(n)
         if self.src.size and np.any(pos[self.src] >= pos[self.dst]):
             raise ValueError("order is not topological: some edge goes backwards")
+        if not self.exact and 0 < split_count(n, self.k) <= self.enumerate_max_splits:
+            return self.split_enumerate(order)
         cut = self.cut_bytes(pos)
         if n > self.matrix_max_nodes and not (self.use_neighbor or self.use_triangle):
             return self.split_bisect(order, pos, cut)
@@ -448,11 +481,17 @@ class StageSplitter:
         return part, finals[m - 1]
 
 
+def split_count(n: int, k: int) -> int:
+    """How many splits ``n`` ordered nodes have into ``m <= k`` non-empty consecutive stages."""
+    return sum(math.comb(n - 1, m - 1) for m in range(1, min(n, k) + 1))
+
+
 def best_split(problem: Problem,
                order: Sequence[int] | np.ndarray) -> tuple[np.ndarray | None, float]:
     """Best contiguous split of the topological ``order`` into pipeline stages on chips ``0..m-1``:
     ``(partition, predicted bottleneck in s)``, ``(None, inf)`` if none is valid. Exact (the
-    prediction equals the simulator's bottleneck) on ring and chain hardware; see module doc."""
+    prediction equals the simulator's bottleneck) on ring and chain hardware, and elsewhere where the
+    order has few splits; see module doc."""
     return StageSplitter(problem).split(order)
 
 
@@ -463,7 +502,8 @@ class DPSearch(Searcher):
     Orders, in turn: the graph's own, depth-first, ASAP level, ALAP level; then random topological
     orders (Kahn with priorities = rank in the best order so far + Gaussian noise of a random
     scale), until the budget is spent or ``max_orders_per_eval * budget`` orders were tried
-    (duplicate partitions are not evaluated again). Exact for the orders it tries on ring/chain.
+    (duplicate partitions are not evaluated again). Exact for the orders it tries on ring/chain, and
+    on other topologies for orders with few splits (:attr:`StageSplitter.enumerate_max_splits`).
     """
 
     name = "dp"
