@@ -1,10 +1,11 @@
 """Write the shipped ``priors`` checkpoint: an untrained stages-head one-shot policy (torch seed 0).
 
-    python agents/make_priors.py --out mcm_gym/learn/shipped/priors-v1.pt
+    python agents/make_priors.py --out mcm_gym/learn/shipped/priors-v2.pt
+    python agents/make_priors.py --orders graph,dfs,asap,alap --out priors-v1.pt   # the four orders of v1
 
 Its output layers are zero, so its candidates come from the priors alone (speed prior over (order,
-m), rest balance on compute time, 24 perturbed orders; ``--orders all``: the eight named orders of
-``priors-v2`` instead of the four of ``priors-v1``); the GNN is as ``pretrained`` builds it
+m), rest balance on compute time, the eight named orders and 24 perturbed ones; ``priors-v1`` had
+the first four named orders); the GNN is as ``pretrained`` builds it
 (hidden 64, 3 layers), so fine-tuning from it is training from scratch at that size. K_max 8.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mcm_gym.learn.oneshot import STAGE_ORDERS, STAGE_ORDERS_ALL, check_orders, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import STAGE_ORDERS_ALL, check_orders, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import save_oneshot
 from mcm_gym.learn.oneshot_train import oneshot_envs, policy_for_envs
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--k-max", type=int, default=8)
-    ap.add_argument("--orders", default=",".join(STAGE_ORDERS),
+    ap.add_argument("--orders", default="all",
                     help=f"its named node orders, comma-separated, from {','.join(STAGE_ORDERS_ALL)}, or 'all'")
     args = ap.parse_args(argv)
     try:

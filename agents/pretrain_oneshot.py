@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="stages head: stage k of m aims at share k/m, or at an equal part of what is left")
     ap.add_argument("--extra-orders", type=int, default=STAGE_EXTRA_ORDERS,
                     help="stages head: perturbed node orders added to its named ones")
-    ap.add_argument("--orders", type=_orders, default=STAGE_ORDERS,
+    ap.add_argument("--orders", type=_orders, default=STAGE_ORDERS_ALL,
                     help=f"stages head: its named node orders, comma-separated, from {','.join(STAGE_ORDERS_ALL)} "
-                         f"(default {','.join(STAGE_ORDERS)}; 'all': every one)")
+                         f"(default 'all': every one; {','.join(STAGE_ORDERS)}: the four of v8 and before)")
     ap.add_argument("--val-zoo", nargs="*", default=[],
                     help="zoo graphs of the train split held out of training and validated on")
     ap.add_argument("--zoo-share", type=float, default=0.4, help="the zoo graphs' total chance per draw")

@@ -18,7 +18,7 @@ from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
 from mcm_gym.instances.zoo import split_ids  # noqa: E402
 from mcm_gym.learn.checkpoints import load_model, resolve_checkpoint  # noqa: E402
-from mcm_gym.learn.oneshot import oneshot_policy_kwargs  # noqa: E402
+from mcm_gym.learn.oneshot import STAGE_ORDERS, STAGE_ORDERS_ALL, oneshot_policy_kwargs  # noqa: E402
 from mcm_gym.learn.oneshot_search import (  # noqa: E402
     ADAPT_ORDERS,
     FINETUNE_NODE_ENTROPY,
@@ -301,7 +301,8 @@ def test_shipped_priors_are_an_untrained_stages_policy(capsys) -> None:
     """``priors``: a stages policy whose output layers are zero, so its greedy candidate is a fresh
     policy's (whatever the GNN weights); the CLI runs it zero-shot."""
     priors = load_oneshot(resolve_checkpoint("priors"))
-    assert priors.head == "stages" and resolve_checkpoint("priors-v1") == resolve_checkpoint("priors")
+    assert priors.head == "stages" and resolve_checkpoint("priors-v2") == resolve_checkpoint("priors")
+    assert priors.orders == STAGE_ORDERS_ALL and load_oneshot(resolve_checkpoint("priors-v1")).orders == STAGE_ORDERS
     heads = priors.mlp_extractor
     assert all(not layer.weight.detach().any() and not layer.bias.detach().any() for layer in heads.output_layers())
     inst = [("generator://layered-dag-v0/1001", "ring-4")]
@@ -310,7 +311,7 @@ def test_shipped_priors_are_an_untrained_stages_policy(capsys) -> None:
     fresh = policy_for_envs(envs, oneshot_policy_kwargs(head="stages", hidden=16, layers=1))
     assert np.array_equal(greedy_candidates(priors, envs)[0], greedy_candidates(fresh, envs)[0])
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "priors"]) == 0
-    assert "policy:priors-v1" in capsys.readouterr().out
+    assert "policy:priors-v2" in capsys.readouterr().out
 
 
 def test_zeroshot_experiment_takes_a_suite_and_reports_against_sa(tmp_path: Path) -> None:

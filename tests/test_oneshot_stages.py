@@ -24,6 +24,7 @@ from mcm_gym.core.problem import Problem  # noqa: E402
 from mcm_gym.instances.catalog import load_graph  # noqa: E402
 from mcm_gym.learn import oneshot_train  # noqa: E402
 from mcm_gym.learn.oneshot import (  # noqa: E402
+    STAGE_ORDERS_ALL,
     StageBalance,
     StageCandidates,
     StageCost,
@@ -534,7 +535,8 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     v4 = load_oneshot(checkpoints.resolve_checkpoint("pretrained-v4"))
     assert v4.head == "stages" and v4.cut_prior == 0.0 and v4.max_log_sharpness == 6.0
     envs = oneshot_envs([(LAYERED, "ring-4")], k_max=8)
-    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, cut_prior=4.0, max_log_sharpness=1.5))
+    four = ("graph", "dfs", "asap", "alap")  # as every checkpoint written before the key existed
+    pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, cut_prior=4.0, max_log_sharpness=1.5, orders=four))
     back = load_oneshot(save_oneshot(pol, tmp_path / "new.pt"))
     assert (back.cut_prior, back.max_log_sharpness) == (4.0, 1.5)
     blob = th.load(tmp_path / "new.pt", weights_only=True)
@@ -549,7 +551,8 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
     assert (v4.speed_prior, v4.balance, v4.extra_orders, old.extra_orders) == (0.0, "global", 0, 0)
     assert back.speed_prior == pol.speed_prior > 0 and back.balance == pol.balance == "rest"
     assert back.extra_orders == pol.extra_orders > 0
-    assert old.orders == back.orders == pol.orders == ("graph", "dfs", "asap", "alap")
+    assert old.orders == back.orders == pol.orders == four
+    assert policy_for_envs(envs, oneshot_policy_kwargs(**STAGES)).orders == STAGE_ORDERS_ALL  # new policies
     v5 = load_oneshot(checkpoints.resolve_checkpoint("pretrained-v5"))
     assert v5.extra_orders == 0 and v5.speed_prior > 0 and v5.prior == "pipeline"
 
@@ -767,14 +770,15 @@ def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> Non
     envs = oneshot_envs([(LAYERED, "ring-4")], k_max=4)
     pr = envs[0].problem
     pol = policy_for_envs(envs, oneshot_policy_kwargs(**STAGES, extra_orders=6))
-    assert policy_orders(pol, pr).orders.shape[0] == 10
-    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
+    r = len(pol.orders)
+    assert policy_orders(pol, pr).orders.shape[0] == r + 6
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", (r + 3) * 16 * pr.n)
     with pytest.warns(UserWarning, match="uses 3 of its 6 extra node orders"):
-        assert policy_orders(pol, pr).orders.shape[0] == 7
+        assert policy_orders(pol, pr).orders.shape[0] == r + 3
     part = best_split(pr, np.arange(pr.n))[0]
     with pytest.warns(UserWarning, match="uses 3 of its 8 extra node orders"):
-        assert policy_orders(pol, pr, around=part, count=8, rng=np.random.default_rng(0)).orders.shape[0] == 7
-    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 4 * 16 * pr.n)  # none fit: training keeps the fixed orders
+        assert policy_orders(pol, pr, around=part, count=8, rng=np.random.default_rng(0)).orders.shape[0] == r + 3
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", r * 16 * pr.n)  # none fit: training keeps the fixed orders
     calls = []
     monkeypatch.setattr(oneshot_train, "orders_around", lambda *a, **k: calls.append(1) or [])
     cfg = OneShotTrainConfig(max_samples=20, samples_per_graph=10, policy=STAGES, adapt_orders=8)
@@ -784,7 +788,7 @@ def test_extra_orders_shrink_with_a_warning_above_the_budget(monkeypatch) -> Non
     with pytest.warns(UserWarning, match="uses 0 of its"):  # the search method reports what it used, and why
         res = OneShotSearch(None, head="stages", hidden=16, layers=1, adapt_orders=8).search(pr, budget=20)
     assert res.extra["adapt_orders"] == 0 and "0 of 8" in res.extra["adapt_orders_cut"]
-    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", 7 * 16 * pr.n)
+    monkeypatch.setattr(oneshot, "STAGE_ORDER_BUDGET", (r + 3) * 16 * pr.n)
     with pytest.warns(UserWarning, match="uses 3 of its 8"):
         res = OneShotSearch(None, head="stages", hidden=16, layers=1, adapt_orders=8).search(pr, budget=20)
     assert res.extra["adapt_orders"] == 3 and "3 of 8" in res.extra["adapt_orders_cut"]
@@ -859,8 +863,9 @@ def test_orders_around_a_partition_split_back_to_it(spec: GraphSpec, k: int, cou
         pol = policy_for_envs([env], oneshot_policy_kwargs(**STAGES))
         obs, masks = obs_batch([env])
         orders = policy_orders(pol, pr, around=part, count=count, rng=np.random.default_rng(seed))
-        assert orders is not None and orders.orders.shape[0] == 4 + count
-        assert np.array_equal(orders.orders[4].numpy(), base)  # the adapted ones follow the four named
+        r = len(pol.orders)
+        assert orders is not None and orders.orders.shape[0] == r + count
+        assert np.array_equal(orders.orders[r].numpy(), base)  # the adapted ones follow the named ones
         with torch.no_grad():
             d = pol.candidates(obs, masks, pr.n, orders=orders)
             assert torch.isfinite(d.log_prob(torch.as_tensor(part)[None]))[0]

@@ -44,13 +44,15 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
 #: ``pretrained`` of before 2026-12-07 evening; ``pretrained-v4``: without those priors;
 #: ``pretrained-v3``: the per-node head; ``pretrained-v2``: the sequential MaskablePPO + GNN policy,
 #: trained under cost model v1). ``priors`` is not trained at all: the stages head's priors alone
-#: (``agents/make_priors.py``), the best zero-shot on the held-out suite.
+#: (``agents/make_priors.py``) with its eight named orders (``priors-v2``; ``priors-v1``: the first
+#: four, the ``priors`` until 2026-12-08).
 PRETRAINED = {"pretrained": "pretrained-v8.pt", "pretrained-v8": "pretrained-v8.pt",
               "pretrained-v7": "pretrained-v7.pt",
               "pretrained-v6": "pretrained-v6.pt",
               "pretrained-v5": "pretrained-v5.pt",
               "pretrained-v4": "pretrained-v4.pt", "pretrained-v3": "pretrained-v3.pt",
-              "pretrained-v2": "pretrained-v2.zip", "priors": "priors-v1.pt", "priors-v1": "priors-v1.pt"}
+              "pretrained-v2": "pretrained-v2.zip", "priors": "priors-v2.pt", "priors-v2": "priors-v2.pt",
+              "priors-v1": "priors-v1.pt"}
 #: Sidecars written now: ``config`` in sections (``mcm-gym-train/1``: the flat config of before).
 SIDECAR_FORMAT = "mcm-gym-train/2"
 

@@ -34,9 +34,11 @@ target), sharpens or widens the distribution (``beta_v``) and may overrule the p
 (``u_v``). ``prior="none"``: the logits are ``u_v`` alone (a plain per-node softmax over chips).
 
 ``head="stages"`` (the package's own trainer only, not SB3) samples where the pipeline stages end
-instead of a chip per node: first a node order ``o`` (one of its ``R`` named ``orders``, by default
-:data:`STAGE_ORDERS`: the graph's own, depth-first, ASAP, ALAP; :data:`STAGE_ORDERS_ALL` adds four more,
-or one of ``extra_orders`` seeded jitters of them, :data:`STAGE_EXTRA_ORDERS`,
+instead of a chip per node: first a node order ``o`` (one of its ``R`` named ``orders``: for new
+policies :data:`STAGE_ORDERS_ALL`, the graph's own, depth-first, ASAP, ALAP, reverse depth-first,
+fewest live bytes, critical path, earliest start; :data:`STAGE_ORDERS`, the first four, for
+checkpoints written before 2026-12-08; or one of ``extra_orders`` seeded jitters of them,
+:data:`STAGE_EXTRA_ORDERS`,
 order ``o`` sharing the learned logit of named order ``o mod R``), then the number of stages ``m``
 (chips ``0 .. m-1`` in the hardware's pipeline order, ``m <= K``), then stage ends
 ``e_1 < ... < e_{m-1}``, positions in that order::
@@ -689,7 +691,7 @@ class OneShotHeads(nn.Module):
                  stage_sharpness: float = 50.0, count_prior: float = STAGE_COUNT_PRIOR,
                  cut_prior: float = STAGE_CUT_PRIOR, max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
                  speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
-                 orders: tuple[str, ...] = STAGE_ORDERS) -> None:
+                 orders: tuple[str, ...] = STAGE_ORDERS_ALL) -> None:
         super().__init__()
         orders = check_orders(orders)
         prior = default_prior(head) if prior is None else prior
@@ -819,7 +821,8 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
     time), ``max_log_sharpness`` (the clamp on its learned ``b``), ``speed_prior`` (its logit drop per
     unit of log predicted bottleneck of an (order, m) pair's greedy pipeline), ``balance`` (one of
     :data:`BALANCES`: where its stage ends aim), ``orders`` (its named orders, from
-    :data:`STAGE_ORDERS_ALL`; default :data:`STAGE_ORDERS`), ``extra_orders`` (how many perturbed orders it
+    :data:`STAGE_ORDERS_ALL`, the default for new policies; checkpoints without the key load with
+    :data:`STAGE_ORDERS`), ``extra_orders`` (how many perturbed orders it
     adds to them, see :data:`STAGE_EXTRA_ORDERS`), and SB3's ``ortho_init``,
     ``optimizer_class``, ``optimizer_kwargs``. ``net_arch`` and ``activation_fn`` do not apply (the heads are fixed) and
     are ignored. The action space must be ``MultiDiscrete`` with one ``K_max`` per node (``max_nodes`` entries).
@@ -831,7 +834,7 @@ class OneShotPolicy(MaskableMultiInputActorCriticPolicy):
                  count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                  max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS, speed_prior: float = STAGE_SPEED_PRIOR,
                  balance: str = STAGE_BALANCE, extra_orders: int = STAGE_EXTRA_ORDERS,
-                 orders: tuple[str, ...] | list[str] = STAGE_ORDERS, **kwargs: Any) -> None:
+                 orders: tuple[str, ...] | list[str] = STAGE_ORDERS_ALL, **kwargs: Any) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.ndim != 1 \
                 or len(set(action_space.nvec.tolist())) != 1:
             raise ValueError(f"OneShotPolicy needs MCMPartition-v0's oneshot action space "
@@ -940,8 +943,8 @@ def oneshot_policy_kwargs(hidden: int = 64, layers: int = 3, attention: bool = F
                           count_prior: float = STAGE_COUNT_PRIOR, cut_prior: float = STAGE_CUT_PRIOR,
                           max_log_sharpness: float = STAGE_MAX_LOG_SHARPNESS,
                           speed_prior: float = STAGE_SPEED_PRIOR, balance: str = STAGE_BALANCE,
-                          extra_orders: int = STAGE_EXTRA_ORDERS, orders: tuple[str, ...] | list[str] = STAGE_ORDERS,
-                          **extra: Any) -> dict[str, Any]:
+                          extra_orders: int = STAGE_EXTRA_ORDERS,
+                          orders: tuple[str, ...] | list[str] = STAGE_ORDERS_ALL, **extra: Any) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO(OneShotPolicy, env, policy_kwargs=...)`` on a oneshot-mode env:
     the GNN (``hidden``, ``layers``, ``attention``, ``heads``), the logit parameterisation (``prior``,
     None: :func:`default_prior` of the head; ``sharpness``), the output ``head`` (``stages``: the

@@ -291,7 +291,7 @@ class OneShotSearch(Searcher):
         adapt = self.adapt_orders if self.train and head == "stages" else 0
         if adapt:  # the orders that fit the budget are the ones used (none: the fixed orders stay)
             k = init.k_max if init is not None else problem.num_chips
-            fit = extra_order_fit(k, problem)
+            fit = extra_order_fit(init if init is not None else k, problem)  # a new policy: its default orders
             self._extra["adapt_orders"] = min(adapt, fit)
             if fit < adapt:
                 self._extra["adapt_orders_cut"] = (f"{min(adapt, fit)} of {adapt}: {problem.n} nodes with "
