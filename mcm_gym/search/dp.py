@@ -499,7 +499,9 @@ def best_split(problem: Problem,
 class DPSearch(Searcher):
     """Stage DP over several topological orders; every distinct partition counts one evaluation.
 
-    Orders, in turn: the graph's own, depth-first, ASAP level, ALAP level; then random topological
+    Orders, in turn: the eight of :data:`NAMED_ORDERS` (the graph's own, depth-first, ASAP level,
+    ALAP level, then, since 2026-12-08, reverse depth-first, fewest live bytes, critical path,
+    earliest start); then random topological
     orders (Kahn with priorities = rank in the best order so far + Gaussian noise of a random
     scale), until the budget is spent or ``max_orders_per_eval * budget`` orders were tried
     (duplicate partitions are not evaluated again). Exact for the orders it tries on ring/chain, and
@@ -515,11 +517,8 @@ class DPSearch(Searcher):
     def orders(self, problem: Problem, rng: np.random.Generator,
                best_order: list[np.ndarray]) -> Iterator[np.ndarray]:
         """Orders to try; ``best_order[0]`` (updated by the caller) seeds the random ones."""
-        n = problem.n
-        yield np.arange(n, dtype=np.int64)
-        yield dfs_order(problem)
-        yield level_order(problem)
-        yield alap_order(problem)
+        for make in NAMED_ORDERS.values():
+            yield make(problem)
         while True:
             yield jittered_order(problem, best_order[0], rng)
 
@@ -528,7 +527,7 @@ class DPSearch(Searcher):
         seen: set[bytes] = set()
         seen_orders: set[bytes] = set()
         best_order = [np.arange(problem.n, dtype=np.int64)]
-        max_orders = self.max_orders_per_eval * tr.budget + 4
+        max_orders = self.max_orders_per_eval * tr.budget + len(NAMED_ORDERS)
         for tried, order in enumerate(self.orders(problem, rng, best_order)):
             if tr.left <= 0 or tried >= max_orders:
                 break
