@@ -268,13 +268,15 @@ def test_pretraining_guards_its_validation(tmp_path: Path, monkeypatch) -> None:
 
 def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     path = resolve_checkpoint("pretrained")
-    assert path.endswith("pretrained-v8.pt") and resolve_checkpoint("pretrained-v8") == path
+    assert path.endswith("pretrained-v9.pt") and resolve_checkpoint("pretrained-v9") == path
     policy = load_oneshot(path)
     assert policy.head == "stages" and policy.balance == "rest" and policy.speed_prior > 0
-    assert (policy.prior, policy.extra_orders) == ("work", 24)
-    v7 = load_oneshot(resolve_checkpoint("pretrained-v7"))  # the one before, by its name: same architecture
-    assert {k: v.shape for k, v in v7.state_dict().items()} == {k: v.shape for k, v in policy.state_dict().items()}
-    assert not all(torch.equal(v, policy.state_dict()[k]) for k, v in v7.state_dict().items())
+    assert (policy.prior, policy.extra_orders, policy.orders) == ("work", 24, STAGE_ORDERS_ALL)
+    v8 = load_oneshot(resolve_checkpoint("pretrained-v8"))  # the one before, by its name: four orders
+    v7 = load_oneshot(resolve_checkpoint("pretrained-v7"))
+    assert v8.orders == v7.orders == STAGE_ORDERS
+    assert {k: v.shape for k, v in v7.state_dict().items()} == {k: v.shape for k, v in v8.state_dict().items()}
+    assert not all(torch.equal(v, v8.state_dict()[k]) for k, v in v7.state_dict().items())
     v6 = load_oneshot(resolve_checkpoint("pretrained-v6"))
     assert (v6.head, v6.prior, v6.extra_orders) == ("stages", "work", 24)
     v5 = load_oneshot(resolve_checkpoint("pretrained-v5"))
@@ -288,7 +290,7 @@ def test_shipped_pretrained_is_the_one_shot_policy(capsys) -> None:
     assert policy.cost_model == "mcm-cost/2"
     assert main(["partition", "--graph", "tiny://diamond-v1", "--hardware", "ring-4", "--policy", "pretrained"]) == 0
     out = capsys.readouterr().out
-    assert "policy:pretrained-v8" in out and "(seed 0, 1 evaluations" in out
+    assert "policy:pretrained-v9" in out and "(seed 0, 1 evaluations" in out
     assert resolve_checkpoint("pretrained-v2").endswith("pretrained-v2.zip")  # the sequential one, by its name
     from mcm_gym.learn.evaluation import PolicySearch
 

@@ -35,10 +35,12 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
            "transplant"]
 
 #: Names of the checkpoints shipped in mcm_gym/learn/shipped: ``pretrained`` is the current one (the
-#: one-shot policy with the stages head, pre-trained by RL with a KL pull towards its priors on seven
-#: hardware profiles for 90 minutes, a ``.pt``; see :mod:`mcm_gym.learn.oneshot_search`), older ones keep
-#: their versioned names (``pretrained-v7``: the same recipe for 20 minutes, the ``pretrained`` until
-#: 2026-12-08; ``pretrained-v6``: trained on ring-4, ring-8 and mesh-2x2 only, the
+#: one-shot policy with the stages head and eight named orders, pre-trained by RL with a KL pull
+#: towards its priors on seven hardware profiles for 40 minutes, a ``.pt``; see
+#: :mod:`mcm_gym.learn.oneshot_search`), older ones keep their versioned names (``pretrained-v8``: four
+#: orders, 90 minutes, the ``pretrained`` of 2026-12-08 until the afternoon; ``pretrained-v7``: the
+#: same for 20 minutes, the ``pretrained`` until 2026-12-08; ``pretrained-v6``: trained on ring-4,
+#: ring-8 and mesh-2x2 only, the
 #: ``pretrained`` of 2026-12-07 evening; ``pretrained-v5``:
 #: the stages head with the speed prior and rest balance on SRAM-or-time shares, four orders, the
 #: ``pretrained`` of before 2026-12-07 evening; ``pretrained-v4``: without those priors;
@@ -46,7 +48,8 @@ __all__ = ["PRETRAINED", "SIDECAR_FORMAT", "resolve_checkpoint", "shipped_dir", 
 #: trained under cost model v1). ``priors`` is not trained at all: the stages head's priors alone
 #: (``agents/make_priors.py``) with its eight named orders (``priors-v2``; ``priors-v1``: the first
 #: four, the ``priors`` until 2026-12-08).
-PRETRAINED = {"pretrained": "pretrained-v8.pt", "pretrained-v8": "pretrained-v8.pt",
+PRETRAINED = {"pretrained": "pretrained-v9.pt", "pretrained-v9": "pretrained-v9.pt",
+              "pretrained-v8": "pretrained-v8.pt",
               "pretrained-v7": "pretrained-v7.pt",
               "pretrained-v6": "pretrained-v6.pt",
               "pretrained-v5": "pretrained-v5.pt",
