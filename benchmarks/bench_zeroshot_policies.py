@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run simulated annealing with this many evaluations (seeds 0-2; its median score "
                          "is the baseline each policy is compared with); 0: none")
     ap.add_argument("--ceiling", action="store_true",
-                    help="also report the stages head's ceiling: the stage DP's best split of the graph's own "
-                         "order, of the best of its four named orders and of all its orders (share of best known)")
+                    help="also report the ceiling of a four-order stages head (priors-v1, pretrained-v8 and "
+                         "before): the stage DP's best split of the graph's own order, of the best of the four "
+                         "named orders and of all 28 (share of best known)")
     ap.add_argument("--polish", type=evaluation_count, default=0,
                     help="also polish each zero-shot partition with up to N evaluations, and run dp, greedy, "
                          "dp@1+polish and balanced@1+polish at 1 + N evaluations; 0: none")
