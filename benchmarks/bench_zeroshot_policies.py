@@ -39,7 +39,7 @@ from mcm_gym.bench.leaderboard import gaps
 from mcm_gym.bench.suites import get_suite
 from mcm_gym.cli import evaluation_count
 from mcm_gym.learn.checkpoints import resolve_checkpoint
-from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS, OneShotPolicy, oneshot_policy_kwargs
+from mcm_gym.learn.oneshot import STAGE_EXTRA_ORDERS, STAGE_ORDERS, OneShotPolicy, oneshot_policy_kwargs
 from mcm_gym.learn.oneshot_search import load_oneshot
 from mcm_gym.learn.oneshot_train import greedy_partitions, oneshot_envs, policy_for_envs, stage_orders
 from mcm_gym.search import get_searcher
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ceiling:
             split = StageSplitter(pr)
             dp = []
-            for order in stage_orders(pr, cost=False, extra_orders=STAGE_EXTRA_ORDERS).orders.numpy():
+            four = stage_orders(pr, cost=False, extra_orders=STAGE_EXTRA_ORDERS, named=STAGE_ORDERS)
+            for order in four.orders.numpy():
                 part, _ = split.split(order)
                 ok = part is not None and bool(pr.is_valid(part[None])[0])
                 dp.append(float(pr.evaluate(part[None]).score[0]) if part is not None and ok else 0.0)

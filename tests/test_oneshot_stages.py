@@ -298,14 +298,14 @@ def test_cut_bytes_along_any_order_match_brute_force(seed: int, key_seed: int) -
 
 
 def test_stage_orders_are_topological_and_cover_the_head_choices() -> None:
-    from mcm_gym.learn.oneshot import STAGE_ORDERS
     from mcm_gym.learn.oneshot_train import stage_orders
 
     pr = Problem(load_graph("zoo://resnet-50-v1"), get_hardware("ring-4"))
     orders, cuts, limits, loads, cost = stage_orders(pr)
-    assert orders.shape == cuts.shape == loads.shape == (len(STAGE_ORDERS), pr.graph.n)
-    assert limits is not None and limits.end_max.shape == (len(STAGE_ORDERS), 4, pr.graph.n + 1)
-    assert cost is not None and cost.prefix.shape == (len(STAGE_ORDERS), pr.graph.n + 1, 4)
+    r = len(STAGE_ORDERS_ALL)  # a new policy's named orders
+    assert orders.shape == cuts.shape == loads.shape == (r, pr.graph.n)
+    assert limits is not None and limits.end_max.shape == (r, 4, pr.graph.n + 1)
+    assert cost is not None and cost.prefix.shape == (r, pr.graph.n + 1, 4)
     assert np.allclose(cost.prefix[0, -1].numpy(), pr.cost.node_time.sum(axis=0))  # s, every node on each chip
     from mcm_gym.env.observation import cut_bytes
 
@@ -559,14 +559,15 @@ def test_old_checkpoints_load_without_the_cut_prior(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(spec=graph_specs(max_nodes=9), extra=st.integers(0, 9))
-def test_extra_orders_are_seeded_topological_jitters_of_the_four(spec: GraphSpec, extra: int) -> None:
-    """stage_orders with ``extra`` perturbed orders: the four named ones first, unchanged, then
+def test_extra_orders_are_seeded_topological_jitters_of_the_named_ones(spec: GraphSpec, extra: int) -> None:
+    """stage_orders with ``extra`` perturbed orders: the named ones first, unchanged, then
     ``extra`` topological orders, the same on every call."""
     pr = Problem(spec.graph(), get_hardware("ring-4"))
     base = stage_orders(pr, cost=False)
+    r = len(STAGE_ORDERS_ALL)
     a, b = stage_orders(pr, cost=False, extra_orders=extra), stage_orders(pr, cost=False, extra_orders=extra)
-    assert a.orders.shape == (4 + extra, pr.n) and torch.equal(a.orders, b.orders)
-    assert torch.equal(a.orders[:4], base.orders) and torch.equal(a.cuts[:4], base.cuts)
+    assert a.orders.shape == (r + extra, pr.n) and torch.equal(a.orders, b.orders)
+    assert torch.equal(a.orders[:r], base.orders) and torch.equal(a.cuts[:r], base.cuts)
     src = np.array([pr.graph.index[e.src] for e in pr.graph.edges], dtype=np.int64)
     dst = np.array([pr.graph.index[e.dst] for e in pr.graph.edges], dtype=np.int64)
     for order in a.orders.numpy():
@@ -872,16 +873,18 @@ def test_orders_around_a_partition_split_back_to_it(spec: GraphSpec, k: int, cou
 
 
 def test_adapted_orders_leave_the_fixed_orders_ceiling() -> None:
-    """On a heterogeneous ring (the stage DP is exact there) the best split of the head's 28 fixed
-    orders is 0.720; training with orders adapted around its best partition goes beyond it (the
+    """On a heterogeneous ring (the stage DP is exact there) the best split of a four-order head's 28
+    fixed orders is 0.720; training with orders adapted around its best partition goes beyond it (the
     fixed orders cannot), and a start partition is checked and seeds the best."""
+    four = ("graph", "dfs", "asap", "alap")
     graph, hw = "generator://layered-dag-v0/5000", "hring-8"
     pr = Problem(load_graph(graph), get_hardware(hw))
     ceiling = max(float(pr.evaluate(best_split(pr, o)[0]).score[0])
-                  for o in stage_orders(pr, cost=False, extra_orders=24).orders.numpy())
+                  for o in stage_orders(pr, cost=False, extra_orders=24, named=four).orders.numpy())
     got = []
     for seed in range(3):
-        cfg = OneShotTrainConfig(max_samples=200, samples_per_graph=20, policy=STAGES, adapt_orders=24, seed=seed)
+        cfg = OneShotTrainConfig(max_samples=200, samples_per_graph=20, policy={**STAGES, "orders": four},
+                                 adapt_orders=24, seed=seed)
         got.append(train_oneshot([(graph, hw)], cfg).best_score[0])
     assert max(got) > ceiling + 0.05
     cfg = OneShotTrainConfig(max_samples=40, samples_per_graph=20, policy=STAGES, adapt_orders=4)

@@ -771,8 +771,9 @@ class OneShotHeads(nn.Module):
         ``cut_prior``; None: none) and ``cost``, the stage DP's cost model along each order (for the
         ``speed_prior``; None: none). Every logit is divided by ``temperature``."""
         h, pooled, wb, mem, nm, k = self.split(features)
-        if orders.shape != order_cuts.shape or orders.shape[1] != n or orders.shape[0] < 1:
-            raise ValueError(f"orders and order_cuts: (O, {n}) each with O >= 1 expected")
+        if orders.shape != order_cuts.shape or orders.shape[1] != n or orders.shape[0] < len(self.orders):
+            raise ValueError(f"orders and order_cuts: (O, {n}) each with O >= {len(self.orders)} (the head's named "
+                             f"orders first) expected, got {tuple(orders.shape)}")
         o = orders.shape[0]
         w = node_shares(wb, mem if self.prior == "pipeline" else None, nm)[0, :n]
         ws = w[orders]  # (O, n) by position

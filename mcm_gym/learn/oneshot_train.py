@@ -46,7 +46,6 @@ from mcm_gym.learn.oneshot import (
     HEADS,
     ORDER_JITTER,
     PRIORS,
-    STAGE_ORDERS,
     STAGE_ORDERS_ALL,
     CandidateDist,
     NodeCandidates,
@@ -222,9 +221,9 @@ class StageOrders(NamedTuple):
 
 
 def stage_orders(problem: Problem, k_max: int | None = None, cost: bool = True, extra_orders: int = 0,
-                 around: Sequence[np.ndarray] | None = None, named: Sequence[str] = STAGE_ORDERS) -> StageOrders:
-    """The ``named`` node orders (:data:`~mcm_gym.search.dp.NAMED_ORDERS`; default
-    :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS`) for ``problem``, then
+                 around: Sequence[np.ndarray] | None = None, named: Sequence[str] = STAGE_ORDERS_ALL) -> StageOrders:
+    """The ``named`` node orders (:data:`~mcm_gym.search.dp.NAMED_ORDERS`; default a new policy's,
+    :data:`~mcm_gym.learn.oneshot.STAGE_ORDERS_ALL`; a policy's own: :func:`policy_orders`) for ``problem``, then
     ``extra_orders`` perturbed ones (:data:`~mcm_gym.learn.oneshot.STAGE_EXTRA_ORDERS`; deterministic),
     ``(O, n)`` (node indices), the observation's ``cut`` feature along each, by position ``(O, n)``, their
     :func:`stage_limits` for ``k_max`` chips, cut loads (the transfer time of the bytes crossing a

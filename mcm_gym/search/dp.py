@@ -18,7 +18,7 @@ after position ``j`` is crossed by every tensor produced before it and consumed 
 ``a -> b`` crosses links ``a..b-1``), so the DP is exact for its order there. On a mesh the XY
 routes do not follow the pipeline, and the cut model is only an approximation: :class:`DPSearch`
 therefore always scores its partitions with the real simulator. There (any topology but ring and
-chain), an order with at most :attr:`StageSplitter.enumerate_max_splits` splits (2,000: e.g. 24
+chain), an order with at most :attr:`StageSplitter.enumerate_max_splits` splits (2,000: up to 23
 nodes on 4 chips) is split exactly instead, by scoring every split with the simulator in one batch
 (:meth:`StageSplitter.split_enumerate`, a few ms); a 10-node DAG on mesh-2x2 whose best split the
 cut model misses by 22% is the case that asked for it.
@@ -101,9 +101,10 @@ def alap_order(problem: Problem) -> np.ndarray:
 
 
 def rdfs_order(problem: Problem) -> np.ndarray:
-    """Reverse depth-first: :func:`dfs_order` of the reversed graph (from the sinks, the most recently
-    readied producer first), reversed. Keeps each node next to the consumer it feeds last, where
-    :func:`dfs_order` keeps it next to its producer."""
+    """Reverse depth-first: :func:`dfs_order` of the reversed graph (from the sinks; a node is placed
+    once all its consumers are, the most recently readied first), reversed. Where :func:`dfs_order`
+    puts a consumer right after its producer when it can, this puts a producer right before its
+    consumer: the chain that feeds a node ends next to it."""
     g = problem.graph
     left = np.array([len(s) for s in g.succs], dtype=np.int64)  # consumers not yet placed
     stack = [v for v in range(g.n) if left[v] == 0]
@@ -151,7 +152,8 @@ def critical_order(problem: Problem) -> np.ndarray:
 def live_order(problem: Problem) -> np.ndarray:
     """Fewest live bytes: the ready node whose run frees the most bytes (inputs it is the last
     consumer of, minus its own output if anything consumes it) first, ties by index; a cut of the
-    order then carries few bytes. A heap with lazy updates, ``O((n + E) log n)``."""
+    order then carries few bytes. A heap with lazy updates: a node's gain only rises, and each
+    push recomputes it over the node's inputs (``O(sum of in-degree squared + E log n)``)."""
     g = problem.graph
     out_b = g.out_bytes
     indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
