@@ -20,7 +20,7 @@ routes do not follow the pipeline, and the cut model is only an approximation: :
 therefore always scores its partitions with the real simulator. There (any topology but ring and
 chain), an order with at most :attr:`StageSplitter.enumerate_max_splits` splits (2,000: up to 23
 nodes on 4 chips) is split exactly instead, by scoring every split with the simulator in one batch
-(:meth:`StageSplitter.split_enumerate`, a few ms); a 10-node DAG on mesh-2x2 whose best split the
+(:meth:`StageSplitter.split_enumerate`, a few to tens of ms per order); a 10-node DAG on mesh-2x2 whose best split the
 cut model misses by 22% is the case that asked for it.
 
 Complexity: ``O(K n^2)`` per order (numpy over the split point), a few ms for BERT-base on ring-8;
@@ -187,7 +187,8 @@ def live_order(problem: Problem) -> np.ndarray:
 
 
 #: Heuristic topological orders by name (each ``problem -> (n,)`` node indices): the stages head
-#: (:data:`mcm_gym.learn.oneshot.STAGE_ORDERS`) and :class:`DPSearch` start from these.
+#: chooses among them (:data:`mcm_gym.learn.oneshot.STAGE_ORDERS_ALL`; four for checkpoints before
+#: 2026-12-08) and :class:`DPSearch` starts from all eight.
 NAMED_ORDERS: dict[str, Callable[[Problem], np.ndarray]] = {
     "graph": lambda problem: np.arange(problem.n, dtype=np.int64),
     "dfs": dfs_order, "asap": level_order, "alap": alap_order,
