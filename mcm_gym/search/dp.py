@@ -64,23 +64,31 @@ def jittered_order(problem: Problem, order: np.ndarray, rng: np.random.Generator
     return priority_order(problem, rank + scale * rng.standard_normal(n))
 
 
-def dfs_order(problem: Problem) -> np.ndarray:
-    """Depth-first topological order: Kahn's algorithm with a stack (the most recently readied node
-    first, smallest index first among siblings), which keeps chains and branches together."""
-    g = problem.graph
-    indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
-    stack = [v for v in range(g.n - 1, -1, -1) if indeg[v] == 0]
+def _stack_kahn(nexts: Sequence[Sequence[int]], count: np.ndarray, smallest_first: bool) -> list[int]:
+    """Kahn's algorithm with a stack over ``nexts`` (successor lists; ``count[v]``: how many must come
+    before ``v``, consumed): the most recently readied node first, among nodes readied together
+    the smallest index first (``smallest_first``) or the largest."""
+    n = len(nexts)
+    stack = [v for v in (range(n - 1, -1, -1) if smallest_first else range(n)) if count[v] == 0]
     out: list[int] = []
     while stack:
         v = stack.pop()
         out.append(v)
         ready = []
-        for w in g.succs[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
+        for w in nexts[v]:
+            count[w] -= 1
+            if count[w] == 0:
                 ready.append(w)
-        stack.extend(sorted(ready, reverse=True))
-    return np.array(out, dtype=np.int64)
+        stack.extend(sorted(ready, reverse=smallest_first))
+    return out
+
+
+def dfs_order(problem: Problem) -> np.ndarray:
+    """Depth-first topological order: Kahn's algorithm with a stack (the most recently readied node
+    first, smallest index first among siblings), which keeps chains and branches together."""
+    g = problem.graph
+    indeg = np.array([len(p) for p in g.preds], dtype=np.int64)
+    return np.array(_stack_kahn(g.succs, indeg, smallest_first=True), dtype=np.int64)
 
 
 def level_order(problem: Problem) -> np.ndarray:
@@ -107,18 +115,7 @@ def rdfs_order(problem: Problem) -> np.ndarray:
     consumer: the chain that feeds a node ends next to it."""
     g = problem.graph
     left = np.array([len(s) for s in g.succs], dtype=np.int64)  # consumers not yet placed
-    stack = [v for v in range(g.n) if left[v] == 0]
-    out: list[int] = []
-    while stack:
-        v = stack.pop()
-        out.append(v)
-        ready = []
-        for u in g.preds[v]:
-            left[u] -= 1
-            if left[u] == 0:
-                ready.append(u)
-        stack.extend(sorted(ready))
-    return np.array(out[::-1], dtype=np.int64)
+    return np.array(_stack_kahn(g.preds, left, smallest_first=False)[::-1], dtype=np.int64)
 
 
 def _time_levels(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -418,10 +415,10 @@ class StageSplitter:
         chips = np.concatenate(by_pos)
         parts = np.empty_like(chips)
         parts[:, order] = chips
-        ok = self.problem.is_valid(parts)
+        ev, ok = self.problem.evaluate_valid(parts)
         if not ok.any():
             return None, float("inf")
-        bottleneck = np.where(ok, self.problem.evaluate(parts).bottleneck, np.inf)
+        bottleneck = np.where(ok, ev.bottleneck, np.inf)
         best = int(np.argmin(bottleneck))
         return parts[best].astype(np.int64), float(bottleneck[best])
 
