@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"its named node orders, comma-separated, from {','.join(STAGE_ORDERS_ALL)}, or 'all'")
     args = ap.parse_args(argv)
     try:
-        orders = STAGE_ORDERS_ALL if args.orders == "all" else check_orders(args.orders)
+        orders = check_orders(args.orders)
     except ValueError as e:
         ap.error(f"--orders: {e}")
     torch.manual_seed(0)

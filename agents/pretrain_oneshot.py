@@ -22,7 +22,7 @@ from mcm_gym.learn.oneshot_pretrain import PretrainConfig, pretrain_oneshot
 
 def _orders(text: str) -> tuple[str, ...]:
     try:
-        return STAGE_ORDERS_ALL if text == "all" else check_orders(text)
+        return check_orders(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

@@ -601,6 +601,7 @@ def test_an_extra_order_shares_its_base_orders_learned_logit(named: tuple[str, .
     assert torch.allclose(d.order, torch.log_softmax(q[torch.arange(r + 5) % r], dim=0), atol=1e-6)
     back = load_oneshot(save_oneshot(pol, tmp_path / "p.pt"))
     assert back.orders == named
+    assert oneshot_policy_kwargs(**STAGES, orders="all")["orders"] == STAGE_ORDERS_ALL
     with pytest.raises(ValueError, match="orders must be distinct names"):
         oneshot_policy_kwargs(**STAGES, orders=("dfs", "bfs"))
     with pytest.raises(ValueError, match="orders must be distinct names"):

@@ -182,8 +182,10 @@ _PEAK = CHIP_FEATURES.index("peak")
 
 
 def check_orders(orders: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
-    """``orders`` as a tuple of distinct names from :data:`STAGE_ORDERS_ALL` (a string: comma-separated),
-    or a ValueError naming the unknown ones."""
+    """``orders`` as a tuple of distinct names from :data:`STAGE_ORDERS_ALL` (a string: comma-separated,
+    or ``"all"``: every one), or a ValueError naming the unknown ones."""
+    if orders == "all":
+        return STAGE_ORDERS_ALL
     names = tuple(x.strip() for x in orders.split(",")) if isinstance(orders, str) else tuple(orders)
     bad = [x for x in names if x not in STAGE_ORDERS_ALL]
     if not names or bad or len(set(names)) != len(names):
