@@ -292,13 +292,16 @@ def test_from_torch_untraceable_model_names_the_cause() -> None:
     assert issubclass(TraceError, GraphError)
 
 
+class _Cache:
+    """Like a transformers KV cache: holds tensors, but torch.export has no pytree for it."""
+
+    def __init__(self, t: Any) -> None:
+        self.t = t
+
+
 def test_from_torch_leaves_out_outputs_export_cannot_return_and_says_so() -> None:
     torch = pytest.importorskip("torch")
     from mcm_gym.instances.importers import from_torch
-
-    class Cache:  # like a transformers KV cache: holds tensors, but torch.export has no pytree for it
-        def __init__(self, t: Any) -> None:
-            self.t = t
 
     class WithCache(torch.nn.Module):
         def __init__(self) -> None:
@@ -307,12 +310,12 @@ def test_from_torch_leaves_out_outputs_export_cannot_return_and_says_so() -> Non
 
         def forward(self, x: Any) -> Any:
             h = self.emb(self.emb(x))  # one layer twice: a shared parameter, named as in the model
-            return {"out": self.head(h), "cache": Cache(h)}
+            return {"out": self.head(h), "cache": _Cache(h)}
 
-    with pytest.warns(UserWarning, match=r"WithCache: traced without .*output\.cache: Cache"):
+    with pytest.warns(UserWarning, match=r"WithCache: traced without .*output\.cache: _Cache"):
         g = from_torch(WithCache(), (torch.randn(2, 8),), dtype="float32")
     report = g.metadata["import_report"]
-    assert report["dropped_outputs"] == ["output.cache: Cache"]
+    assert report["dropped_outputs"] == ["output.cache: _Cache"]
     assert report["dropped_outputs_reason"].startswith("torch.export could not trace WithCache")
     assert g.total_flops == 2 * (2 * 2 * 8 * 8) + 2 * 2 * 8 * 4
     assert g.total_weight_bytes == (64 + 8 + 32 + 4) * 4
@@ -323,10 +326,6 @@ def test_from_torch_wrapped_buffer_names_lose_the_wrapper_prefix() -> None:
     torch = pytest.importorskip("torch")
     from mcm_gym.instances.importers import from_torch
 
-    class Cache:
-        def __init__(self, t: Any) -> None:
-            self.t = t
-
     class WithBuffer(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -335,7 +334,7 @@ def test_from_torch_wrapped_buffer_names_lose_the_wrapper_prefix() -> None:
 
         def forward(self, x: Any) -> Any:
             h = self.lin(x) * self.scale
-            return h, Cache(h)
+            return h, _Cache(h)
 
     with pytest.warns(UserWarning, match="traced without"):
         g = from_torch(WithBuffer(), (torch.randn(2, 8),), dtype="float32")
@@ -347,17 +346,13 @@ def test_from_torch_raises_the_first_error_when_no_output_tensor_is_left() -> No
     torch = pytest.importorskip("torch")
     from mcm_gym.instances.importers import TraceError, from_torch
 
-    class Cache:
-        def __init__(self, t: Any) -> None:
-            self.t = t
-
     class OnlyCache(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.lin = torch.nn.Linear(8, 8)
 
         def forward(self, x: Any) -> Any:
-            return Cache(self.lin(x))  # nothing torch.export can return
+            return _Cache(self.lin(x))  # nothing torch.export can return
 
     with pytest.raises(TraceError, match=r"torch.export could not trace OnlyCache"):
         from_torch(OnlyCache(), (torch.randn(2, 8),), dtype="float32")
