@@ -337,14 +337,12 @@ def stage_limits(problem: Problem, orders: Sequence[np.ndarray], k_max: int | No
     return StageLimits(torch.as_tensor(end_max), torch.as_tensor(rest_min))
 
 
-def extra_order_fit(policy: OneShotPolicy | int, problem: Problem, named: int | None = None) -> int:
-    """How many extra orders ``policy``'s stages head (or one with that ``K_max`` and ``named``
-    named orders, default a new policy's) can take on ``problem`` within
+def extra_order_fit(policy: OneShotPolicy | int, problem: Problem) -> int:
+    """How many extra orders ``policy``'s stages head (or a new policy's, with that ``K_max`` and the
+    default named orders) can take on ``problem`` within
     :data:`~mcm_gym.learn.oneshot.STAGE_ORDER_BUDGET` (orders x ``K_max``^2 x nodes)."""
-    k = policy if isinstance(policy, int) else policy.k_max
-    if named is None:
-        named = len(STAGE_ORDERS_ALL if isinstance(policy, int) else policy.orders)
-    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (k ** 2 * problem.n)) - named)
+    k, named = (policy, STAGE_ORDERS_ALL) if isinstance(policy, int) else (policy.k_max, policy.orders)
+    return max(0, int(oneshot.STAGE_ORDER_BUDGET // (k ** 2 * problem.n)) - len(named))
 
 
 def policy_orders(policy: OneShotPolicy, problem: Problem, around: np.ndarray | None = None, count: int = 0,
